@@ -1,0 +1,38 @@
+# Makefile for pg_ray: the extension library, its SQL script and its tests.
+#
+# Built with PGXS against the PostgreSQL named by PG_CONFIG (Debian 12's
+# PostgreSQL 15 by default).  libcurl and jansson come from pkg-config, libpq
+# from pg_config.
+
+MODULE_big = pg_ray
+OBJS = \
+	src/pg_ray.o \
+	src/shmem.o \
+	src/wakeup.o \
+	src/worker.o \
+	src/worker_round.o \
+	src/identity.o
+
+# The control file and scripts live in extension/, so they are installed as
+# DATA into share/extension rather than through EXTENSION, which would want
+# pg_ray.control at the top of the tree.
+MODULEDIR = extension
+DATA = extension/pg_ray.control extension/pg_ray--0.1.sql
+PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
+
+# pg_regress runs in an existing database: the background worker stays
+# connected to pg_ray.database_name, so the database cannot be dropped and
+# re-created around the tests as pg_regress would otherwise do.
+PG_RAY_TEST_DB ?= postgres
+REGRESS = setup resource_groups worker_groups jobs usage
+REGRESS_OPTS = --use-existing --dbname=$(PG_RAY_TEST_DB) --inputdir=. --outputdir=build/regress
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	$(shell pkg-config --cflags libcurl jansson) -I$(shell pg_config --includedir)
+SHLIB_LINK = $(shell pkg-config --libs libcurl jansson) -L$(shell pg_config --libdir) -lpq
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+EXTRA_CLEAN = build

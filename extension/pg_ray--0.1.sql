@@ -1,0 +1,1475 @@
+/*
+ * pg_ray--0.1.sql
+ *		The catalog and SQL API of pg_ray.
+ *
+ * Desired state (what users ask for) and observed state (what the background
+ * worker saw) live in separate columns of the same rows, as in Kubernetes:
+ * users change desired state through the functions below; only the worker
+ * writes observed state.  Every rule a user can break is checked by a BEFORE
+ * trigger that answers in PostgreSQL's message style, for the API functions
+ * and direct INSERTs alike; CHECK constraints hold the same rules once more,
+ * so they survive even a restore that runs without triggers.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+\echo Use "CREATE EXTENSION pg_ray" to load this file. \quit
+
+/*
+ * The background worker runs in one database, so the extension lives there
+ * and nowhere else.
+ */
+DO $guard$
+DECLARE
+	worker_db text := current_setting('pg_ray.database_name', true);
+BEGIN
+	IF worker_db IS NULL THEN
+		RAISE EXCEPTION 'pg_ray must be loaded via shared_preload_libraries'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Add pg_ray to shared_preload_libraries in postgresql.conf and restart the server.';
+	END IF;
+	IF current_database() <> worker_db THEN
+		RAISE EXCEPTION 'pg_ray can only be created in database "%"', worker_db
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'The pg_ray background worker runs in the database named by pg_ray.database_name.',
+				  HINT = format('Connect to database "%s", or set pg_ray.database_name to "%s" and restart the server.',
+								worker_db, current_database());
+	END IF;
+END
+$guard$;
+
+/*
+ * Roles.  ray_admin manages resource groups and sees every job; ray_user
+ * submits jobs on the groups it was granted.  Roles are cluster-wide, so a
+ * second database's extension (or a re-creation) finds them already there.
+ */
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_user') THEN
+		CREATE ROLE ray_user NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_admin') THEN
+		CREATE ROLE ray_admin NOLOGIN;
+	END IF;
+	IF NOT pg_catalog.pg_has_role('ray_admin', 'ray_user', 'MEMBER') THEN
+		GRANT ray_user TO ray_admin;
+	END IF;
+END
+$roles$;
+
+GRANT USAGE ON SCHEMA ray TO ray_user;
+
+/* ------------------------------------------------------------------------
+ * C functions
+ * ------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION ray._calling_role()
+RETURNS oid
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'pg_ray_calling_role';
+COMMENT ON FUNCTION ray._calling_role() IS
+'The role the caller acts as, even inside a SECURITY DEFINER function.';
+
+CREATE FUNCTION ray._wakeup_trigger()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_wakeup_trigger';
+COMMENT ON FUNCTION ray._wakeup_trigger() IS
+'Statement trigger: wake the pg_ray worker when this transaction commits.';
+
+CREATE FUNCTION ray.worker_status(
+	OUT running boolean,
+	OUT pid integer,
+	OUT started_at timestamptz,
+	OUT last_wakeup_at timestamptz,
+	OUT last_round_at timestamptz,
+	OUT wakeup_requests bigint,
+	OUT latch_wakeups bigint,
+	OUT timeout_wakeups bigint,
+	OUT rounds bigint,
+	OUT round_errors bigint,
+	OUT last_error text)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_worker_status';
+COMMENT ON FUNCTION ray.worker_status() IS
+'Whether the pg_ray background worker runs, and what it has done since it started.';
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION ray._caller()
+RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT rolname FROM pg_roles WHERE oid = ray._calling_role() $$;
+COMMENT ON FUNCTION ray._caller() IS
+'The name of the role the caller acts as (see ray._calling_role).';
+
+CREATE FUNCTION ray._is_admin(role oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_has_role(role, 'ray_admin', 'USAGE') $$;
+COMMENT ON FUNCTION ray._is_admin(oid) IS
+'True if the role has the privileges of ray_admin (superusers do).';
+
+/*
+ * Names of resource groups, worker groups and node specs end up in process
+ * titles, directory names and, with later providers, Kubernetes object names:
+ * a conservative alphabet and length keep them valid everywhere.
+ */
+CREATE FUNCTION ray._check_name(kind text, value text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF value IS NULL THEN
+		RAISE EXCEPTION '% name must not be null', kind
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF value !~ '^[a-z][a-z0-9_-]{0,47}$' THEN
+		RAISE EXCEPTION 'invalid % name "%"', kind, value
+			USING ERRCODE = 'invalid_name',
+				  DETAIL = 'A name starts with a lowercase letter and has at most 48 lowercase letters, digits, underscores and hyphens.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_name(text, text) IS
+'Raise an error unless value is a valid pg_ray object name.';
+
+/* ------------------------------------------------------------------------
+ * Node specs: the sizes a head or worker node can have.  Admin-editable.
+ * ------------------------------------------------------------------------
+ */
+
+CREATE TABLE ray.node_spec (
+	name text PRIMARY KEY
+		CONSTRAINT node_spec_name_check CHECK (name ~ '^[a-z][a-z0-9._-]{0,47}$'),
+	resource_type text NOT NULL
+		CONSTRAINT node_spec_resource_type_check CHECK (resource_type IN ('CPU', 'GPU')),
+	num_cpus integer NOT NULL CONSTRAINT node_spec_num_cpus_check CHECK (num_cpus > 0),
+	memory_mb bigint NOT NULL CONSTRAINT node_spec_memory_mb_check CHECK (memory_mb >= 512),
+	num_gpus numeric NOT NULL DEFAULT 0 CONSTRAINT node_spec_num_gpus_check CHECK (num_gpus >= 0),
+	gpu_model text,
+	cpu_units numeric NOT NULL CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0),
+	description text,
+	builtin boolean NOT NULL DEFAULT false,
+	CONSTRAINT node_spec_gpus_match_type CHECK ((resource_type = 'GPU') = (num_gpus > 0))
+);
+COMMENT ON TABLE ray.node_spec IS
+'Sizes of Ray nodes: CPUs, memory and GPUs, and the CPU units a node is metered at.';
+
+/* ------------------------------------------------------------------------
+ * Resource groups and their worker groups.
+ * ------------------------------------------------------------------------
+ */
+
+CREATE TABLE ray.resource_group (
+	name text PRIMARY KEY
+		CONSTRAINT resource_group_name_check CHECK (name ~ '^[a-z][a-z0-9_-]{0,47}$'),
+	provider text NOT NULL DEFAULT 'local'
+		CONSTRAINT resource_group_provider_check CHECK (provider IN ('local')),
+	head_spec text NOT NULL REFERENCES ray.node_spec (name) ON UPDATE CASCADE,
+	options jsonb NOT NULL DEFAULT '{}'
+		CONSTRAINT resource_group_options_check CHECK (jsonb_typeof(options) = 'object'),
+	owner name NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	generation bigint NOT NULL DEFAULT 1 CHECK (generation >= 1),
+	delete_requested_at timestamptz,
+	-- observed state, written by the background worker only
+	state text NOT NULL DEFAULT 'CREATING'
+		CONSTRAINT resource_group_state_check
+		CHECK (state IN ('CREATING', 'READY', 'UPDATING', 'DEGRADED', 'DELETING', 'FAILED')),
+	state_changed_at timestamptz NOT NULL DEFAULT now(),
+	observed_generation bigint NOT NULL DEFAULT 0,
+	dashboard_url text,
+	client_address text,
+	ray_version text,
+	last_error text
+);
+COMMENT ON TABLE ray.resource_group IS
+'Ray clusters: desired spec (provider, head spec, options, generation) and observed state.';
+
+CREATE TABLE ray.worker_group (
+	resource_group text NOT NULL
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	name text NOT NULL
+		CONSTRAINT worker_group_name_check CHECK (name ~ '^[a-z][a-z0-9_-]{0,47}$'),
+	resource_type text NOT NULL
+		CONSTRAINT worker_group_resource_type_check CHECK (resource_type IN ('CPU', 'GPU')),
+	spec text NOT NULL REFERENCES ray.node_spec (name) ON UPDATE CASCADE,
+	min_workers integer NOT NULL
+		CONSTRAINT worker_group_min_workers_check CHECK (min_workers >= 1),
+	max_workers integer NOT NULL,
+	disk_gb integer NOT NULL DEFAULT 100
+		CONSTRAINT worker_group_disk_gb_check CHECK (disk_gb BETWEEN 30 AND 2000),
+	gpu_distribution_unit numeric
+		CONSTRAINT worker_group_gpu_distribution_unit_check
+		CHECK (gpu_distribution_unit > 0 AND gpu_distribution_unit <= 1),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	-- observed state, written by the background worker only
+	live_workers integer NOT NULL DEFAULT 0,
+	desired_workers integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (resource_group, name),
+	CONSTRAINT worker_group_min_le_max CHECK (min_workers <= max_workers),
+	CONSTRAINT worker_group_gpu_unit_needs_gpu
+		CHECK (gpu_distribution_unit IS NULL OR resource_type = 'GPU')
+);
+COMMENT ON TABLE ray.worker_group IS
+'Worker groups of a resource group: CPU or GPU nodes of one spec, scaled between min_workers and max_workers.';
+
+CREATE TABLE ray.resource_group_grant (
+	resource_group text NOT NULL
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	grantee name NOT NULL,		-- a role name, or 'public'
+	granted_by name NOT NULL,
+	granted_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (resource_group, grantee)
+);
+COMMENT ON TABLE ray.resource_group_grant IS
+'Which roles may submit jobs to which resource group (grantee ''public'' is everyone).';
+
+CREATE TABLE ray.resource_group_event (
+	event_id bigint PRIMARY KEY,
+	resource_group text NOT NULL,	-- no foreign key: history outlives the group
+	at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	from_state text,
+	to_state text NOT NULL,
+	generation bigint NOT NULL,
+	actor name NOT NULL,
+	message text
+);
+CREATE SEQUENCE ray.resource_group_event_id_seq OWNED BY ray.resource_group_event.event_id;
+ALTER TABLE ray.resource_group_event
+	ALTER COLUMN event_id SET DEFAULT nextval('ray.resource_group_event_id_seq');
+CREATE INDEX ON ray.resource_group_event (resource_group, event_id);
+COMMENT ON TABLE ray.resource_group_event IS
+'Append-only history of resource group changes and state transitions.';
+
+/* ------------------------------------------------------------------------
+ * Jobs
+ * ------------------------------------------------------------------------
+ */
+
+CREATE SEQUENCE ray.job_id_seq;
+
+CREATE TABLE ray.job (
+	job_id bigint PRIMARY KEY DEFAULT nextval('ray.job_id_seq'),
+	owner name NOT NULL,
+	resource_group text NOT NULL,	-- no foreign key: history outlives the group
+	kind text NOT NULL DEFAULT 'script'
+		CONSTRAINT job_kind_check CHECK (kind IN ('script', 'batch_inference')),
+	entrypoint text NOT NULL CONSTRAINT job_entrypoint_check CHECK (entrypoint ~ '\S'),
+	runtime_env jsonb NOT NULL DEFAULT '{}'
+		CONSTRAINT job_runtime_env_check CHECK (jsonb_typeof(runtime_env) = 'object'),
+	metadata jsonb NOT NULL DEFAULT '{}'
+		CONSTRAINT job_metadata_check CHECK (jsonb_typeof(metadata) = 'object'),
+	entrypoint_num_cpus numeric CONSTRAINT job_entrypoint_num_cpus_check CHECK (entrypoint_num_cpus >= 0),
+	entrypoint_num_gpus numeric CONSTRAINT job_entrypoint_num_gpus_check CHECK (entrypoint_num_gpus >= 0),
+	entrypoint_memory bigint CONSTRAINT job_entrypoint_memory_check CHECK (entrypoint_memory >= 0),
+	entrypoint_resources jsonb NOT NULL DEFAULT '{}'
+		CONSTRAINT job_entrypoint_resources_check CHECK (jsonb_typeof(entrypoint_resources) = 'object'),
+	max_attempts integer NOT NULL DEFAULT 1
+		CONSTRAINT job_max_attempts_check CHECK (max_attempts BETWEEN 1 AND 100),
+	-- observed state, written by the background worker and the state machine
+	state text NOT NULL DEFAULT 'QUEUED'
+		CONSTRAINT job_state_check CHECK (state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING',
+													'PUBLISHING', 'SUCCEEDED', 'FAILED', 'STOPPED')),
+	attempts integer NOT NULL DEFAULT 0,
+	ray_submission_id text,
+	submitted_at timestamptz NOT NULL DEFAULT now(),
+	state_changed_at timestamptz NOT NULL DEFAULT now(),
+	started_at timestamptz,
+	finished_at timestamptz,
+	message text,
+	error_type text,
+	driver_exit_code integer,
+	stop_requested_at timestamptz,
+	stopped_by name,
+	rows_processed bigint,
+	rows_total bigint,
+	target_table text,
+	rows_written bigint,
+	CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts),
+	CONSTRAINT job_finished_iff_terminal
+		CHECK ((state IN ('SUCCEEDED', 'FAILED', 'STOPPED')) = (finished_at IS NOT NULL))
+);
+COMMENT ON TABLE ray.job IS
+'Ray jobs: what was asked (entrypoint, runtime_env, resources) and what happened (state, attempts, times).';
+CREATE INDEX job_active_idx ON ray.job (state)
+	WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED');
+CREATE INDEX job_owner_idx ON ray.job (owner, job_id);
+CREATE INDEX job_resource_group_idx ON ray.job (resource_group);
+
+CREATE SEQUENCE ray.job_event_id_seq;
+
+CREATE TABLE ray.job_event (
+	event_id bigint PRIMARY KEY DEFAULT nextval('ray.job_event_id_seq'),
+	job_id bigint NOT NULL REFERENCES ray.job (job_id) ON DELETE CASCADE,
+	at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	from_state text,
+	to_state text NOT NULL,
+	attempt integer NOT NULL,
+	actor name NOT NULL,
+	message text
+);
+CREATE INDEX ON ray.job_event (job_id, event_id);
+COMMENT ON TABLE ray.job_event IS
+'Append-only history of every job state change: who, when, from what, to what, why.';
+
+CREATE TABLE ray.job_log (
+	job_id bigint NOT NULL REFERENCES ray.job (job_id) ON DELETE CASCADE,
+	attempt integer NOT NULL,
+	saved_at timestamptz NOT NULL DEFAULT now(),
+	truncated boolean NOT NULL DEFAULT false,
+	log text NOT NULL,
+	PRIMARY KEY (job_id, attempt)
+);
+COMMENT ON TABLE ray.job_log IS
+'Driver logs of finished attempts, saved so that they outlive the Ray cluster.';
+
+/* ------------------------------------------------------------------------
+ * Validation triggers: the rules, with messages a user can act on.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Options of a resource group.  Unknown keys are errors rather than being
+ * ignored, so that a typo such as "ha ": true does not silently give a group
+ * without high availability.
+ */
+CREATE FUNCTION ray._check_group_options(options jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key text;
+	known constant text[] := ARRAY['ha', 'redis_url', 'idle_timeout_seconds', 'object_store_memory_mb'];
+BEGIN
+	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'resource group options must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"ha": true, "idle_timeout_seconds": 120}.';
+	END IF;
+	FOR key IN SELECT jsonb_object_keys(options) LOOP
+		IF NOT key = ANY (known) THEN
+			RAISE EXCEPTION 'unknown resource group option "%"', key
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Known options: ' || array_to_string(known, ', ') || '.';
+		END IF;
+	END LOOP;
+	IF options ? 'ha' AND jsonb_typeof(options -> 'ha') <> 'boolean' THEN
+		RAISE EXCEPTION 'resource group option "ha" must be a boolean'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF options ? 'redis_url' THEN
+		IF jsonb_typeof(options -> 'redis_url') <> 'string'
+			OR (options ->> 'redis_url') !~ '^rediss?://' THEN
+			RAISE EXCEPTION 'resource group option "redis_url" must be a redis:// or rediss:// URL'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF NOT coalesce((options ->> 'ha')::boolean, false) THEN
+			RAISE EXCEPTION 'resource group option "redis_url" requires "ha": true'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Redis holds the head''s state only for a highly available head.';
+		END IF;
+	END IF;
+	IF options ? 'idle_timeout_seconds' AND NOT (
+		jsonb_typeof(options -> 'idle_timeout_seconds') = 'number'
+		AND (options ->> 'idle_timeout_seconds') ~ '^[0-9]+$'
+		AND (options ->> 'idle_timeout_seconds')::numeric BETWEEN 10 AND 86400) THEN
+		RAISE EXCEPTION 'resource group option "idle_timeout_seconds" must be a whole number from 10 to 86400'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF options ? 'object_store_memory_mb' AND NOT (
+		jsonb_typeof(options -> 'object_store_memory_mb') = 'number'
+		AND (options ->> 'object_store_memory_mb') ~ '^[0-9]+$'
+		AND (options ->> 'object_store_memory_mb')::numeric BETWEEN 100 AND 1048576) THEN
+		RAISE EXCEPTION 'resource group option "object_store_memory_mb" must be a whole number from 100 to 1048576'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_group_options(jsonb) IS
+'Raise an error unless options are valid resource group options.';
+
+/* Look up a node spec, with the error a user expects when it is missing. */
+CREATE FUNCTION ray._node_spec(spec text)
+RETURNS ray.node_spec
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result ray.node_spec;
+BEGIN
+	IF spec IS NULL THEN
+		RAISE EXCEPTION 'node spec must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO result FROM ray.node_spec WHERE name = spec;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'node spec "%" does not exist', spec
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List node specs with SELECT name, resource_type FROM ray.node_spec.';
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._node_spec(text) IS
+'The node spec of that name, or an error saying it does not exist.';
+
+CREATE FUNCTION ray._resource_group_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ray._check_name('resource group', NEW.name);
+	IF NEW.provider IS NULL OR NEW.provider NOT IN ('local') THEN
+		RAISE EXCEPTION 'unknown provider "%"', NEW.provider
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Supported providers: local.';
+	END IF;
+	IF (ray._node_spec(NEW.head_spec)).resource_type <> 'CPU' THEN
+		RAISE EXCEPTION 'node spec "%" cannot be used for a head node', NEW.head_spec
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The head node schedules tasks and runs none, so it takes a CPU spec.',
+				  HINT = 'Choose a spec with resource_type CPU from ray.node_spec.';
+	END IF;
+	PERFORM ray._check_group_options(NEW.options);
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ray._resource_group_validate() IS
+'BEFORE trigger: the rules of a resource group''s desired spec.';
+
+CREATE TRIGGER resource_group_validate
+	BEFORE INSERT OR UPDATE OF name, provider, head_spec, options ON ray.resource_group
+	FOR EACH ROW EXECUTE FUNCTION ray._resource_group_validate();
+
+CREATE FUNCTION ray._worker_group_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	cap integer := current_setting('pg_ray.max_workers_per_group')::integer;
+	spec ray.node_spec;
+BEGIN
+	PERFORM ray._check_name('worker group', NEW.name);
+	IF NEW.resource_type IS NULL OR NEW.resource_type NOT IN ('CPU', 'GPU') THEN
+		RAISE EXCEPTION 'invalid resource type "%"', NEW.resource_type
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The resource type is CPU or GPU.';
+	END IF;
+	spec := ray._node_spec(NEW.spec);
+	IF spec.resource_type <> NEW.resource_type THEN
+		RAISE EXCEPTION 'node spec "%" is a % spec and cannot be used for a % worker group',
+			spec.name, spec.resource_type, NEW.resource_type
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = format('Choose a spec with resource_type %s from ray.node_spec.', NEW.resource_type);
+	END IF;
+	IF NEW.min_workers IS NULL OR NEW.max_workers IS NULL THEN
+		RAISE EXCEPTION 'min_workers and max_workers must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NEW.min_workers < 1 THEN
+		RAISE EXCEPTION 'min_workers must be at least 1, not %', NEW.min_workers
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Every worker group keeps at least one worker running.';
+	END IF;
+	IF NEW.max_workers < NEW.min_workers THEN
+		RAISE EXCEPTION 'max_workers (%) must not be less than min_workers (%)',
+			NEW.max_workers, NEW.min_workers
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NEW.max_workers > cap
+		AND (TG_OP = 'INSERT' OR NEW.max_workers IS DISTINCT FROM OLD.max_workers) THEN
+		RAISE EXCEPTION 'max_workers must be at most %, not %', cap, NEW.max_workers
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A superuser can raise the limit with the setting pg_ray.max_workers_per_group.';
+	END IF;
+	IF NEW.disk_gb IS NULL OR NEW.disk_gb NOT BETWEEN 30 AND 2000 THEN
+		RAISE EXCEPTION 'disk_gb must be between 30 and 2000, not %', coalesce(NEW.disk_gb::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Worker disks hold Ray logs, temporary data and object store spill; the default is 100.';
+	END IF;
+	IF NEW.gpu_distribution_unit IS NOT NULL THEN
+		IF NEW.resource_type <> 'GPU' THEN
+			RAISE EXCEPTION 'gpu_distribution_unit applies only to GPU worker groups'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Leave gpu_distribution_unit NULL for a CPU worker group.';
+		END IF;
+		IF NEW.gpu_distribution_unit <= 0 OR NEW.gpu_distribution_unit > 1 THEN
+			RAISE EXCEPTION 'gpu_distribution_unit must be greater than 0 and at most 1, not %',
+				NEW.gpu_distribution_unit
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'It is the share of a GPU each worker gets, such as 1.0/3.';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ray._worker_group_validate() IS
+'BEFORE trigger: the rules of a worker group''s desired spec.';
+
+CREATE TRIGGER worker_group_validate
+	BEFORE INSERT OR UPDATE OF name, resource_type, spec, min_workers, max_workers,
+		disk_gb, gpu_distribution_unit ON ray.worker_group
+	FOR EACH ROW EXECUTE FUNCTION ray._worker_group_validate();
+
+/*
+ * runtime_env in the shapes Ray's runtime environment accepts.  Unknown keys
+ * are refused here rather than at submission time inside Ray, where the job
+ * would fail long after the user typed it.
+ */
+CREATE FUNCTION ray._check_runtime_env(runtime_env jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key text;
+	value jsonb;
+	known constant text[] := ARRAY['working_dir', 'py_modules', 'py_executable', 'excludes',
+		'pip', 'uv', 'conda', 'env_vars', 'config', 'container', 'image_uri', 'java_jars',
+		'nsight', 'worker_process_setup_hook'];
+	bad text := NULL;
+BEGIN
+	IF runtime_env IS NULL OR jsonb_typeof(runtime_env) <> 'object' THEN
+		RAISE EXCEPTION 'runtime_env must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"pip": ["requests"], "env_vars": {"MODE": "nightly"}}.';
+	END IF;
+	FOR key, value IN SELECT * FROM jsonb_each(runtime_env) LOOP
+		IF NOT key = ANY (known) THEN
+			RAISE EXCEPTION 'unknown runtime_env field "%"', key
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Known fields: ' || array_to_string(known, ', ') || '.';
+		END IF;
+		bad := CASE
+			WHEN key IN ('working_dir', 'py_executable', 'image_uri', 'worker_process_setup_hook')
+				AND jsonb_typeof(value) <> 'string' THEN 'a string'
+			WHEN key IN ('py_modules', 'excludes', 'java_jars')
+				AND (jsonb_typeof(value) <> 'array' OR EXISTS (
+					SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string'))
+				THEN 'an array of strings'
+			WHEN key IN ('pip', 'uv')
+				AND NOT (jsonb_typeof(value) IN ('string', 'object')
+					OR (jsonb_typeof(value) = 'array' AND NOT EXISTS (
+						SELECT FROM jsonb_array_elements(value) e WHERE jsonb_typeof(e) <> 'string')))
+				THEN 'an array of package strings, a requirements file path or an object'
+			WHEN key IN ('conda', 'nsight')
+				AND jsonb_typeof(value) NOT IN ('string', 'object') THEN 'a string or an object'
+			WHEN key IN ('config', 'container') AND jsonb_typeof(value) <> 'object' THEN 'an object'
+			WHEN key = 'env_vars'
+				AND (jsonb_typeof(value) <> 'object' OR EXISTS (
+					SELECT FROM jsonb_each(value) e WHERE jsonb_typeof(e.value) <> 'string'))
+				THEN 'an object whose values are strings'
+			ELSE NULL
+		END;
+		IF bad IS NOT NULL THEN
+			RAISE EXCEPTION 'runtime_env field "%" must be %', key, bad
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._check_runtime_env(jsonb) IS
+'Raise an error unless runtime_env has the shape Ray accepts.';
+
+CREATE FUNCTION ray._job_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key text;
+	value jsonb;
+BEGIN
+	IF TG_OP = 'INSERT' AND NOT EXISTS (
+		SELECT FROM ray.resource_group WHERE name = NEW.resource_group) THEN
+		RAISE EXCEPTION 'resource group "%" does not exist', NEW.resource_group
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List resource groups with SELECT name FROM ray.resource_groups.';
+	END IF;
+	IF NEW.entrypoint IS NULL OR NEW.entrypoint !~ '\S' THEN
+		RAISE EXCEPTION 'entrypoint must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the shell command that starts the job, such as ''python score.py''.';
+	END IF;
+	PERFORM ray._check_runtime_env(NEW.runtime_env);
+	IF NEW.metadata IS NULL OR jsonb_typeof(NEW.metadata) <> 'object' OR EXISTS (
+		SELECT FROM jsonb_each(NEW.metadata) e WHERE jsonb_typeof(e.value) <> 'string') THEN
+		RAISE EXCEPTION 'metadata must be a JSON object whose values are strings'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"team": "ads", "run": "nightly"}.';
+	END IF;
+	IF NEW.entrypoint_resources IS NULL OR jsonb_typeof(NEW.entrypoint_resources) <> 'object' THEN
+		RAISE EXCEPTION 'entrypoint_resources must be a JSON object of resource names and amounts'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"accelerator_type:A10G": 1}.';
+	END IF;
+	FOR key, value IN SELECT * FROM jsonb_each(NEW.entrypoint_resources) LOOP
+		IF key IN ('CPU', 'GPU', 'memory') THEN
+			RAISE EXCEPTION 'entrypoint_resources must not name "%"', key
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use entrypoint_num_cpus, entrypoint_num_gpus or entrypoint_memory instead.';
+		END IF;
+		IF jsonb_typeof(value) <> 'number' OR value::text::numeric < 0 THEN
+			RAISE EXCEPTION 'entrypoint_resources amount of "%" must be a non-negative number', key
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	IF NEW.entrypoint_num_cpus < 0 OR NEW.entrypoint_num_gpus < 0 OR NEW.entrypoint_memory < 0 THEN
+		RAISE EXCEPTION 'entrypoint_num_cpus, entrypoint_num_gpus and entrypoint_memory must not be negative'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NEW.max_attempts IS NULL OR NEW.max_attempts NOT BETWEEN 1 AND 100 THEN
+		RAISE EXCEPTION 'max_attempts must be between 1 and 100, not %', coalesce(NEW.max_attempts::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A job runs once unless it asks for more attempts.';
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ray._job_validate() IS
+'BEFORE trigger: the rules of what a job asks for.';
+
+CREATE TRIGGER job_validate
+	BEFORE INSERT OR UPDATE OF resource_group, entrypoint, runtime_env, metadata,
+		entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
+		entrypoint_resources, max_attempts ON ray.job
+	FOR EACH ROW EXECUTE FUNCTION ray._job_validate();
+
+/*
+ * Wake the worker at commit whenever desired state changes.  The node spec
+ * table has the trigger too: its seed rows below are then what wakes a worker
+ * that waits for the extension to be created.
+ */
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.node_spec
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.resource_group
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.worker_group
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.job
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+
+INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, num_gpus, gpu_model, cpu_units, description, builtin)
+VALUES
+	('small', 'CPU', 1, 4096, 0, NULL, 1, '1 CPU, 4 GiB', true),
+	('m.xlarge', 'CPU', 4, 32768, 0, NULL, 4, '4 CPUs, 32 GiB', true),
+	('m.2xlarge', 'CPU', 8, 65536, 0, NULL, 8, '8 CPUs, 64 GiB', true),
+	('gpu.small', 'GPU', 4, 16384, 1, 'any', 4, '4 CPUs, 16 GiB, 1 GPU', true);
+
+/* ------------------------------------------------------------------------
+ * State machine: the one way states change, each change with its event.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Move a job to a new state and append the event in the same transaction.
+ * Illegal transitions are internal errors: the callers (API functions and
+ * the worker) decide what is legal for a user before they get here.
+ */
+CREATE FUNCTION ray._job_transition(id bigint, to_state text, why text, actor name)
+RETURNS ray.job
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job;
+	allowed constant jsonb := '{
+		"QUEUED":     ["SUBMITTING", "STOPPED", "FAILED"],
+		"SUBMITTING": ["QUEUED", "SUBMITTING", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"],
+		"PENDING":    ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"],
+		"RUNNING":    ["QUEUED", "PUBLISHING", "SUCCEEDED", "FAILED", "STOPPED"],
+		"PUBLISHING": ["SUCCEEDED", "FAILED", "STOPPED"],
+		"SUCCEEDED":  [],
+		"FAILED":     [],
+		"STOPPED":    []
+	}';
+	terminal boolean := to_state IN ('SUCCEEDED', 'FAILED', 'STOPPED');
+	previous text;
+BEGIN
+	SELECT * INTO job FROM ray.job WHERE job_id = id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
+	END IF;
+	previous := job.state;
+	IF NOT (allowed -> job.state) ? to_state THEN
+		RAISE EXCEPTION 'job % cannot go from % to %', id, job.state, to_state
+			USING ERRCODE = 'internal_error';
+	END IF;
+	UPDATE ray.job SET
+		state = to_state,
+		state_changed_at = clock_timestamp(),
+		message = why,
+		started_at = CASE WHEN to_state = 'RUNNING' THEN coalesce(started_at, clock_timestamp())
+						  ELSE started_at END,
+		finished_at = CASE WHEN terminal THEN clock_timestamp() END
+	WHERE job_id = id
+	RETURNING * INTO job;
+	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+	VALUES (id, previous, to_state, job.attempts, actor, why);
+	RETURN job;
+END
+$$;
+COMMENT ON FUNCTION ray._job_transition(bigint, text, text, name) IS
+'Move a job to a state and record the event; the only writer of ray.job.state.';
+
+/* Record a resource group's state change together with its event. */
+CREATE FUNCTION ray._group_transition(group_name text, to_state text, why text, actor name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	before text;
+	gen bigint;
+BEGIN
+	SELECT state, generation INTO before, gen
+	FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'resource group "%" does not exist', group_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	UPDATE ray.resource_group
+	SET state = to_state, state_changed_at = clock_timestamp(), last_error = NULL
+	WHERE name = group_name AND state IS DISTINCT FROM to_state;
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (group_name, before, to_state, gen, actor, why);
+END
+$$;
+COMMENT ON FUNCTION ray._group_transition(text, text, text, name) IS
+'Record a resource group''s state change and its event; the only writer of ray.resource_group.state.';
+
+/* ------------------------------------------------------------------------
+ * Lookups and guards shared by the API functions
+ * ------------------------------------------------------------------------
+ */
+
+/* The resource group of that name, or the error a user expects. */
+CREATE FUNCTION ray._resource_group(group_name text, for_update boolean DEFAULT true)
+RETURNS ray.resource_group
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result ray.resource_group;
+BEGIN
+	IF group_name IS NULL THEN
+		RAISE EXCEPTION 'resource group name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF for_update THEN
+		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	ELSE
+		SELECT * INTO result FROM ray.resource_group WHERE name = group_name;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'resource group "%" does not exist', group_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List resource groups with SELECT name FROM ray.resource_groups.';
+	END IF;
+	IF result.delete_requested_at IS NOT NULL THEN
+		RAISE EXCEPTION 'resource group "%" is being dropped', group_name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It was dropped at %s and the background worker is removing it.',
+								  result.delete_requested_at);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._resource_group(text, boolean) IS
+'The resource group of that name (locked by default), or an error if it does not exist or is being dropped.';
+
+/* Whether a role may submit jobs to a resource group. */
+CREATE FUNCTION ray._can_use(group_name text, role oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ray._is_admin(role) OR EXISTS (
+		SELECT FROM ray.resource_group_grant g
+		LEFT JOIN pg_roles r ON r.rolname = g.grantee
+		WHERE g.resource_group = group_name
+		  AND (g.grantee = 'public' OR (r.oid IS NOT NULL AND pg_has_role(role, r.oid, 'USAGE'))))
+$$;
+COMMENT ON FUNCTION ray._can_use(text, oid) IS
+'True if the role is an admin, or was granted usage of the resource group directly, through a role it has, or through PUBLIC.';
+
+/*
+ * Refuse a change that would interrupt jobs, unless forced.  "Interrupt"
+ * follows the managed service's documented effects: restarted or deleted
+ * nodes take their drivers, tasks and object store data with them.
+ */
+CREATE FUNCTION ray._guard_interruption(group_name text, effect text, force boolean,
+										include_queued boolean DEFAULT false)
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ids bigint[];
+	listed text;
+BEGIN
+	SELECT array_agg(job_id ORDER BY job_id) INTO ids
+	FROM ray.job
+	WHERE resource_group = group_name
+	  AND (state IN ('SUBMITTING', 'PENDING', 'RUNNING', 'PUBLISHING')
+		   OR (include_queued AND state = 'QUEUED'));
+	IF ids IS NULL THEN
+		RETURN '{}';
+	END IF;
+	listed := array_to_string(ids, ', ');
+	IF NOT coalesce(force, false) THEN
+		RAISE EXCEPTION '% would interrupt % of resource group "%"', effect,
+			CASE WHEN cardinality(ids) = 1 THEN 'a job' ELSE cardinality(ids) || ' jobs' END, group_name
+			USING ERRCODE = 'object_in_use',
+				  DETAIL = format('Affected jobs: %s.', listed),
+				  HINT = 'Wait for them to finish, stop them with ray.stop_job(), or pass force => true to interrupt them.';
+	END IF;
+	RAISE NOTICE '% interrupts jobs %', effect, listed;
+	RETURN ids;
+END
+$$;
+COMMENT ON FUNCTION ray._guard_interruption(text, text, boolean, boolean) IS
+'Raise an error listing the jobs a change would interrupt, unless force is true; returns their ids.';
+
+/* Record a change of desired spec and bump the generation the worker follows. */
+CREATE FUNCTION ray._spec_changed(group_name text, why text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH bumped AS (
+		UPDATE ray.resource_group SET generation = generation + 1
+		WHERE name = group_name
+		RETURNING state, generation)
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	SELECT group_name, state, state, generation, ray._caller(), why FROM bumped;
+$$;
+COMMENT ON FUNCTION ray._spec_changed(text, text) IS
+'Bump a resource group''s generation and record why, so the reconciler acts on the change.';
+
+/* ------------------------------------------------------------------------
+ * Resource group API (ray_admin)
+ * ------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION ray.create_resource_group(
+	name text,
+	head_spec text DEFAULT 'small',
+	provider text DEFAULT 'local',
+	options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller name := ray._caller();
+BEGIN
+	PERFORM ray._check_name('resource group', create_resource_group.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name) THEN
+		RAISE EXCEPTION 'resource group "%" already exists', create_resource_group.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner)
+	VALUES (create_resource_group.name, create_resource_group.provider,
+			create_resource_group.head_spec, coalesce(create_resource_group.options, '{}'), caller);
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (create_resource_group.name, NULL, 'CREATING', 1, caller, 'resource group created');
+	RETURN create_resource_group.name;
+END
+$$;
+COMMENT ON FUNCTION ray.create_resource_group(text, text, text, jsonb) IS
+'Create a Ray resource group: a head node of head_spec run by provider; add workers with ray.add_worker_group.';
+
+CREATE FUNCTION ray.alter_resource_group(
+	name text,
+	head_spec text DEFAULT NULL,
+	options jsonb DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(alter_resource_group.name);
+	new_head text := coalesce(alter_resource_group.head_spec, rg.head_spec);
+	new_options jsonb := rg.options;
+	changes text[] := '{}';
+BEGIN
+	IF alter_resource_group.options IS NOT NULL THEN
+		IF jsonb_typeof(alter_resource_group.options) <> 'object' THEN
+			PERFORM ray._check_group_options(alter_resource_group.options);
+		END IF;
+		-- keys given as null are removed; the others are set
+		new_options := jsonb_strip_nulls(rg.options || alter_resource_group.options);
+	END IF;
+	IF new_head IS DISTINCT FROM rg.head_spec THEN
+		changes := changes || format('head spec %s -> %s', rg.head_spec, new_head);
+	END IF;
+	IF new_options IS DISTINCT FROM rg.options THEN
+		changes := changes || format('options %s -> %s', rg.options, new_options);
+	END IF;
+	IF cardinality(changes) = 0 THEN
+		RAISE NOTICE 'resource group "%" already has that spec; nothing changes', rg.name;
+		RETURN;
+	END IF;
+	IF new_head IS DISTINCT FROM rg.head_spec
+		OR (new_options -> 'ha') IS DISTINCT FROM (rg.options -> 'ha')
+		OR (new_options -> 'redis_url') IS DISTINCT FROM (rg.options -> 'redis_url')
+		OR (new_options -> 'object_store_memory_mb') IS DISTINCT FROM (rg.options -> 'object_store_memory_mb') THEN
+		PERFORM ray._guard_interruption(rg.name, 'restarting the head node', force);
+		RAISE NOTICE 'the head node of resource group "%" will restart', rg.name;
+	END IF;
+	UPDATE ray.resource_group g SET head_spec = new_head, options = new_options
+	WHERE g.name = rg.name;
+	PERFORM ray._spec_changed(rg.name, array_to_string(changes, '; '));
+END
+$$;
+COMMENT ON FUNCTION ray.alter_resource_group(text, text, jsonb, boolean) IS
+'Change a resource group''s head spec or options (merged; a null value removes a key). Head restarts are refused while jobs run unless force.';
+
+CREATE FUNCTION ray.drop_resource_group(name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(drop_resource_group.name);
+	caller name := ray._caller();
+	affected bigint[];
+	id bigint;
+BEGIN
+	affected := ray._guard_interruption(rg.name, 'dropping the resource group', force, true);
+	FOREACH id IN ARRAY affected LOOP
+		IF (SELECT state FROM ray.job WHERE job_id = id) = 'QUEUED' THEN
+			PERFORM ray._job_transition(id, 'STOPPED',
+				format('resource group "%s" was dropped by %s', rg.name, caller), caller);
+			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now() WHERE job_id = id;
+		ELSE
+			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now(),
+				message = format('resource group "%s" was dropped by %s; stopping', rg.name, caller)
+			WHERE job_id = id;
+		END IF;
+	END LOOP;
+	UPDATE ray.resource_group g SET delete_requested_at = now(), generation = generation + 1
+	WHERE g.name = rg.name;
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (rg.name, rg.state, rg.state, rg.generation + 1, caller, 'drop requested');
+END
+$$;
+COMMENT ON FUNCTION ray.drop_resource_group(text, boolean) IS
+'Drop a resource group: the worker stops its nodes and removes it. Refused while it has unfinished jobs unless force, which stops them.';
+
+CREATE FUNCTION ray.add_worker_group(
+	resource_group text,
+	name text,
+	resource_type text,
+	spec text,
+	min_workers integer,
+	max_workers integer,
+	disk_gb integer DEFAULT 100,
+	gpu_distribution_unit numeric DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(add_worker_group.resource_group);
+BEGIN
+	PERFORM ray._check_name('worker group', add_worker_group.name);
+	IF EXISTS (SELECT FROM ray.worker_group w
+			   WHERE w.resource_group = rg.name AND w.name = add_worker_group.name) THEN
+		RAISE EXCEPTION 'worker group "%" already exists in resource group "%"',
+			add_worker_group.name, rg.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO ray.worker_group (resource_group, name, resource_type, spec, min_workers,
+								  max_workers, disk_gb, gpu_distribution_unit, desired_workers)
+	VALUES (rg.name, add_worker_group.name, upper(add_worker_group.resource_type),
+			add_worker_group.spec, add_worker_group.min_workers, add_worker_group.max_workers,
+			add_worker_group.disk_gb, add_worker_group.gpu_distribution_unit,
+			coalesce(add_worker_group.min_workers, 0));
+	PERFORM ray._spec_changed(rg.name, format('worker group %s added', add_worker_group.name));
+END
+$$;
+COMMENT ON FUNCTION ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric) IS
+'Add a worker group of CPU or GPU nodes of one spec, scaled between min_workers and max_workers.';
+
+CREATE FUNCTION ray._worker_group(group_name text, worker_group_name text)
+RETURNS ray.worker_group
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result ray.worker_group;
+BEGIN
+	PERFORM ray._resource_group(group_name);
+	SELECT * INTO result FROM ray.worker_group
+	WHERE resource_group = group_name AND name = worker_group_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'worker group "%" does not exist in resource group "%"',
+			worker_group_name, group_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = format('List its worker groups with SELECT name FROM ray.worker_groups WHERE resource_group = %L.',
+								group_name);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._worker_group(text, text) IS
+'The worker group (locked), or an error if it or its resource group does not exist.';
+
+CREATE FUNCTION ray.alter_worker_group(
+	resource_group text,
+	name text,
+	spec text DEFAULT NULL,
+	resource_type text DEFAULT NULL,
+	min_workers integer DEFAULT NULL,
+	max_workers integer DEFAULT NULL,
+	disk_gb integer DEFAULT NULL,
+	gpu_distribution_unit numeric DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wg ray.worker_group := ray._worker_group(alter_worker_group.resource_group, alter_worker_group.name);
+	new ray.worker_group := wg;
+	restarts boolean;
+	deleted integer;
+BEGIN
+	new.spec := coalesce(alter_worker_group.spec, wg.spec);
+	new.resource_type := coalesce(upper(alter_worker_group.resource_type), wg.resource_type);
+	new.min_workers := coalesce(alter_worker_group.min_workers, wg.min_workers);
+	new.max_workers := coalesce(alter_worker_group.max_workers, wg.max_workers);
+	new.disk_gb := coalesce(alter_worker_group.disk_gb, wg.disk_gb);
+	new.gpu_distribution_unit := CASE
+		WHEN alter_worker_group.gpu_distribution_unit IS NOT NULL THEN alter_worker_group.gpu_distribution_unit
+		WHEN new.resource_type = 'CPU' THEN NULL
+		ELSE wg.gpu_distribution_unit END;
+
+	IF new IS NOT DISTINCT FROM wg THEN
+		RAISE NOTICE 'worker group "%" already has that spec; nothing changes', wg.name;
+		RETURN;
+	END IF;
+
+	restarts := new.spec <> wg.spec OR new.resource_type <> wg.resource_type
+		OR new.disk_gb <> wg.disk_gb
+		OR new.gpu_distribution_unit IS DISTINCT FROM wg.gpu_distribution_unit;
+	deleted := greatest(wg.min_workers, wg.live_workers, wg.desired_workers) - new.max_workers;
+
+	IF restarts THEN
+		PERFORM ray._guard_interruption(wg.resource_group,
+			format('restarting the nodes of worker group "%s"', wg.name), force);
+		RAISE NOTICE 'the worker nodes of worker group "%" will restart', wg.name;
+	ELSIF deleted > 0 THEN
+		PERFORM ray._guard_interruption(wg.resource_group,
+			format('deleting worker nodes of worker group "%s"', wg.name), force);
+		RAISE NOTICE 'lowering max_workers of worker group "%" to % deletes % worker node%',
+			wg.name, new.max_workers, deleted, CASE WHEN deleted = 1 THEN '' ELSE 's' END;
+	END IF;
+
+	UPDATE ray.worker_group w SET
+		spec = new.spec, resource_type = new.resource_type, min_workers = new.min_workers,
+		max_workers = new.max_workers, disk_gb = new.disk_gb,
+		gpu_distribution_unit = new.gpu_distribution_unit,
+		desired_workers = least(greatest(w.desired_workers, new.min_workers), new.max_workers)
+	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
+	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s altered', wg.name));
+END
+$$;
+COMMENT ON FUNCTION ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean) IS
+'Change a worker group. Restarts (spec, type, disk, GPU unit) and node deletions are refused while jobs run unless force.';
+
+CREATE FUNCTION ray.drop_worker_group(resource_group text, name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wg ray.worker_group := ray._worker_group(drop_worker_group.resource_group, drop_worker_group.name);
+BEGIN
+	PERFORM ray._guard_interruption(wg.resource_group,
+		format('dropping worker group "%s"', wg.name), force);
+	RAISE NOTICE 'dropping worker group "%" deletes its worker nodes', wg.name;
+	DELETE FROM ray.worker_group w
+	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
+	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s dropped', wg.name));
+END
+$$;
+COMMENT ON FUNCTION ray.drop_worker_group(text, text, boolean) IS
+'Drop a worker group and delete its nodes. Refused while jobs run unless force.';
+
+CREATE FUNCTION ray.grant_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(grant_usage.resource_group, false);
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', role
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Name an existing role, or ''public'' for every role.';
+	END IF;
+	INSERT INTO ray.resource_group_grant (resource_group, grantee, granted_by)
+	VALUES (rg.name, role, ray._caller())
+	ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" can already use resource group "%"', role, rg.name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray.grant_usage(text, name) IS
+'Let a role (and its members), or ''public'', submit jobs to a resource group.';
+
+CREATE FUNCTION ray.revoke_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, false);
+BEGIN
+	DELETE FROM ray.resource_group_grant g
+	WHERE g.resource_group = rg.name AND g.grantee = role;
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" had no usage of resource group "%" to revoke', role, rg.name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray.revoke_usage(text, name) IS
+'Take back usage of a resource group from a role; its jobs already submitted go on.';
+
+/* ------------------------------------------------------------------------
+ * Job API (ray_user)
+ * ------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION ray.submit_job(
+	resource_group text,
+	entrypoint text,
+	runtime_env jsonb DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	entrypoint_num_cpus numeric DEFAULT NULL,
+	entrypoint_num_gpus numeric DEFAULT NULL,
+	entrypoint_memory bigint DEFAULT NULL,
+	entrypoint_resources jsonb DEFAULT '{}',
+	max_attempts integer DEFAULT 1)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	caller name := ray._caller();
+	rg ray.resource_group := ray._resource_group(submit_job.resource_group, false);
+	largest record;
+	id bigint;
+BEGIN
+	IF NOT ray._can_use(rg.name, caller_oid) THEN
+		RAISE EXCEPTION 'permission denied for resource group "%"', rg.name
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('A ray_admin can grant it with SELECT ray.grant_usage(%L, %L).', rg.name, caller);
+	END IF;
+
+	-- A driver runs on one node: refuse what no node of the group could ever hold.
+	SELECT max(s.num_cpus) AS cpus, max(s.num_gpus) AS gpus, max(s.memory_mb) AS memory_mb
+	INTO largest
+	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+	WHERE w.resource_group = rg.name;
+	IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND coalesce(largest.gpus, 0) = 0 THEN
+		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
+				  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
+	END IF;
+	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_cpus, 0) > largest.cpus THEN
+		RAISE EXCEPTION 'no node of resource group "%" has % CPUs', rg.name, submit_job.entrypoint_num_cpus
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Its largest worker node has %s CPUs, and the entrypoint runs on one node.', largest.cpus);
+	END IF;
+
+	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
+						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
+						 entrypoint_resources, max_attempts)
+	VALUES (caller, rg.name, 'script', submit_job.entrypoint,
+			coalesce(submit_job.runtime_env, '{}'), coalesce(submit_job.metadata, '{}'),
+			submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
+			submit_job.entrypoint_memory, coalesce(submit_job.entrypoint_resources, '{}'),
+			submit_job.max_attempts)
+	RETURNING job_id INTO id;
+	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+	VALUES (id, NULL, 'QUEUED', 0, caller, 'submitted');
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer) IS
+'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
+
+CREATE FUNCTION ray.stop_job(job_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	caller name := ray._caller();
+	job ray.job;
+BEGIN
+	IF stop_job.job_id IS NULL THEN
+		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR UPDATE;
+	-- Someone else's job does not exist, as far as this caller can tell.
+	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
+		RAISE EXCEPTION 'job % does not exist', stop_job.job_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
+	END IF;
+	IF job.state IN ('SUCCEEDED', 'FAILED', 'STOPPED') THEN
+		RAISE NOTICE 'job % has already finished: %', job.job_id, job.state;
+		RETURN false;
+	END IF;
+	IF job.stop_requested_at IS NOT NULL THEN
+		RAISE NOTICE 'job % is already being stopped', job.job_id;
+		RETURN true;
+	END IF;
+	UPDATE ray.job j SET stop_requested_at = now(), stopped_by = caller
+	WHERE j.job_id = job.job_id;
+	IF job.state = 'QUEUED' THEN
+		PERFORM ray._job_transition(job.job_id, 'STOPPED', format('stopped by %s', caller), caller);
+	ELSE
+		INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+		VALUES (job.job_id, job.state, job.state, job.attempts, caller, 'stop requested');
+	END IF;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION ray.stop_job(bigint) IS
+'Stop a job: a queued one at once, a submitted one through Ray. Returns false if it had already finished.';
+
+/* ------------------------------------------------------------------------
+ * The background worker's rounds (called by the worker through SPI)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * After a (re)start, say what the previous worker left half done.  A job
+ * caught in SUBMITTING stays there: its submission id is fixed by job id and
+ * attempt, so the next round asks Ray whether that run exists before it
+ * submits, and a run is never made twice.
+ */
+CREATE FUNCTION ray._worker_recover()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+	n integer := 0;
+BEGIN
+	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id LOOP
+		PERFORM ray._job_transition(id, 'SUBMITTING',
+			'the pg_ray worker restarted during submission; Ray will be asked whether this attempt exists before it is submitted again',
+			'pg_ray worker');
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._worker_recover() IS
+'Worker startup: record that in-flight submissions were interrupted; they resume without being duplicated.';
+
+/*
+ * One reconciliation round.  Each step is level-triggered: it looks at the
+ * rows as they are now, so running it twice does no harm.
+ */
+CREATE FUNCTION ray._worker_reconcile()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+BEGIN
+	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
+	FOR rg IN SELECT * FROM ray.resource_group WHERE delete_requested_at IS NOT NULL
+			  ORDER BY name FOR UPDATE LOOP
+		IF rg.state <> 'DELETING' THEN
+			PERFORM ray._group_transition(rg.name, 'DELETING', 'dropping', 'pg_ray worker');
+		END IF;
+		IF NOT EXISTS (SELECT FROM ray.job WHERE resource_group = rg.name
+					   AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')) THEN
+			INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+			VALUES (rg.name, 'DELETING', 'DELETED', rg.generation, 'pg_ray worker', 'resource group removed');
+			DELETE FROM ray.resource_group WHERE name = rg.name;
+		END IF;
+	END LOOP;
+
+	-- Queued jobs say what they wait for.
+	UPDATE ray.job j
+	SET message = format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state)
+	FROM ray.resource_group g
+	WHERE j.state = 'QUEUED' AND g.name = j.resource_group AND g.state <> 'READY'
+	  AND j.message IS DISTINCT FROM
+		  format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state);
+END
+$$;
+COMMENT ON FUNCTION ray._worker_reconcile() IS
+'One round of the background worker: act on dropped groups and queued jobs.';
+
+/* ------------------------------------------------------------------------
+ * Views for psql users and BI tools
+ * ------------------------------------------------------------------------
+ */
+
+CREATE VIEW ray.jobs WITH (security_invoker = true) AS
+SELECT
+	job_id,
+	resource_group,
+	owner,
+	kind,
+	state,
+	attempts,
+	max_attempts,
+	submitted_at,
+	started_at,
+	finished_at,
+	finished_at - started_at AS run_time,
+	message,
+	entrypoint,
+	ray_submission_id,
+	error_type,
+	driver_exit_code,
+	rows_processed,
+	rows_total,
+	CASE WHEN rows_total > 0 THEN round(100.0 * rows_processed / rows_total, 1) END AS progress_pct,
+	target_table,
+	rows_written,
+	stop_requested_at,
+	stopped_by
+FROM ray.job;
+COMMENT ON VIEW ray.jobs IS
+'Jobs the current role may see (its own; all for ray_admin), with typed columns for psql and BI tools.';
+
+CREATE VIEW ray.job_events WITH (security_invoker = true) AS
+SELECT e.event_id, e.job_id, j.resource_group, j.owner, e.at, e.from_state, e.to_state,
+	   e.attempt, e.actor, e.message
+FROM ray.job_event e
+JOIN ray.job j USING (job_id);
+COMMENT ON VIEW ray.job_events IS
+'State changes of the jobs the current role may see.';
+
+CREATE VIEW ray.resource_groups AS
+SELECT
+	g.name,
+	g.provider,
+	g.head_spec,
+	g.state,
+	g.dashboard_url,
+	g.client_address,
+	g.ray_version,
+	count(w.name)::integer AS worker_groups,
+	coalesce(sum(w.min_workers), 0)::integer AS min_workers,
+	coalesce(sum(w.max_workers), 0)::integer AS max_workers,
+	coalesce(sum(w.desired_workers), 0)::integer AS desired_workers,
+	coalesce(sum(w.live_workers), 0)::integer AS live_workers,
+	g.generation,
+	g.observed_generation,
+	g.delete_requested_at IS NOT NULL AS dropping,
+	g.last_error,
+	g.owner,
+	g.created_at,
+	g.state_changed_at
+FROM ray.resource_group g
+LEFT JOIN ray.worker_group w ON w.resource_group = g.name
+GROUP BY g.name;
+COMMENT ON VIEW ray.resource_groups IS
+'Resource groups with their observed state and worker counts (options, which may hold secrets, are left out).';
+
+CREATE VIEW ray.worker_groups AS
+SELECT w.resource_group, w.name, w.resource_type, w.spec, s.num_cpus, s.memory_mb, s.num_gpus,
+	   w.min_workers, w.max_workers, w.disk_gb, w.gpu_distribution_unit,
+	   w.desired_workers, w.live_workers, w.created_at
+FROM ray.worker_group w
+JOIN ray.node_spec s ON s.name = w.spec;
+COMMENT ON VIEW ray.worker_groups IS
+'Worker groups with the size of their nodes and their desired and live worker counts.';
+
+/* ------------------------------------------------------------------------
+ * Privileges and row-level security
+ * ------------------------------------------------------------------------
+ */
+
+ALTER TABLE ray.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_owner_or_admin ON ray.job FOR SELECT
+	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+
+ALTER TABLE ray.job_event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_event_of_visible_job ON ray.job_event FOR SELECT
+	USING (job_id IN (SELECT job_id FROM ray.job));
+
+ALTER TABLE ray.job_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_log_of_visible_job ON ray.job_log FOR SELECT
+	USING (job_id IN (SELECT job_id FROM ray.job));
+
+REVOKE ALL ON ALL TABLES IN SCHEMA ray FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA ray FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
+
+GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
+	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups TO ray_user;
+GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
+GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
+
+GRANT EXECUTE ON FUNCTION
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer),
+	ray.stop_job(bigint),
+	ray.worker_status()
+TO ray_user;
+GRANT EXECUTE ON FUNCTION
+	ray.create_resource_group(text, text, text, jsonb),
+	ray.alter_resource_group(text, text, jsonb, boolean),
+	ray.drop_resource_group(text, boolean),
+	ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric),
+	ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean),
+	ray.drop_worker_group(text, text, boolean),
+	ray.grant_usage(text, name),
+	ray.revoke_usage(text, name)
+TO ray_admin;
+
+/* ------------------------------------------------------------------------
+ * pg_dump: user data is dumped; the built-in node specs come with the
+ * extension itself.
+ * ------------------------------------------------------------------------
+ */
+
+SELECT pg_catalog.pg_extension_config_dump('ray.node_spec', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('ray.resource_group', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.worker_group', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_event', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_event', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_log', '');

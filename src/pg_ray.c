@@ -1,0 +1,138 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_ray.c
+ *		Entry point of the pg_ray library: GUCs, shared memory, worker.
+ *
+ * pg_ray has to be loaded through shared_preload_libraries, because it runs
+ * a background worker and keeps that worker's state in shared memory.
+ * _PG_init defines the GUCs, reserves the pg_ray. prefix, asks for shared
+ * memory, registers the background worker and installs the commit hook that
+ * wakes the worker.  The real work lives in the other files.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/pg_ray.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+#include "pg_ray.h"
+
+PG_MODULE_MAGIC;
+
+char	   *pg_ray_database_name = NULL;
+int			pg_ray_worker_restart_seconds = 5;
+int			pg_ray_error_retry_seconds = 10;
+int			pg_ray_max_workers_per_group = 8;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+static void pg_ray_define_gucs(void);
+static void pg_ray_shmem_request_hook(void);
+static void pg_ray_shmem_startup_hook(void);
+
+/*
+ * _PG_init
+ *		Module load: refuse to run outside shared_preload_libraries, then set
+ *		up GUCs, shared memory, the worker and the commit hook.
+ */
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_ray must be loaded via shared_preload_libraries"),
+				 errhint("Add pg_ray to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	pg_ray_define_gucs();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pg_ray_shmem_request_hook;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pg_ray_shmem_startup_hook;
+
+	pg_ray_register_worker();
+	pg_ray_wakeup_init();
+}
+
+/*
+ * pg_ray_define_gucs
+ *		Define the pg_ray.* settings and reserve the prefix, so that a typo
+ *		such as pg_ray.databse_name is an error rather than silently ignored.
+ */
+static void
+pg_ray_define_gucs(void)
+{
+	DefineCustomStringVariable("pg_ray.database_name",
+							   "Database in which the pg_ray background worker runs.",
+							   "CREATE EXTENSION pg_ray is only allowed in this database.",
+							   &pg_ray_database_name,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.worker_restart_seconds",
+							"Seconds the postmaster waits before restarting a failed pg_ray worker.",
+							NULL,
+							&pg_ray_worker_restart_seconds,
+							5, 1, 3600,
+							PGC_POSTMASTER,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.error_retry_seconds",
+							"Seconds the pg_ray worker waits before it retries a round of work that failed.",
+							NULL,
+							&pg_ray_error_retry_seconds,
+							10, 1, 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.max_workers_per_group",
+							"Largest max_workers a worker group may ask for.",
+							"The managed service this is modelled on allows 8; a superuser may raise it.",
+							&pg_ray_max_workers_per_group,
+							8, 1, 1000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pg_ray");
+}
+
+/*
+ * pg_ray_shmem_request_hook
+ *		Ask for the shared memory of the worker's state, chaining any
+ *		previous hook.
+ */
+static void
+pg_ray_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	pg_ray_shmem_request();
+}
+
+/*
+ * pg_ray_shmem_startup_hook
+ *		Attach to (or create) the worker's state, chaining any previous hook.
+ */
+static void
+pg_ray_shmem_startup_hook(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	pg_ray_shmem_startup();
+}

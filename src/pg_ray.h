@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_ray.h
+ *		Declarations shared by the files of the pg_ray extension.
+ *
+ * pg_ray makes PostgreSQL the control plane of Ray: users write the desired
+ * state of resource groups and jobs into the ray.* catalog through SQL, and a
+ * background worker makes Ray match it.  This header holds what more than one
+ * file needs: the GUC variables, the shared-memory state the background
+ * worker publishes, and the entry points of each file.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/pg_ray.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_RAY_H
+#define PG_RAY_H
+
+#include "postgres.h"
+
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/* Length of the last error message kept in shared memory, with its NUL. */
+#define PG_RAY_ERROR_LEN 256
+
+/* The name the background worker reports as its actor in event rows. */
+#define PG_RAY_WORKER_ACTOR "pg_ray worker"
+
+/* GUC variables, defined in pg_ray.c. */
+extern char *pg_ray_database_name;
+extern int	pg_ray_worker_restart_seconds;
+extern int	pg_ray_error_retry_seconds;
+extern int	pg_ray_max_workers_per_group;
+
+/*
+ * State of the background worker, in shared memory.  The worker writes it;
+ * any backend reads it for ray.worker_status() and uses worker_procno to set
+ * the worker's latch when a transaction that changed desired state commits.
+ * Everything is protected by the spinlock.
+ */
+typedef struct PgRaySharedState
+{
+	slock_t		mutex;
+	pid_t		worker_pid;		/* 0 when no worker runs */
+	int			worker_procno;	/* index in ProcGlobal->allProcs, or -1 */
+	TimestampTz started_at;
+	TimestampTz last_wakeup_at;
+	TimestampTz last_round_at;
+	uint64		latch_wakeups;	/* wakeups caused by a SetLatch */
+	uint64		timeout_wakeups;	/* wakeups caused by a timeout */
+	uint64		rounds;			/* rounds of work completed */
+	uint64		round_errors;	/* rounds that ended in an error */
+	uint64		wakeup_requests;	/* commits that asked for a wakeup */
+	char		last_error[PG_RAY_ERROR_LEN];
+} PgRaySharedState;
+
+/* shmem.c */
+extern void pg_ray_shmem_request(void);
+extern void pg_ray_shmem_startup(void);
+extern PgRaySharedState *pg_ray_shared_state(void);
+extern void pg_ray_shared_attach_worker(void);
+extern void pg_ray_shared_note_wakeup(bool by_latch);
+extern void pg_ray_shared_note_round(const char *error_message);
+
+/* wakeup.c */
+extern void pg_ray_wakeup_init(void);
+extern bool pg_ray_is_worker;
+
+/* worker.c */
+extern void pg_ray_register_worker(void);
+extern PGDLLEXPORT void pg_ray_worker_main(Datum main_arg);
+
+/* worker_round.c */
+extern bool pg_ray_worker_round(bool first_round);
+
+#endif							/* PG_RAY_H */

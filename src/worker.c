@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The pg_ray background worker: registration and main loop.
+ *
+ * One worker per cluster, connected to pg_ray.database_name.  Its loop is
+ * the one worker_spi and autoprewarm use: do a round of work, then sleep on
+ * the latch until a committing transaction wakes it (see wakeup.c), a signal
+ * arrives, or a retry timeout after a failed round passes.  While idle it
+ * runs no queries at all.  SIGTERM is PostgreSQL's own die(), SIGHUP reloads
+ * the configuration, and the postmaster restarts the worker after a crash.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+
+#include "pg_ray.h"
+
+static bool pg_ray_worker_run_round(bool first_round);
+
+/*
+ * pg_ray_register_worker
+ *		Register the worker with the postmaster; called from _PG_init while
+ *		shared_preload_libraries is processed.
+ */
+void
+pg_ray_register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = pg_ray_worker_restart_seconds;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_ray");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pg_ray_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_ray worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_ray worker");
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * pg_ray_worker_main
+ *		Entry point of the background worker.
+ */
+void
+pg_ray_worker_main(Datum main_arg)
+{
+	bool		recovered = false;
+	MemoryContext worker_context;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	pg_ray_is_worker = true;
+	pg_ray_shared_attach_worker();
+
+	BackgroundWorkerInitializeConnection(pg_ray_database_name, NULL, 0);
+	pgstat_report_appname("pg_ray worker");
+
+	worker_context = AllocSetContextCreate(TopMemoryContext,
+										   "pg_ray worker",
+										   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_context);
+
+	ereport(LOG,
+			(errmsg("pg_ray worker started in database \"%s\"",
+					pg_ray_database_name)));
+
+	for (;;)
+	{
+		bool		succeeded;
+		long		timeout_ms = -1;
+		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+		int			rc;
+
+		MemoryContextReset(worker_context);
+
+		/*
+		 * The startup recovery is part of the first round; until a round
+		 * that includes it succeeds, every round includes it.
+		 */
+		succeeded = pg_ray_worker_run_round(!recovered);
+		if (succeeded)
+			recovered = true;
+		else
+		{
+			timeout_ms = pg_ray_error_retry_seconds * 1000L;
+			events |= WL_TIMEOUT;
+		}
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		rc = WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		pg_ray_shared_note_wakeup((rc & WL_LATCH_SET) != 0);
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
+}
+
+/*
+ * pg_ray_worker_run_round
+ *		Run one round of work; false if it failed.  An error in a round is
+ *		logged and survived, so that one bad row does not put the worker into
+ *		a crash-and-restart loop; the caller retries after a pause.
+ */
+static bool
+pg_ray_worker_run_round(bool first_round)
+{
+	MemoryContext loop_context = CurrentMemoryContext;
+	volatile bool succeeded = false;
+
+	PG_TRY();
+	{
+		pg_ray_worker_round(first_round);
+		succeeded = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/*
+		 * As autovacuum's launcher does: report the error, abort the
+		 * transaction and go on with a clean error state.
+		 */
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(loop_context);
+		EmitErrorReport();
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
+
+		pg_ray_shared_note_round(edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(loop_context);
+	if (succeeded)
+		pg_ray_shared_note_round(NULL);
+	return succeeded;
+}

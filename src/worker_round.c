@@ -1,0 +1,82 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_round.c
+ *		One round of the background worker's work, in one transaction.
+ *
+ * A round reads the catalog, compares desired state with observed state and
+ * acts.  The catalog logic itself lives in SQL functions of the extension
+ * (ray._worker_recover and ray._worker_reconcile) so that the state machine
+ * is written once, next to the tables and the API functions that share its
+ * transition functions; this file runs them through SPI the way worker_spi
+ * does, and does nothing while the extension is not installed.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/worker_round.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/snapmgr.h"
+
+#include "pg_ray.h"
+
+static void pg_ray_worker_exec(const char *sql);
+
+/*
+ * pg_ray_worker_round
+ *		Run one round in its own transaction.  The first round after the
+ *		worker starts also recovers from whatever a previous worker was doing
+ *		when it stopped.  Returns whether the extension is installed.
+ */
+bool
+pg_ray_worker_round(bool first_round)
+{
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	installed = OidIsValid(get_extension_oid("pg_ray", true));
+	if (installed)
+	{
+		if (first_round)
+		{
+			pgstat_report_activity(STATE_RUNNING, "pg_ray: recovering after start");
+			pg_ray_worker_exec("SELECT ray._worker_recover()");
+		}
+		pgstat_report_activity(STATE_RUNNING, "pg_ray: reconciling");
+		pg_ray_worker_exec("SELECT ray._worker_reconcile()");
+	}
+
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	return installed;
+}
+
+/*
+ * pg_ray_worker_exec
+ *		Run one statement of the round; any failure is an error that aborts
+ *		the round.
+ */
+static void
+pg_ray_worker_exec(const char *sql)
+{
+	int			ret = SPI_execute(sql, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
+}
