@@ -25,7 +25,7 @@ PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
 # re-created around the tests as pg_regress would otherwise do.
 PG_RAY_TEST_DB ?= postgres
 REGRESS = setup resource_groups worker_groups jobs usage
-REGRESS_OPTS = --use-existing --dbname=$(PG_RAY_TEST_DB) --inputdir=. --outputdir=build/regress
+REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	$(shell pkg-config --cflags libcurl jansson) -I$(shell pg_config --includedir)
@@ -34,5 +34,8 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl jansson) -L$(shell pg_config --li
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After PGXS, which sets its own default.
+CONTRIB_TESTDB = $(PG_RAY_TEST_DB)
 
 EXTRA_CLEAN = build

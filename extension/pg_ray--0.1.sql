@@ -463,7 +463,12 @@ DECLARE
 	spec ray.node_spec;
 BEGIN
 	PERFORM ray._check_name('worker group', NEW.name);
-	IF NEW.resource_type IS NULL OR NEW.resource_type NOT IN ('CPU', 'GPU') THEN
+	IF NEW.resource_type IS NULL THEN
+		RAISE EXCEPTION 'resource type must not be null'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'The resource type is CPU or GPU.';
+	END IF;
+	IF NEW.resource_type NOT IN ('CPU', 'GPU') THEN
 		RAISE EXCEPTION 'invalid resource type "%"', NEW.resource_type
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'The resource type is CPU or GPU.';
@@ -782,8 +787,7 @@ BEGIN
 	IF result.delete_requested_at IS NOT NULL THEN
 		RAISE EXCEPTION 'resource group "%" is being dropped', group_name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = format('It was dropped at %s and the background worker is removing it.',
-								  result.delete_requested_at);
+				  DETAIL = 'The background worker is removing it.';
 	END IF;
 	RETURN result;
 END
@@ -837,7 +841,8 @@ BEGIN
 				  DETAIL = format('Affected jobs: %s.', listed),
 				  HINT = 'Wait for them to finish, stop them with ray.stop_job(), or pass force => true to interrupt them.';
 	END IF;
-	RAISE NOTICE '% interrupts jobs %', effect, listed;
+	RAISE NOTICE '% interrupts %', effect,
+		CASE WHEN cardinality(ids) = 1 THEN 'job ' ELSE 'jobs ' END || listed;
 	RETURN ids;
 END
 $$;
@@ -878,6 +883,12 @@ DECLARE
 	caller name := ray._caller();
 BEGIN
 	PERFORM ray._check_name('resource group', create_resource_group.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name
+			   AND g.delete_requested_at IS NOT NULL) THEN
+		RAISE EXCEPTION 'resource group "%" is being dropped', create_resource_group.name
+			USING ERRCODE = 'object_in_use',
+				  HINT = 'Create it again once it is gone from ray.resource_groups.';
+	END IF;
 	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name) THEN
 		RAISE EXCEPTION 'resource group "%" already exists', create_resource_group.name
 			USING ERRCODE = 'duplicate_object';
@@ -925,6 +936,9 @@ BEGIN
 		RAISE NOTICE 'resource group "%" already has that spec; nothing changes', rg.name;
 		RETURN;
 	END IF;
+	-- The validation trigger speaks first: an invalid change reports no effects.
+	UPDATE ray.resource_group g SET head_spec = new_head, options = new_options
+	WHERE g.name = rg.name;
 	IF new_head IS DISTINCT FROM rg.head_spec
 		OR (new_options -> 'ha') IS DISTINCT FROM (rg.options -> 'ha')
 		OR (new_options -> 'redis_url') IS DISTINCT FROM (rg.options -> 'redis_url')
@@ -932,8 +946,6 @@ BEGIN
 		PERFORM ray._guard_interruption(rg.name, 'restarting the head node', force);
 		RAISE NOTICE 'the head node of resource group "%" will restart', rg.name;
 	END IF;
-	UPDATE ray.resource_group g SET head_spec = new_head, options = new_options
-	WHERE g.name = rg.name;
 	PERFORM ray._spec_changed(rg.name, array_to_string(changes, '; '));
 END
 $$;
@@ -1066,6 +1078,14 @@ BEGIN
 		RETURN;
 	END IF;
 
+	-- The validation trigger speaks first: an invalid change reports no effects.
+	UPDATE ray.worker_group w SET
+		spec = new.spec, resource_type = new.resource_type, min_workers = new.min_workers,
+		max_workers = new.max_workers, disk_gb = new.disk_gb,
+		gpu_distribution_unit = new.gpu_distribution_unit,
+		desired_workers = least(greatest(w.desired_workers, new.min_workers), new.max_workers)
+	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
+
 	restarts := new.spec <> wg.spec OR new.resource_type <> wg.resource_type
 		OR new.disk_gb <> wg.disk_gb
 		OR new.gpu_distribution_unit IS DISTINCT FROM wg.gpu_distribution_unit;
@@ -1082,12 +1102,6 @@ BEGIN
 			wg.name, new.max_workers, deleted, CASE WHEN deleted = 1 THEN '' ELSE 's' END;
 	END IF;
 
-	UPDATE ray.worker_group w SET
-		spec = new.spec, resource_type = new.resource_type, min_workers = new.min_workers,
-		max_workers = new.max_workers, disk_gb = new.disk_gb,
-		gpu_distribution_unit = new.gpu_distribution_unit,
-		desired_workers = least(greatest(w.desired_workers, new.min_workers), new.max_workers)
-	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
 	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s altered', wg.name));
 END
 $$;

@@ -1,0 +1,75 @@
+-- Resource groups: creating, altering and dropping, and every rule.
+\set SHOW_CONTEXT never
+
+SELECT ray.create_resource_group('analytics');
+SELECT ray.create_resource_group('nightly', head_spec => 'm.xlarge',
+	options => '{"ha": true, "redis_url": "redis://127.0.0.1:6379", "idle_timeout_seconds": 120}');
+SELECT name, provider, head_spec, state, worker_groups, generation, dropping
+FROM ray.resource_groups ORDER BY name;
+SELECT resource_group, from_state, to_state, generation, actor, message
+FROM ray.resource_group_event ORDER BY event_id;
+
+-- names
+SELECT ray.create_resource_group(NULL);
+SELECT ray.create_resource_group('Analytics');
+SELECT ray.create_resource_group('9lives');
+SELECT ray.create_resource_group('has space');
+SELECT ray.create_resource_group(repeat('a', 49));
+SELECT ray.create_resource_group(repeat('a', 48)) = repeat('a', 48) AS longest_name_ok;
+SELECT ray.create_resource_group('analytics');
+
+-- provider and head spec
+SELECT ray.create_resource_group('g1', provider => 'kubernetes');
+SELECT ray.create_resource_group('g1', head_spec => 'huge');
+SELECT ray.create_resource_group('g1', head_spec => 'gpu.small');
+SELECT ray.create_resource_group('g1', head_spec => NULL);
+
+-- options
+SELECT ray.create_resource_group('g1', options => '[1, 2]');
+SELECT ray.create_resource_group('g1', options => '{"ha ": true}');
+SELECT ray.create_resource_group('g1', options => '{"ha": "yes"}');
+SELECT ray.create_resource_group('g1', options => '{"redis_url": "redis://localhost"}');
+SELECT ray.create_resource_group('g1', options => '{"ha": true, "redis_url": "http://x"}');
+SELECT ray.create_resource_group('g1', options => '{"idle_timeout_seconds": 5}');
+SELECT ray.create_resource_group('g1', options => '{"idle_timeout_seconds": 12.5}');
+SELECT ray.create_resource_group('g1', options => '{"object_store_memory_mb": 10}');
+SELECT ray.create_resource_group('g1', options => NULL) AS null_options_mean_none;
+SELECT options FROM ray.resource_group WHERE name = 'g1';
+
+-- altering: the effects are reported before they happen
+SELECT ray.alter_resource_group('analytics', head_spec => 'm.2xlarge');
+SELECT ray.alter_resource_group('analytics', head_spec => 'm.2xlarge');
+SELECT ray.alter_resource_group('analytics', options => '{"idle_timeout_seconds": 300}');
+SELECT ray.alter_resource_group('nightly', options => '{"redis_url": null, "ha": null}');
+SELECT name, head_spec, options, generation FROM ray.resource_group
+WHERE name IN ('analytics', 'nightly') ORDER BY name;
+SELECT ray.alter_resource_group('analytics', head_spec => 'gpu.small');
+SELECT ray.alter_resource_group('analytics', options => '{"bogus": 1}');
+SELECT ray.alter_resource_group('analytics', options => '"text"');
+SELECT ray.alter_resource_group('missing', head_spec => 'small');
+
+-- direct writes obey the same rules as the API
+INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('Direct', 'small', 'postgres');
+INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('direct', 'gpu.small', 'postgres');
+UPDATE ray.resource_group SET options = '{"ha": 1}' WHERE name = 'analytics';
+-- and without triggers (as during a restore), the constraints still hold
+SET session_replication_role = replica;
+\set VERBOSITY terse
+INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('Direct', 'small', 'postgres');
+INSERT INTO ray.resource_group (name, head_spec, owner, state) VALUES ('direct', 'small', 'postgres', 'RUNNING');
+\set VERBOSITY default
+RESET session_replication_role;
+
+-- dropping (in a transaction, so the worker cannot remove the group before we look)
+SELECT ray.drop_resource_group('missing');
+SELECT ray.drop_resource_group(NULL);
+BEGIN;
+\set ON_ERROR_ROLLBACK on
+SELECT ray.drop_resource_group('g1');
+SELECT name, state, dropping FROM ray.resource_groups WHERE name = 'g1';
+SELECT ray.drop_resource_group('g1');
+SELECT ray.add_worker_group('g1', 'w', 'CPU', 'small', 1, 1);
+SELECT ray.create_resource_group('g1');
+COMMIT;
+\set ON_ERROR_ROLLBACK off
+SELECT ray.drop_resource_group(repeat('a', 48));

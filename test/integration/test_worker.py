@@ -1,0 +1,150 @@
+"""The background worker: woken at commit, alive across terminations and
+crashes, recovering at start, and confined to its database."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psycopg
+import pytest
+
+from conftest import connect, wait_for, wait_for_worker, worker_status
+
+
+def job_message(db: psycopg.Connection, job_id: int) -> str | None:
+    row = db.execute("SELECT message FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()
+    return row[0] if row else None
+
+
+def test_worker_runs_in_the_configured_database(db: psycopg.Connection) -> None:
+    pid = wait_for_worker()
+    row = db.execute("SELECT datname FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert row == ("postgres",)
+    status = worker_status(db)
+    assert status["running"] and status["pid"] == pid
+
+
+def test_commit_wakes_the_worker_and_rollback_does_not(db: psycopg.Connection, group: str) -> None:
+    before = worker_status(db)
+
+    with connect() as other:
+        other.autocommit = False
+        other.execute("SELECT ray.submit_job(%s, 'python rolled_back.py')", (group,))
+        other.rollback()
+    assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"]
+
+    with connect() as other:
+        other.autocommit = False
+        job_id = other.execute("SELECT ray.submit_job(%s, 'python wake.py')", (group,)).fetchone()[0]
+        # not yet committed: nobody asked the worker to wake
+        assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"]
+        other.commit()
+    assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"] + 1
+
+    # the worker acted on the committed job, woken by its latch, not a timer
+    message = wait_for(lambda: job_message(db, job_id), "the worker to pick up the job")
+    assert message == f'waiting for resource group "{group}" to become ready (it is CREATING)'
+    after = worker_status(db)
+    assert after["latch_wakeups"] > before["latch_wakeups"]
+    assert after["timeout_wakeups"] == before["timeout_wakeups"]
+    assert after["round_errors"] == before["round_errors"]
+
+
+def test_worker_comes_back_after_pg_terminate_backend(db: psycopg.Connection, group: str) -> None:
+    old = wait_for_worker()
+    assert db.execute("SELECT pg_terminate_backend(%s)", (old,)).fetchone()[0]
+    new = wait_for_worker(other_than=old)
+    assert worker_status(db)["pid"] == new
+
+    job_id = db.execute("SELECT ray.submit_job(%s, 'python after.py')", (group,)).fetchone()[0]
+    wait_for(lambda: job_message(db, job_id), "the new worker to pick up a job")
+
+
+def test_worker_comes_back_after_a_crash(group: str) -> None:
+    old = wait_for_worker()
+    # SIGKILL makes the postmaster reinitialize every backend, as after any crash
+    os.kill(old, signal.SIGKILL)
+    new = wait_for_worker(other_than=old)
+    with connect() as db:
+        job_id = db.execute("SELECT ray.submit_job(%s, 'python after_crash.py')", (group,)).fetchone()[0]
+        wait_for(lambda: job_message(db, job_id), "the restarted worker to pick up a job")
+        assert worker_status(db)["pid"] == new
+
+
+def test_restarted_worker_records_interrupted_submissions(db: psycopg.Connection, group: str) -> None:
+    job_id = db.execute("SELECT ray.submit_job(%s, 'python inflight.py')", (group,)).fetchone()[0]
+    # what a worker that died mid-submission leaves behind
+    db.execute("SELECT ray._job_transition(%s, 'SUBMITTING', 'submitting', 'pg_ray worker')", (job_id,))
+    old = wait_for_worker()
+    db.execute("SELECT pg_terminate_backend(%s)", (old,))
+    wait_for_worker(other_than=old)
+
+    def recovery_event() -> tuple | None:
+        return db.execute(
+            "SELECT from_state, to_state, actor, message FROM ray.job_events "
+            "WHERE job_id = %s AND actor = 'pg_ray worker' AND message LIKE '%%restarted%%'",
+            (job_id,)).fetchone()
+    from_state, to_state, actor, message = wait_for(recovery_event, "the recovery event")
+    assert (from_state, to_state, actor) == ("SUBMITTING", "SUBMITTING", "pg_ray worker")
+    assert "asked whether this attempt exists" in message
+    state = db.execute("SELECT state FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0]
+    assert state == "SUBMITTING"
+    db.execute("SELECT ray._job_transition(%s, 'FAILED', 'test cleanup', 'test')", (job_id,))
+
+
+def test_dropped_group_is_removed_by_the_worker(db: psycopg.Connection) -> None:
+    db.execute("SELECT ray.create_resource_group('it-dropped')")
+    db.execute("SELECT ray.add_worker_group('it-dropped', 'cpu', 'CPU', 'small', 1, 1)")
+    db.execute("SELECT ray.drop_resource_group('it-dropped')")
+    wait_for(lambda: db.execute(
+        "SELECT NOT EXISTS (SELECT FROM ray.resource_groups WHERE name = 'it-dropped')").fetchone()[0],
+        "the worker to remove the dropped group")
+    events = db.execute(
+        "SELECT to_state, actor FROM ray.resource_group_event WHERE resource_group = 'it-dropped' "
+        "AND actor = 'pg_ray worker' ORDER BY event_id").fetchall()
+    assert events == [("DELETING", "pg_ray worker"), ("DELETED", "pg_ray worker")]
+    assert db.execute("SELECT count(*) FROM ray.worker_group WHERE resource_group = 'it-dropped'"
+                      ).fetchone()[0] == 0
+
+
+def test_reload_keeps_the_worker(db: psycopg.Connection) -> None:
+    old = wait_for_worker()
+    db.execute("ALTER SYSTEM SET pg_ray.error_retry_seconds = 3")
+    try:
+        db.execute("SELECT pg_reload_conf()")
+        wait_for(lambda: connect().execute("SHOW pg_ray.error_retry_seconds").fetchone()[0] == "3s",
+                 "the reload")
+        assert wait_for_worker() == old
+    finally:
+        db.execute("ALTER SYSTEM RESET pg_ray.error_retry_seconds")
+        db.execute("SELECT pg_reload_conf()")
+
+
+def test_create_extension_is_refused_in_another_database(db: psycopg.Connection) -> None:
+    db.execute("DROP DATABASE IF EXISTS pg_ray_elsewhere")
+    db.execute("CREATE DATABASE pg_ray_elsewhere")
+    try:
+        with connect("pg_ray_elsewhere") as other:
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
+                other.execute("CREATE EXTENSION pg_ray")
+        diag = caught.value.diag
+        assert diag.message_primary == 'pg_ray can only be created in database "postgres"'
+        assert diag.message_hint.startswith('Connect to database "postgres"')
+    finally:
+        db.execute("DROP DATABASE pg_ray_elsewhere")
+
+
+def test_worker_follows_the_extension_being_dropped_and_created(db: psycopg.Connection) -> None:
+    db.execute("DROP EXTENSION pg_ray CASCADE")
+    # a worker that starts without the extension idles until it is created
+    old = wait_for_worker()
+    db.execute("SELECT pg_terminate_backend(%s)", (old,))
+    new = wait_for_worker(other_than=old)
+    db.execute("CREATE EXTENSION pg_ray")
+    db.execute("SELECT ray.create_resource_group('it-again')")
+    db.execute("SELECT ray.add_worker_group('it-again', 'cpu', 'CPU', 'small', 1, 1)")
+    job_id = db.execute("SELECT ray.submit_job('it-again', 'python again.py')").fetchone()[0]
+    wait_for(lambda: job_message(db, job_id), "the worker to see the new extension's jobs")
+    assert worker_status(db)["pid"] == new
+    db.execute("SELECT ray.drop_resource_group('it-again', force => true)")

@@ -1,0 +1,79 @@
+-- pgTAP: a non-admin sees, stops and changes only what is theirs.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS pg_ray;
+SELECT plan(23);
+
+CREATE ROLE tap_admin IN ROLE ray_admin;
+CREATE ROLE tap_ann IN ROLE ray_user;
+CREATE ROLE tap_ben IN ROLE ray_user;
+CREATE ROLE tap_outsider;
+
+SELECT ray.create_resource_group('tap');
+SELECT ray.add_worker_group('tap', 'cpu', 'CPU', 'small', 1, 1);
+SELECT ray.grant_usage('tap', 'tap_ann');
+SELECT ray.grant_usage('tap', 'tap_ben');
+
+SET LOCAL ROLE tap_ann;
+SELECT set_config('tap.ann_job', ray.submit_job('tap', 'python ann.py')::text, true);
+RESET ROLE;
+SET LOCAL ROLE tap_ben;
+SELECT set_config('tap.ben_job', ray.submit_job('tap', 'python ben.py')::text, true);
+RESET ROLE;
+INSERT INTO ray.job_log (job_id, attempt, log)
+VALUES (current_setting('tap.ann_job')::bigint, 1, 'ann''s secret output');
+
+SET LOCAL ROLE tap_ann;
+SELECT results_eq($$SELECT entrypoint FROM ray.jobs WHERE resource_group = 'tap'$$,
+				  ARRAY['python ann.py'], 'ann sees her job and only hers');
+SELECT is((SELECT count(*)::integer FROM ray.job_log), 1, 'ann reads her saved log');
+SELECT is(owner, 'tap_ann'::name, 'the job belongs to the role that submitted it')
+FROM ray.jobs WHERE job_id = current_setting('tap.ann_job')::bigint;
+RESET ROLE;
+
+SET LOCAL ROLE tap_ben;
+SELECT results_eq($$SELECT entrypoint FROM ray.jobs WHERE resource_group = 'tap'$$,
+				  ARRAY['python ben.py'], 'ben sees his job and only his');
+SELECT is_empty($$SELECT * FROM ray.job WHERE owner = 'tap_ann'$$, 'ben cannot read ann''s job from the table');
+SELECT is_empty($$SELECT * FROM ray.job_event WHERE job_id = current_setting('tap.ann_job')::bigint$$,
+				'ben cannot read ann''s job events');
+SELECT is_empty($$SELECT * FROM ray.job_log$$, 'ben cannot read ann''s log');
+SELECT throws_ok(format('SELECT ray.stop_job(%s)', current_setting('tap.ann_job')), '42704', NULL,
+				 'ben cannot stop ann''s job: to him it does not exist');
+SELECT throws_ok($$UPDATE ray.job SET state = 'STOPPED'$$, '42501', NULL, 'ben cannot update jobs directly');
+SELECT throws_ok($$DELETE FROM ray.job_event$$, '42501', NULL, 'ben cannot delete history');
+SELECT throws_ok($$INSERT INTO ray.job (owner, resource_group, entrypoint) VALUES ('tap_ann', 'tap', 'x')$$,
+				 '42501', NULL, 'ben cannot insert a job as someone else');
+SELECT throws_ok($$SELECT ray.alter_worker_group('tap', 'cpu', max_workers => 1)$$, '42501', NULL,
+				 'ben cannot alter a worker group');
+SELECT throws_ok($$SELECT ray.drop_resource_group('tap', force => true)$$, '42501', NULL,
+				 'ben cannot drop a resource group');
+SELECT throws_ok($$SELECT ray.grant_usage('tap', 'tap_outsider')$$, '42501', NULL,
+				 'ben cannot grant usage');
+SELECT throws_ok($$SELECT options FROM ray.resource_group$$, '42501', NULL,
+				 'ben cannot read resource group options, which may hold secrets');
+SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
+				   VALUES ('x', 'CPU', 1, 1024, 1)$$, '42501', NULL, 'ben cannot add node specs');
+RESET ROLE;
+
+SET LOCAL ROLE tap_outsider;
+SELECT throws_ok($$SELECT ray.submit_job('tap', 'x')$$, '42501', NULL,
+				 'a role that is not a ray_user cannot submit');
+SELECT throws_ok($$SELECT * FROM ray.jobs$$, '42501', NULL,
+				 'a role that is not a ray_user cannot read jobs');
+RESET ROLE;
+
+SET LOCAL ROLE tap_admin;
+SELECT results_eq($$SELECT entrypoint FROM ray.jobs WHERE resource_group = 'tap' ORDER BY job_id$$,
+				  ARRAY['python ann.py', 'python ben.py'], 'an admin sees every job');
+SELECT ok(ray.stop_job(current_setting('tap.ben_job')::bigint), 'an admin stops anyone''s job');
+SELECT is(stopped_by, 'tap_admin'::name, 'who stopped a job is recorded')
+FROM ray.jobs WHERE job_id = current_setting('tap.ben_job')::bigint;
+SELECT lives_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
+				  VALUES ('tap.tiny', 'CPU', 1, 1024, 0.5)$$, 'an admin adds node specs');
+SELECT lives_ok($$SELECT ray.alter_worker_group('tap', 'cpu', spec => 'tap.tiny')$$,
+				'an admin alters worker groups');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
