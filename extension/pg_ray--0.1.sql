@@ -1028,6 +1028,10 @@ DECLARE
 	result ray.worker_group;
 BEGIN
 	PERFORM ray._resource_group(group_name);
+	IF worker_group_name IS NULL THEN
+		RAISE EXCEPTION 'worker group name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT * INTO result FROM ray.worker_group
 	WHERE resource_group = group_name AND name = worker_group_name FOR UPDATE;
 	IF NOT FOUND THEN
@@ -1162,6 +1166,9 @@ AS $$
 DECLARE
 	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, false);
 BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	DELETE FROM ray.resource_group_grant g
 	WHERE g.resource_group = rg.name AND g.grantee = role;
 	IF NOT FOUND THEN

@@ -66,6 +66,8 @@ SELECT owner, state, stopped_by FROM ray.jobs WHERE job_id IN (:alice_job, :bob_
 SELECT ray.revoke_usage('shared', 'public');
 SELECT ray.revoke_usage('shared', 'public');
 SELECT ray.revoke_usage('shared', 'regress_alice');
+SELECT ray.revoke_usage('shared', NULL);
+SELECT ray.revoke_usage('nope', 'regress_alice');
 RESET ROLE;
 
 SET ROLE regress_alice;

@@ -53,6 +53,8 @@ SELECT ray.alter_worker_group('wg', 'gpu', resource_type => 'CPU', spec => 'smal
 SELECT ray.alter_worker_group('wg', 'cpu', min_workers => 5);
 SELECT ray.alter_worker_group('wg', 'nope', min_workers => 1);
 SELECT ray.alter_worker_group('nope', 'cpu', min_workers => 1);
+SELECT ray.alter_worker_group('wg', NULL, min_workers => 1);
+SELECT ray.drop_worker_group('wg', NULL);
 SELECT name, resource_type, spec, min_workers, max_workers, disk_gb, gpu_distribution_unit, desired_workers
 FROM ray.worker_group WHERE resource_group = 'wg' ORDER BY name;
 
