@@ -11,7 +11,13 @@ OBJS = \
 	src/wakeup.o \
 	src/worker.o \
 	src/worker_round.o \
-	src/identity.o
+	src/identity.o \
+	src/http.o \
+	src/ray_parse.o \
+	src/ray_json.o \
+	src/ray_api.o \
+	src/dispatcher.o \
+	src/jobs.o
 
 # The control file and scripts live in extension/, so they are installed as
 # DATA into share/extension rather than through EXTENSION, which would want
@@ -29,7 +35,8 @@ REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	$(shell pkg-config --cflags libcurl jansson) -I$(shell pg_config --includedir)
-SHLIB_LINK = $(shell pkg-config --libs libcurl jansson) -L$(shell pg_config --libdir) -lpq
+# jansson is not linked: ray_json.c loads it (see there why).
+SHLIB_LINK = $(shell pkg-config --libs libcurl) -ldl -L$(shell pg_config --libdir) -lpq
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -39,3 +46,16 @@ include $(PGXS)
 CONTRIB_TESTDB = $(PG_RAY_TEST_DB)
 
 EXTRA_CLEAN = build
+
+# Unit tests of the response parsers: plain C, under AddressSanitizer and
+# UndefinedBehaviorSanitizer, printing TAP.
+build/test_ray_parse: test/unit/test_ray_parse.c src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
+	mkdir -p build
+	$(CC) -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-DRAY_JSON_DIRECT -o $@ test/unit/test_ray_parse.c src/ray_parse.c src/ray_json.c \
+		$(shell pkg-config --cflags --libs jansson)
+
+unittest: build/test_ray_parse
+	build/test_ray_parse
+
+.PHONY: unittest

@@ -96,6 +96,34 @@ AS 'MODULE_PATHNAME', 'pg_ray_worker_status';
 COMMENT ON FUNCTION ray.worker_status() IS
 'Whether the pg_ray background worker runs, and what it has done since it started.';
 
+CREATE FUNCTION ray._check_dashboard_url(url text)
+RETURNS text
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'pg_ray_check_dashboard_url';
+COMMENT ON FUNCTION ray._check_dashboard_url(text) IS
+'The dashboard URL normalized, or an error: http(s) only, plain http only to a loopback address.';
+
+CREATE FUNCTION ray._http_ray_version(url text, token text, ca_file text)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_http_ray_version';
+COMMENT ON FUNCTION ray._http_ray_version(text, text, text) IS
+'GET /api/version of a Ray dashboard, in this backend: the Ray version, or an error saying what was tried.';
+
+CREATE FUNCTION ray._http_job_logs(url text, token text, ca_file text, submission_id text)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_http_job_logs';
+COMMENT ON FUNCTION ray._http_job_logs(text, text, text, text) IS
+'GET /api/jobs/{id}/logs of a Ray dashboard, in this backend, bounded by pg_ray.max_log_bytes.';
+
+CREATE FUNCTION ray.wait_job(job_id bigint, timeout interval DEFAULT '1 hour')
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_wait_job';
+COMMENT ON FUNCTION ray.wait_job(bigint, interval) IS
+'Wait until a job has finished or the timeout has passed, and return its state; reports state changes as NOTICEs. Cancel with the usual query cancel.';
+
 /* ------------------------------------------------------------------------
  * Small helpers
  * ------------------------------------------------------------------------
@@ -142,6 +170,19 @@ $$;
 COMMENT ON FUNCTION ray._check_name(text, text) IS
 'Raise an error unless value is a valid pg_ray object name.';
 
+/*
+ * One row naming this installation.  It prefixes Ray submission ids, so two
+ * databases that share a Ray cluster can never mistake each other's runs for
+ * their own.
+ */
+CREATE TABLE ray.installation (
+	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	id text NOT NULL DEFAULT substr(replace(gen_random_uuid()::text, '-', ''), 1, 10)
+);
+INSERT INTO ray.installation DEFAULT VALUES;
+COMMENT ON TABLE ray.installation IS
+'The id of this pg_ray installation, which prefixes the Ray submission ids it makes.';
+
 /* ------------------------------------------------------------------------
  * Node specs: the sizes a head or worker node can have.  Admin-editable.
  * ------------------------------------------------------------------------
@@ -173,8 +214,9 @@ CREATE TABLE ray.resource_group (
 	name text PRIMARY KEY
 		CONSTRAINT resource_group_name_check CHECK (name ~ '^[a-z][a-z0-9_-]{0,47}$'),
 	provider text NOT NULL DEFAULT 'local'
-		CONSTRAINT resource_group_provider_check CHECK (provider IN ('local')),
-	head_spec text NOT NULL REFERENCES ray.node_spec (name) ON UPDATE CASCADE,
+		CONSTRAINT resource_group_provider_check CHECK (provider IN ('local', 'external')),
+	head_spec text REFERENCES ray.node_spec (name) ON UPDATE CASCADE,
+	endpoint text,				-- external: the dashboard URL it was registered with
 	options jsonb NOT NULL DEFAULT '{}'
 		CONSTRAINT resource_group_options_check CHECK (jsonb_typeof(options) = 'object'),
 	owner name NOT NULL,
@@ -190,10 +232,21 @@ CREATE TABLE ray.resource_group (
 	dashboard_url text,
 	client_address text,
 	ray_version text,
-	last_error text
+	last_error text,
+	unreachable_since timestamptz,
+	CONSTRAINT resource_group_head_spec_check CHECK (provider = 'external' OR head_spec IS NOT NULL),
+	CONSTRAINT resource_group_endpoint_check CHECK ((provider = 'external') = (endpoint IS NOT NULL))
 );
 COMMENT ON TABLE ray.resource_group IS
 'Ray clusters: desired spec (provider, head spec, options, generation) and observed state.';
+
+CREATE TABLE ray.resource_group_secret (
+	resource_group text PRIMARY KEY
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	token text NOT NULL
+);
+COMMENT ON TABLE ray.resource_group_secret IS
+'Bearer tokens of Ray dashboards; readable by the extension owner and the background worker only.';
 
 CREATE TABLE ray.worker_group (
 	resource_group text NOT NULL
@@ -212,7 +265,8 @@ CREATE TABLE ray.worker_group (
 		CONSTRAINT worker_group_gpu_distribution_unit_check
 		CHECK (gpu_distribution_unit > 0 AND gpu_distribution_unit <= 1),
 	created_at timestamptz NOT NULL DEFAULT now(),
-	-- observed state, written by the background worker only
+	-- live_workers is observed (the worker); desired_workers is the scaler's
+	-- target, started at min_workers by the API and moved by the autoscaler
 	live_workers integer NOT NULL DEFAULT 0,
 	desired_workers integer NOT NULL DEFAULT 0,
 	PRIMARY KEY (resource_group, name),
@@ -276,12 +330,21 @@ CREATE TABLE ray.job (
 		CONSTRAINT job_entrypoint_resources_check CHECK (jsonb_typeof(entrypoint_resources) = 'object'),
 	max_attempts integer NOT NULL DEFAULT 1
 		CONSTRAINT job_max_attempts_check CHECK (max_attempts BETWEEN 1 AND 100),
+	retry_on_failure boolean NOT NULL DEFAULT false,
+	-- a stop request is desired state, written by ray.stop_job
+	stop_requested_at timestamptz,
+	stopped_by name,
 	-- observed state, written by the background worker and the state machine
 	state text NOT NULL DEFAULT 'QUEUED'
 		CONSTRAINT job_state_check CHECK (state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING',
 													'PUBLISHING', 'SUCCEEDED', 'FAILED', 'STOPPED')),
 	attempts integer NOT NULL DEFAULT 0,
 	ray_submission_id text,
+	ray_job_id text,
+	ray_status text,
+	last_seen_at timestamptz,
+	stop_sent_at timestamptz,
+	log_error text,
 	submitted_at timestamptz NOT NULL DEFAULT now(),
 	state_changed_at timestamptz NOT NULL DEFAULT now(),
 	started_at timestamptz,
@@ -289,8 +352,6 @@ CREATE TABLE ray.job (
 	message text,
 	error_type text,
 	driver_exit_code integer,
-	stop_requested_at timestamptz,
-	stopped_by name,
 	rows_processed bigint,
 	rows_total bigint,
 	target_table text,
@@ -343,14 +404,16 @@ COMMENT ON TABLE ray.job_log IS
  * ignored, so that a typo such as "ha ": true does not silently give a group
  * without high availability.
  */
-CREATE FUNCTION ray._check_group_options(options jsonb)
+CREATE FUNCTION ray._check_group_options(options jsonb, provider text DEFAULT 'local')
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	key text;
-	known constant text[] := ARRAY['ha', 'redis_url', 'idle_timeout_seconds', 'object_store_memory_mb'];
+	known constant text[] := CASE provider
+		WHEN 'external' THEN ARRAY['ca_file', 'client_address']
+		ELSE ARRAY['ha', 'redis_url', 'idle_timeout_seconds', 'object_store_memory_mb'] END;
 BEGIN
 	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
 		RAISE EXCEPTION 'resource group options must be a JSON object'
@@ -361,7 +424,7 @@ BEGIN
 		IF NOT key = ANY (known) THEN
 			RAISE EXCEPTION 'unknown resource group option "%"', key
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Known options: ' || array_to_string(known, ', ') || '.';
+					  HINT = format('Known options of the %s provider: %s.', provider, array_to_string(known, ', '));
 		END IF;
 	END LOOP;
 	IF options ? 'ha' AND jsonb_typeof(options -> 'ha') <> 'boolean' THEN
@@ -394,9 +457,20 @@ BEGIN
 		RAISE EXCEPTION 'resource group option "object_store_memory_mb" must be a whole number from 100 to 1048576'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF options ? 'ca_file' AND (jsonb_typeof(options -> 'ca_file') <> 'string'
+								OR (options ->> 'ca_file') !~ '^/') THEN
+		RAISE EXCEPTION 'resource group option "ca_file" must be an absolute path'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'It names a PEM file of CA certificates, on the database server, to verify the dashboard''s TLS certificate with.';
+	END IF;
+	IF options ? 'client_address' AND (jsonb_typeof(options -> 'client_address') <> 'string'
+									   OR (options ->> 'client_address') !~ '^ray://[^/\s]+:[0-9]+$') THEN
+		RAISE EXCEPTION 'resource group option "client_address" must look like ray://host:port'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 END
 $$;
-COMMENT ON FUNCTION ray._check_group_options(jsonb) IS
+COMMENT ON FUNCTION ray._check_group_options(jsonb, text) IS
 'Raise an error unless options are valid resource group options.';
 
 /* Look up a node spec, with the error a user expects when it is missing. */
@@ -431,10 +505,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM ray._check_name('resource group', NEW.name);
-	IF NEW.provider IS NULL OR NEW.provider NOT IN ('local') THEN
+	IF NEW.provider IS NULL OR NEW.provider NOT IN ('local', 'external') THEN
 		RAISE EXCEPTION 'unknown provider "%"', NEW.provider
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Supported providers: local.';
+				  HINT = 'Supported providers: local, external.';
+	END IF;
+	IF NEW.provider = 'external' THEN
+		IF NEW.endpoint IS NULL THEN
+			RAISE EXCEPTION 'an external resource group needs the URL of its Ray dashboard'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Register it with ray.register_cluster(name, dashboard_url, token).';
+		END IF;
+		IF NEW.head_spec IS NOT NULL THEN
+			RAISE EXCEPTION 'an external resource group has no head spec'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Its nodes are managed outside pg_ray.';
+		END IF;
+		PERFORM ray._check_group_options(NEW.options, NEW.provider);
+		RETURN NEW;
 	END IF;
 	IF (ray._node_spec(NEW.head_spec)).resource_type <> 'CPU' THEN
 		RAISE EXCEPTION 'node spec "%" cannot be used for a head node', NEW.head_spec
@@ -442,7 +530,7 @@ BEGIN
 				  DETAIL = 'The head node schedules tasks and runs none, so it takes a CPU spec.',
 				  HINT = 'Choose a spec with resource_type CPU from ray.node_spec.';
 	END IF;
-	PERFORM ray._check_group_options(NEW.options);
+	PERFORM ray._check_group_options(NEW.options, NEW.provider);
 	RETURN NEW;
 END
 $$;
@@ -450,7 +538,7 @@ COMMENT ON FUNCTION ray._resource_group_validate() IS
 'BEFORE trigger: the rules of a resource group''s desired spec.';
 
 CREATE TRIGGER resource_group_validate
-	BEFORE INSERT OR UPDATE OF name, provider, head_spec, options ON ray.resource_group
+	BEFORE INSERT OR UPDATE OF name, provider, head_spec, endpoint, options ON ray.resource_group
 	FOR EACH ROW EXECUTE FUNCTION ray._resource_group_validate();
 
 CREATE FUNCTION ray._worker_group_validate()
@@ -654,6 +742,42 @@ CREATE TRIGGER job_validate
 	FOR EACH ROW EXECUTE FUNCTION ray._job_validate();
 
 /*
+ * A node spec in use keeps its resource type: a head or worker group must
+ * not silently turn into something it could not have been created as.
+ */
+CREATE FUNCTION ray._node_spec_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	users text;
+BEGIN
+	IF NEW.resource_type IS DISTINCT FROM OLD.resource_type THEN
+		SELECT string_agg(what, ', ' ORDER BY what) INTO users FROM (
+			SELECT format('head of resource group %s', name) AS what
+			FROM ray.resource_group WHERE head_spec = OLD.name
+			UNION ALL
+			SELECT format('worker group %s.%s', resource_group, name)
+			FROM ray.worker_group WHERE spec = OLD.name) u;
+		IF users IS NOT NULL THEN
+			RAISE EXCEPTION 'node spec "%" is in use and cannot change its resource type', OLD.name
+				USING ERRCODE = 'object_in_use',
+					  DETAIL = format('It is used by: %s.', users),
+					  HINT = 'Create a new spec and move the groups to it.';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION ray._node_spec_validate() IS
+'BEFORE trigger: a node spec in use keeps its resource type.';
+
+CREATE TRIGGER node_spec_validate
+	BEFORE UPDATE OF resource_type ON ray.node_spec
+	FOR EACH ROW EXECUTE FUNCTION ray._node_spec_validate();
+
+/*
  * Wake the worker at commit whenever desired state changes.  The node spec
  * table has the trigger too: its seed rows below are then what wakes a worker
  * that waits for the extension to be created.
@@ -762,7 +886,7 @@ COMMENT ON FUNCTION ray._group_transition(text, text, text, name) IS
  */
 
 /* The resource group of that name, or the error a user expects. */
-CREATE FUNCTION ray._resource_group(group_name text, for_update boolean DEFAULT true)
+CREATE FUNCTION ray._resource_group(group_name text, lock_mode text DEFAULT 'update')
 RETURNS ray.resource_group
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -774,8 +898,12 @@ BEGIN
 		RAISE EXCEPTION 'resource group name must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF for_update THEN
+	-- Changes lock the group FOR UPDATE and submissions FOR SHARE, so a job
+	-- cannot slip into a group while it is being dropped.
+	IF lock_mode = 'update' THEN
 		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	ELSIF lock_mode = 'share' THEN
+		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR SHARE;
 	ELSE
 		SELECT * INTO result FROM ray.resource_group WHERE name = group_name;
 	END IF;
@@ -792,8 +920,8 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION ray._resource_group(text, boolean) IS
-'The resource group of that name (locked by default), or an error if it does not exist or is being dropped.';
+COMMENT ON FUNCTION ray._resource_group(text, text) IS
+'The resource group of that name, locked FOR UPDATE, FOR SHARE or not at all (lock_mode update, share, none), or an error if it does not exist or is being dropped.';
 
 /* Whether a role may submit jobs to a resource group. */
 CREATE FUNCTION ray._can_use(group_name text, role oid)
@@ -886,7 +1014,7 @@ BEGIN
 	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name
 			   AND g.delete_requested_at IS NOT NULL) THEN
 		RAISE EXCEPTION 'resource group "%" is being dropped', create_resource_group.name
-			USING ERRCODE = 'object_in_use',
+			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Create it again once it is gone from ray.resource_groups.';
 	END IF;
 	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name) THEN
@@ -930,7 +1058,13 @@ BEGIN
 		changes := changes || format('head spec %s -> %s', rg.head_spec, new_head);
 	END IF;
 	IF new_options IS DISTINCT FROM rg.options THEN
-		changes := changes || format('options %s -> %s', rg.options, new_options);
+		-- keys only: option values may be secrets, and events are kept forever
+		changes := changes || format('options changed: %s', (
+			SELECT string_agg(k, ', ' ORDER BY k) FROM (
+				SELECT key AS k FROM jsonb_each(new_options) n
+				WHERE n.value IS DISTINCT FROM rg.options -> n.key
+				UNION
+				SELECT key FROM jsonb_each(rg.options) o WHERE NOT new_options ? o.key) keys));
 	END IF;
 	IF cardinality(changes) = 0 THEN
 		RAISE NOTICE 'resource group "%" already has that spec; nothing changes', rg.name;
@@ -969,10 +1103,13 @@ BEGIN
 			PERFORM ray._job_transition(id, 'STOPPED',
 				format('resource group "%s" was dropped by %s', rg.name, caller), caller);
 			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now() WHERE job_id = id;
-		ELSE
-			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now(),
-				message = format('resource group "%s" was dropped by %s; stopping', rg.name, caller)
+		ELSIF (SELECT stop_requested_at FROM ray.job WHERE job_id = id) IS NULL THEN
+			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now()
 			WHERE job_id = id;
+			INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+			SELECT id, state, state, attempts, caller,
+				   format('stop requested: resource group "%s" was dropped', rg.name)
+			FROM ray.job WHERE job_id = id;
 		END IF;
 	END LOOP;
 	UPDATE ray.resource_group g SET delete_requested_at = now(), generation = generation + 1
@@ -1137,7 +1274,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(grant_usage.resource_group, false);
+	rg ray.resource_group := ray._resource_group(grant_usage.resource_group, 'none');
 BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -1164,7 +1301,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, false);
+	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, 'none');
 BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -1180,6 +1317,97 @@ COMMENT ON FUNCTION ray.revoke_usage(text, name) IS
 'Take back usage of a resource group from a role; its jobs already submitted go on.';
 
 /* ------------------------------------------------------------------------
+ * External clusters (ray_admin)
+ * ------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION ray.register_cluster(
+	name text,
+	dashboard_url text,
+	token text DEFAULT NULL,
+	options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller name := ray._caller();
+	url text;
+	version text;
+BEGIN
+	PERFORM ray._check_name('resource group', register_cluster.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = register_cluster.name) THEN
+		RAISE EXCEPTION 'resource group "%" already exists', register_cluster.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF token IS NOT NULL AND token !~ '^[\x21-\x7e]+$' THEN
+		RAISE EXCEPTION 'token must be printable ASCII without spaces'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM ray._check_group_options(coalesce(register_cluster.options, '{}'), 'external');
+	url := ray._check_dashboard_url(dashboard_url);
+	-- a wrong URL or token is an error now, never a group that silently fails later
+	version := ray._http_ray_version(url, token, register_cluster.options ->> 'ca_file');
+
+	INSERT INTO ray.resource_group (name, provider, head_spec, endpoint, options, owner, ray_version)
+	VALUES (register_cluster.name, 'external', NULL, url,
+			coalesce(register_cluster.options, '{}'), caller, version);
+	IF token IS NOT NULL THEN
+		INSERT INTO ray.resource_group_secret (resource_group, token)
+		VALUES (register_cluster.name, token);
+	END IF;
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (register_cluster.name, NULL, 'CREATING', 1, caller,
+			format('registered Ray %s at %s', version, url));
+	RETURN register_cluster.name;
+END
+$$;
+COMMENT ON FUNCTION ray.register_cluster(text, text, text, jsonb) IS
+'Attach an existing Ray cluster by its dashboard URL (and bearer token) as a resource group; checks GET /api/version first.';
+
+/*
+ * The driver log of a job: the saved one once the job has ended, the live
+ * one from Ray while it runs.
+ */
+CREATE FUNCTION ray.job_logs(job_id bigint)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	job ray.job;
+	saved text;
+	conn record;
+BEGIN
+	IF job_logs.job_id IS NULL THEN
+		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = job_logs.job_id;
+	IF NOT FOUND OR (job.owner <> ray._caller() AND NOT ray._is_admin(caller_oid)) THEN
+		RAISE EXCEPTION 'job % does not exist', job_logs.job_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
+	END IF;
+	SELECT l.log INTO saved FROM ray.job_log l
+	WHERE l.job_id = job.job_id ORDER BY l.attempt DESC LIMIT 1;
+	IF saved IS NOT NULL AND job.state IN ('SUCCEEDED', 'FAILED', 'STOPPED', 'QUEUED') THEN
+		RETURN saved;
+	END IF;
+	IF job.ray_submission_id IS NULL OR job.state = 'QUEUED' THEN
+		RETURN coalesce(saved, '');
+	END IF;
+	conn := ray._group_connection(job.resource_group);
+	IF conn.url IS NULL THEN
+		RETURN coalesce(saved, '');
+	END IF;
+	RETURN ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id);
+END
+$$;
+COMMENT ON FUNCTION ray.job_logs(bigint) IS
+'The driver log of a job: saved when it ended, fetched live from Ray while it runs.';
+
+/* ------------------------------------------------------------------------
  * Job API (ray_user)
  * ------------------------------------------------------------------------
  */
@@ -1193,7 +1421,8 @@ CREATE FUNCTION ray.submit_job(
 	entrypoint_num_gpus numeric DEFAULT NULL,
 	entrypoint_memory bigint DEFAULT NULL,
 	entrypoint_resources jsonb DEFAULT '{}',
-	max_attempts integer DEFAULT 1)
+	max_attempts integer DEFAULT 1,
+	retry_on_failure boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1201,7 +1430,7 @@ AS $$
 DECLARE
 	caller_oid oid := ray._calling_role();
 	caller name := ray._caller();
-	rg ray.resource_group := ray._resource_group(submit_job.resource_group, false);
+	rg ray.resource_group := ray._resource_group(submit_job.resource_group, 'share');
 	largest record;
 	id bigint;
 BEGIN
@@ -1216,33 +1445,48 @@ BEGIN
 	INTO largest
 	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 	WHERE w.resource_group = rg.name;
-	IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND coalesce(largest.gpus, 0) = 0 THEN
+	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_gpus, 0) > 0
+		AND largest.gpus = 0 THEN
 		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
 				  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
 	END IF;
+	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_gpus, 0) > largest.gpus
+		AND largest.gpus > 0 THEN
+		RAISE EXCEPTION 'no node of resource group "%" has % GPUs', rg.name, submit_job.entrypoint_num_gpus
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Its largest worker node has %s %s, and the entrypoint runs on one node.',
+								  largest.gpus, CASE WHEN largest.gpus = 1 THEN 'GPU' ELSE 'GPUs' END);
+	END IF;
+	IF largest.cpus IS NOT NULL
+		AND coalesce(submit_job.entrypoint_memory, 0) > largest.memory_mb * 1024 * 1024 THEN
+		RAISE EXCEPTION 'no node of resource group "%" has % bytes of memory', rg.name, submit_job.entrypoint_memory
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Its largest worker node has %s MB, and the entrypoint runs on one node.', largest.memory_mb);
+	END IF;
 	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_cpus, 0) > largest.cpus THEN
 		RAISE EXCEPTION 'no node of resource group "%" has % CPUs', rg.name, submit_job.entrypoint_num_cpus
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('Its largest worker node has %s CPUs, and the entrypoint runs on one node.', largest.cpus);
+				  DETAIL = format('Its largest worker node has %s %s, and the entrypoint runs on one node.',
+								  largest.cpus, CASE WHEN largest.cpus = 1 THEN 'CPU' ELSE 'CPUs' END);
 	END IF;
 
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
-						 entrypoint_resources, max_attempts)
+						 entrypoint_resources, max_attempts, retry_on_failure)
 	VALUES (caller, rg.name, 'script', submit_job.entrypoint,
 			coalesce(submit_job.runtime_env, '{}'), coalesce(submit_job.metadata, '{}'),
 			submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
 			submit_job.entrypoint_memory, coalesce(submit_job.entrypoint_resources, '{}'),
-			submit_job.max_attempts)
+			submit_job.max_attempts, coalesce(submit_job.retry_on_failure, false))
 	RETURNING job_id INTO id;
 	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
 	VALUES (id, NULL, 'QUEUED', 0, caller, 'submitted');
 	RETURN id;
 END
 $$;
-COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer) IS
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean) IS
 'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
 CREATE FUNCTION ray.stop_job(job_id bigint)
@@ -1358,6 +1602,480 @@ COMMENT ON FUNCTION ray._worker_reconcile() IS
 'One round of the background worker: act on dropped groups and queued jobs.';
 
 /* ------------------------------------------------------------------------
+ * The job lifecycle against Ray (called by the background worker)
+ *
+ * The worker does the HTTP; these functions decide what the answers mean,
+ * each in the transaction that records it.  Every one of them takes the
+ * attempt it acts for and does nothing if the job has moved on since, so a
+ * late or repeated answer can never undo a newer state.
+ * ------------------------------------------------------------------------
+ */
+
+/* Ray error types that mean the infrastructure failed, not the user's code. */
+CREATE FUNCTION ray._is_infrastructure_failure(error_type text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	-- JOB_ENTRYPOINT_COMMAND_ERROR, JOB_ENTRYPOINT_COMMAND_START_ERROR and
+	-- RUNTIME_ENV_SETUP_FAILURE are the user's: the command or its environment
+	SELECT coalesce(error_type LIKE 'JOB_SUPERVISOR_ACTOR%', false)
+$$;
+COMMENT ON FUNCTION ray._is_infrastructure_failure(text) IS
+'True for the Ray error types that say the run was lost to the infrastructure (its supervisor could not start or died), not failed by the user''s code.';
+
+/*
+ * Requeue a job whose run was lost, as a new attempt, or fail it when it has
+ * used its attempts.
+ */
+CREATE FUNCTION ray._requeue_or_fail(id bigint, why text)
+RETURNS ray.job
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job;
+BEGIN
+	SELECT * INTO job FROM ray.job WHERE job_id = id FOR UPDATE;
+	IF job.stop_requested_at IS NOT NULL THEN
+		RETURN ray._job_transition(id, 'STOPPED', format('stopped by %s (%s)', job.stopped_by, why),
+								   'pg_ray worker');
+	END IF;
+	IF job.attempts < job.max_attempts THEN
+		RETURN ray._job_transition(id, 'QUEUED',
+			format('attempt %s of %s lost: %s; requeued', job.attempts, job.max_attempts, why),
+			'pg_ray worker');
+	END IF;
+	RETURN ray._job_transition(id, 'FAILED',
+		format('attempt %s of %s lost: %s; no attempts left', job.attempts, job.max_attempts, why),
+		'pg_ray worker');
+END
+$$;
+COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text) IS
+'A run was lost to the infrastructure: queue the job again as a new attempt, or fail it if it has none left.';
+
+/* The job row of an attempt still in one of the given states, locked; or nothing. */
+CREATE FUNCTION ray._current_attempt(id bigint, attempt integer, states text[])
+RETURNS ray.job
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT * FROM ray.job
+	WHERE job_id = id AND attempts = attempt AND state = ANY (states)
+	FOR UPDATE
+$$;
+COMMENT ON FUNCTION ray._current_attempt(bigint, integer, text[]) IS
+'The job if it is still at that attempt and in one of those states (locked), else NULL: the guard against late answers.';
+
+/*
+ * Take queued jobs of ready groups into SUBMITTING as a new attempt.  The
+ * attempt and its submission id are committed before anything is sent, so
+ * a crash after this point is resumed with the same id, never a second one.
+ */
+CREATE FUNCTION ray._begin_attempts(max_jobs integer DEFAULT 50)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+	n integer := 0;
+	install text := (SELECT i.id FROM ray.installation i);
+	sid text;
+BEGIN
+	FOR id IN
+		SELECT j.job_id FROM ray.job j
+		JOIN ray.resource_group g ON g.name = j.resource_group
+		WHERE j.state = 'QUEUED' AND g.state = 'READY' AND g.delete_requested_at IS NULL
+		ORDER BY j.job_id
+		LIMIT max_jobs
+		FOR UPDATE OF j SKIP LOCKED
+	LOOP
+		UPDATE ray.job SET
+			attempts = attempts + 1,
+			ray_submission_id = format('pgray-%s-%s-%s', install, job_id, attempts + 1),
+			ray_job_id = NULL, ray_status = NULL, error_type = NULL, driver_exit_code = NULL,
+			log_error = NULL
+		WHERE job_id = id
+		RETURNING ray_submission_id INTO sid;
+		PERFORM ray._job_transition(id, 'SUBMITTING', format('submitting to Ray as %s', sid),
+									'pg_ray worker');
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._begin_attempts(integer) IS
+'Move queued jobs of ready resource groups to SUBMITTING as a new attempt with its fixed submission id.';
+
+/*
+ * What the worker has to do with Ray now, one row per thing.  The worker
+ * skips what it already has in flight and decides when groups are polled.
+ */
+CREATE FUNCTION ray._worker_work()
+RETURNS TABLE (action text, resource_group text, job_id bigint, attempt integer,
+			   submission_id text)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	-- external groups to (re)connect to
+	SELECT 'check_group', g.name, NULL::bigint, NULL::integer, NULL::text
+	FROM ray.resource_group g
+	WHERE g.provider = 'external' AND g.delete_requested_at IS NULL
+	  AND (g.state <> 'READY' OR g.observed_generation < g.generation)
+	UNION ALL
+	-- submissions to verify and, if Ray does not have them, to make
+	SELECT 'check_submission', j.resource_group, j.job_id, j.attempts, j.ray_submission_id
+	FROM ray.job j WHERE j.state = 'SUBMITTING'
+	UNION ALL
+	-- stop requests for runs Ray may have (sent again if Ray has not obeyed in 30 s)
+	SELECT 'stop', j.resource_group, j.job_id, j.attempts, j.ray_submission_id
+	FROM ray.job j
+	WHERE j.state IN ('PENDING', 'RUNNING') AND j.stop_requested_at IS NOT NULL
+	  AND (j.stop_sent_at IS NULL OR j.stop_sent_at < now() - interval '30 seconds')
+	UNION ALL
+	-- groups whose runs are to be followed, one list call each
+	SELECT DISTINCT 'poll_group', j.resource_group, NULL::bigint, NULL::integer, NULL::text
+	FROM ray.job j WHERE j.state IN ('PENDING', 'RUNNING')
+	UNION ALL
+	-- runs given up on, to be stopped if they reappear
+	SELECT 'stop_lost', l.resource_group, l.job_id, l.attempt, l.submission_id
+	FROM ray.lost_run l JOIN ray.resource_group g ON g.name = l.resource_group
+	WHERE g.state = 'READY'
+	UNION ALL
+	-- driver logs of finished runs, kept before the cluster forgets them
+	SELECT 'fetch_log', j.resource_group, j.job_id, j.attempts, j.ray_submission_id
+	FROM ray.job j
+	WHERE j.state IN ('SUCCEEDED', 'FAILED', 'STOPPED') AND j.ray_submission_id IS NOT NULL
+	  AND j.ray_status IS NOT NULL AND j.log_error IS NULL
+	  AND j.finished_at > now() - interval '1 day'
+	  AND NOT EXISTS (SELECT FROM ray.job_log l WHERE l.job_id = j.job_id AND l.attempt = j.attempts)
+$$;
+COMMENT ON FUNCTION ray._worker_work() IS
+'The background worker''s to-do list against Ray: groups to check, submissions to verify, stops to send, groups to poll, logs to save.';
+
+/* Where and how to reach a group's Ray dashboard. */
+CREATE FUNCTION ray._group_connection(group_name text,
+									  OUT url text, OUT token text, OUT ca_file text)
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(g.endpoint, g.dashboard_url), s.token, g.options ->> 'ca_file'
+	FROM ray.resource_group g
+	LEFT JOIN ray.resource_group_secret s ON s.resource_group = g.name
+	WHERE g.name = group_name
+$$;
+COMMENT ON FUNCTION ray._group_connection(text) IS
+'The dashboard URL, bearer token and CA file of a resource group; for the worker only.';
+
+/*
+ * Runs given up on while their cluster could not be asked.  If the cluster
+ * comes back with such a run still going, the worker stops it, so that a
+ * requeued job never runs twice at once.
+ */
+CREATE TABLE ray.lost_run (
+	submission_id text PRIMARY KEY,
+	resource_group text NOT NULL,
+	job_id bigint NOT NULL,
+	attempt integer NOT NULL,
+	lost_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ray.lost_run IS
+'Ray submissions given up on (their cluster was unreachable); stopped if they reappear.';
+
+/* Give up on a job's current run: remember it, then requeue or fail the job. */
+CREATE FUNCTION ray._forget_run(id bigint, why text)
+RETURNS ray.job
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO ray.lost_run (submission_id, resource_group, job_id, attempt)
+	SELECT ray_submission_id, resource_group, job_id, attempts
+	FROM ray.job WHERE job_id = id AND ray_submission_id IS NOT NULL
+	ON CONFLICT DO NOTHING;
+	RETURN ray._requeue_or_fail(id, why);
+END
+$$;
+COMMENT ON FUNCTION ray._forget_run(bigint, text) IS
+'Give up on a job''s current run (remembered in ray.lost_run, to be stopped if it reappears) and requeue or fail the job.';
+
+/*
+ * The answer to GET /api/version: the group is reachable (version) or not
+ * (error).  A group unreachable for longer than
+ * pg_ray.cluster_unreachable_timeout loses its runs: they are requeued.
+ */
+CREATE FUNCTION ray._apply_group_check(group_name text, version text, error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	id bigint;
+	host text;
+BEGIN
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	IF NOT FOUND OR rg.delete_requested_at IS NOT NULL THEN
+		RETURN;
+	END IF;
+	IF error IS NULL THEN
+		host := substring(coalesce(rg.endpoint, rg.dashboard_url) from '^https?://(\[[^]]+\]|[^:/]+)');
+		UPDATE ray.resource_group SET
+			ray_version = coalesce(version, ray_version),
+			observed_generation = generation,
+			dashboard_url = coalesce(endpoint, dashboard_url),
+			client_address = coalesce(options ->> 'client_address', format('ray://%s:10001', host)),
+			unreachable_since = NULL
+		WHERE name = group_name;
+		IF rg.state <> 'READY' THEN
+			PERFORM ray._group_transition(group_name, 'READY',
+				format('Ray %s answers at %s', coalesce(version, rg.ray_version),
+					   coalesce(rg.endpoint, rg.dashboard_url)),
+				'pg_ray worker');
+		END IF;
+		RETURN;
+	END IF;
+
+	UPDATE ray.resource_group SET unreachable_since = coalesce(unreachable_since, now()),
+		last_error = error
+	WHERE name = group_name
+	RETURNING * INTO rg;
+	IF rg.state = 'READY' THEN
+		PERFORM ray._group_transition(group_name, 'DEGRADED', error, 'pg_ray worker');
+		UPDATE ray.resource_group SET last_error = error WHERE name = group_name;
+	END IF;
+	IF now() - rg.unreachable_since
+		> current_setting('pg_ray.cluster_unreachable_timeout')::interval THEN
+		FOR id IN SELECT job_id FROM ray.job
+				  WHERE resource_group = group_name
+					AND state IN ('SUBMITTING', 'PENDING', 'RUNNING')
+				  ORDER BY job_id LOOP
+			PERFORM ray._forget_run(id, format('resource group "%s" unreachable since %s',
+											   group_name, rg.unreachable_since));
+		END LOOP;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_group_check(text, text, text) IS
+'Record whether a group''s dashboard answered (error NULL: it did, with version if known); requeue its runs once it has been unreachable for pg_ray.cluster_unreachable_timeout.';
+
+/*
+ * GET /api/jobs/{id} said 404 for a job in SUBMITTING: Ray has no such run,
+ * so it is submitted now.  Returns the body to POST, or NULL when there is
+ * nothing to submit any more (a stop request arrived: the job stops here,
+ * never having run).
+ */
+CREATE FUNCTION ray._submission_body(id bigint, attempt integer)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['SUBMITTING']);
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN NULL;
+	END IF;
+	IF job.stop_requested_at IS NOT NULL THEN
+		PERFORM ray._job_transition(id, 'STOPPED', format('stopped by %s before it reached Ray', job.stopped_by),
+									'pg_ray worker');
+		RETURN NULL;
+	END IF;
+	RETURN jsonb_strip_nulls(jsonb_build_object(
+		'submission_id', job.ray_submission_id,
+		'entrypoint', job.entrypoint,
+		'runtime_env', nullif(job.runtime_env, '{}'),
+		'metadata', job.metadata || jsonb_build_object('pg_ray_job_id', job.job_id::text,
+													   'pg_ray_owner', job.owner,
+													   'pg_ray_attempt', job.attempts::text),
+		'entrypoint_num_cpus', job.entrypoint_num_cpus,
+		'entrypoint_num_gpus', job.entrypoint_num_gpus,
+		'entrypoint_memory', job.entrypoint_memory,
+		'entrypoint_resources', nullif(job.entrypoint_resources, '{}')))::text;
+END
+$$;
+COMMENT ON FUNCTION ray._submission_body(bigint, integer) IS
+'The JSON body of POST /api/jobs/ for a job''s current attempt, or NULL if it is not to be submitted any more.';
+
+/* POST /api/jobs/ answered: accepted (error NULL), or refused for good. */
+CREATE FUNCTION ray._apply_submitted(id bigint, attempt integer, error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['SUBMITTING']);
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN;
+	END IF;
+	IF error IS NULL THEN
+		PERFORM ray._job_transition(id, 'PENDING', format('submitted to Ray as %s', job.ray_submission_id),
+									'pg_ray worker');
+	ELSE
+		PERFORM ray._job_transition(id, 'FAILED', format('Ray refused the job: %s', error),
+									'pg_ray worker');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_submitted(bigint, integer, text) IS
+'Record Ray''s answer to a submission: PENDING, or FAILED when Ray refused it (a client error, not a failure to reach Ray).';
+
+/* A transfer problem while submitting: stay in SUBMITTING and say why. */
+CREATE FUNCTION ray._apply_submission_trouble(id bigint, attempt integer, error text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE ray.job SET message = format('could not reach Ray, will retry: %s', error)
+	WHERE job_id = id AND attempts = attempt AND state = 'SUBMITTING'
+$$;
+COMMENT ON FUNCTION ray._apply_submission_trouble(bigint, integer, text) IS
+'Note why a submission is not through yet; the worker checks and tries again, never submitting twice.';
+
+/*
+ * What Ray says of a run, from GET /api/jobs/{id} or the list: move the job
+ * along.  Ray's times are milliseconds since the epoch.
+ */
+CREATE FUNCTION ray._apply_job_info(id bigint, attempt integer, reported_status text,
+									ray_message text, ray_error_type text,
+									exit_code integer, start_ms bigint, end_ms bigint,
+									ray_job text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['SUBMITTING', 'PENDING', 'RUNNING']);
+	target text;
+	why text := coalesce(ray_message, '');
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN;
+	END IF;
+	UPDATE ray.job SET
+		ray_status = reported_status,
+		ray_job_id = coalesce(ray_job, ray_job_id),
+		last_seen_at = now(),
+		error_type = ray_error_type,
+		driver_exit_code = exit_code
+	WHERE job_id = id;
+
+	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
+		AND (ray._is_infrastructure_failure(ray_error_type)
+			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
+		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
+			coalesce(ray_error_type, 'a failure'), why));
+		RETURN;
+	END IF;
+
+	target := CASE reported_status
+		WHEN 'PENDING' THEN 'PENDING'
+		WHEN 'RUNNING' THEN 'RUNNING'
+		WHEN 'SUCCEEDED' THEN 'SUCCEEDED'
+		WHEN 'STOPPED' THEN 'STOPPED'
+		WHEN 'FAILED' THEN CASE WHEN job.stop_requested_at IS NOT NULL THEN 'STOPPED' ELSE 'FAILED' END
+	END;
+	IF target IS NULL THEN
+		RAISE EXCEPTION 'unknown Ray job status "%"', reported_status USING ERRCODE = 'internal_error';
+	END IF;
+	IF target = 'STOPPED' AND job.stop_requested_at IS NOT NULL THEN
+		why := format('stopped by %s', job.stopped_by);
+	END IF;
+	IF target <> job.state THEN
+		-- a RUNNING job seen finished passes through RUNNING for its times
+		IF target IN ('SUCCEEDED', 'FAILED', 'STOPPED') AND start_ms IS NOT NULL
+			AND job.state IN ('SUBMITTING', 'PENDING') THEN
+			PERFORM ray._job_transition(id, 'RUNNING', 'running in Ray', 'pg_ray worker');
+		END IF;
+		PERFORM ray._job_transition(id, target, nullif(why, ''), 'pg_ray worker');
+	END IF;
+	UPDATE ray.job SET
+		started_at = CASE WHEN start_ms > 0 THEN to_timestamp(start_ms / 1000.0) ELSE started_at END,
+		finished_at = CASE WHEN finished_at IS NOT NULL AND end_ms > 0
+						   THEN greatest(to_timestamp(end_ms / 1000.0), coalesce(started_at, to_timestamp(end_ms / 1000.0)))
+						   ELSE finished_at END
+	WHERE job_id = id;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_job_info(bigint, integer, text, text, text, integer, bigint, bigint, text) IS
+'Move a job along what Ray reports of its run: status, message, error type, exit code and times.';
+
+/* Ray does not know a run it had: the head restarted, or the run was deleted. */
+CREATE FUNCTION ray._apply_run_missing(id bigint, attempt integer, why text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['PENDING', 'RUNNING']);
+BEGIN
+	IF job.job_id IS NOT NULL THEN
+		PERFORM ray._requeue_or_fail(id, why);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_run_missing(bigint, integer, text) IS
+'A submitted run is gone from Ray: requeue the job as a new attempt, or fail it.';
+
+/* Ray took a stop request for a run. */
+CREATE FUNCTION ray._apply_stop_sent(id bigint, attempt integer, stopped boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['PENDING', 'RUNNING']);
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN;
+	END IF;
+	UPDATE ray.job SET stop_sent_at = now() WHERE job_id = id;
+	IF job.stop_sent_at IS NULL THEN
+		INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+		VALUES (id, job.state, job.state, attempt, 'pg_ray worker',
+				CASE WHEN stopped THEN 'stop sent to Ray' ELSE 'stop sent to Ray, which had already ended the run' END);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_stop_sent(bigint, integer, boolean) IS
+'Record that Ray took the stop request of a run; its final state comes with the next poll.';
+
+/* A lost run was stopped in Ray, or Ray no longer has it. */
+CREATE FUNCTION ray._lost_run_settled(lost_submission_id text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	DELETE FROM ray.lost_run WHERE submission_id = lost_submission_id
+$$;
+COMMENT ON FUNCTION ray._lost_run_settled(text) IS
+'Forget a lost run once Ray has stopped it or does not have it.';
+
+/* A driver log fetched (or given up on) when a run ended. */
+CREATE FUNCTION ray._save_job_log(id bigint, attempt integer, log_text text,
+								  is_truncated boolean, error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF log_text IS NOT NULL THEN
+		INSERT INTO ray.job_log (job_id, attempt, log, truncated)
+		VALUES (id, attempt, log_text, is_truncated)
+		ON CONFLICT ON CONSTRAINT job_log_pkey DO UPDATE SET log = EXCLUDED.log,
+			truncated = EXCLUDED.truncated, saved_at = now();
+	ELSE
+		UPDATE ray.job SET log_error = error WHERE job_id = id AND attempts = attempt;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._save_job_log(bigint, integer, text, boolean, text) IS
+'Keep the driver log of an attempt, or note why it could not be fetched.';
+
+/* ------------------------------------------------------------------------
  * Views for psql users and BI tools
  * ------------------------------------------------------------------------
  */
@@ -1462,12 +2180,15 @@ GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
-	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer),
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean),
 	ray.stop_job(bigint),
+	ray.wait_job(bigint, interval),
+	ray.job_logs(bigint),
 	ray.worker_status()
 TO ray_user;
 GRANT EXECUTE ON FUNCTION
 	ray.create_resource_group(text, text, text, jsonb),
+	ray.register_cluster(text, text, text, jsonb),
 	ray.alter_resource_group(text, text, jsonb, boolean),
 	ray.drop_resource_group(text, boolean),
 	ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric),
@@ -1494,3 +2215,6 @@ SELECT pg_catalog.pg_extension_config_dump('ray.job_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_event', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_log', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.installation', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_secret', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.lost_run', '');

@@ -51,6 +51,28 @@ SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 0.5);
 SELECT ray.submit_job('jobs', 'python a.py', max_attempts => 0);
 SELECT ray.submit_job('jobs', 'python a.py', max_attempts => 101);
 SELECT ray.submit_job('jobs', 'python a.py', max_attempts => NULL);
+SELECT ray.submit_job('jobs', 'python a.py', entrypoint_memory => 40000000000);
+
+-- with a GPU worker group, GPUs are counted per node
+SELECT ray.add_worker_group('jobs', 'gpu', 'GPU', 'gpu.small', 1, 1);
+SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 2);
+SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 1, retry_on_failure => true) AS gpu_job \gset
+SELECT entrypoint_num_gpus, retry_on_failure FROM ray.job WHERE job_id = :gpu_job;
+
+-- waiting: errors, a timeout, and a job that has already ended
+SELECT ray.wait_job(NULL);
+SELECT ray.wait_job(:gpu_job, NULL);
+SELECT ray.wait_job(:gpu_job, interval '-1 second');
+SELECT ray.wait_job(999999, interval '1 second');
+SELECT ray.wait_job(:gpu_job, interval '0');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT ray.wait_job(:gpu_job, interval '1 second');
+ROLLBACK;
+
+-- logs: none yet for a queued job
+SELECT ray.job_logs(:gpu_job) = '' AS no_log_yet;
+SELECT ray.job_logs(NULL);
+SELECT ray.job_logs(999999);
 
 -- stopping: a queued job stops at once
 SELECT ray.stop_job(:job);
@@ -58,6 +80,7 @@ SELECT state, stopped_by, finished_at IS NOT NULL AS finished, message FROM ray.
 SELECT ray.stop_job(:job);
 SELECT ray.stop_job(999999);
 SELECT ray.stop_job(NULL);
+SELECT ray.wait_job(:job, interval '1 hour');
 SELECT from_state, to_state, attempt, actor, message FROM ray.job_events WHERE job_id = :job ORDER BY event_id;
 
 -- a submitted job is stopped through Ray: the request is recorded

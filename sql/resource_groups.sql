@@ -23,6 +23,7 @@ SELECT ray.create_resource_group('g1', provider => 'kubernetes');
 SELECT ray.create_resource_group('g1', head_spec => 'huge');
 SELECT ray.create_resource_group('g1', head_spec => 'gpu.small');
 SELECT ray.create_resource_group('g1', head_spec => NULL);
+SELECT ray.create_resource_group('g1', provider => 'external');
 
 -- options
 SELECT ray.create_resource_group('g1', options => '[1, 2]');
@@ -43,6 +44,9 @@ SELECT ray.alter_resource_group('analytics', options => '{"idle_timeout_seconds"
 SELECT ray.alter_resource_group('nightly', options => '{"redis_url": null, "ha": null}');
 SELECT name, head_spec, options, generation FROM ray.resource_group
 WHERE name IN ('analytics', 'nightly') ORDER BY name;
+-- events name the options that changed, never their values (they may be secrets)
+SELECT resource_group, message FROM ray.resource_group_event
+WHERE message LIKE 'options%' ORDER BY event_id;
 SELECT ray.alter_resource_group('analytics', head_spec => 'gpu.small');
 SELECT ray.alter_resource_group('analytics', options => '{"bogus": 1}');
 SELECT ray.alter_resource_group('analytics', options => '"text"');
@@ -73,3 +77,27 @@ SELECT ray.create_resource_group('g1');
 COMMIT;
 \set ON_ERROR_ROLLBACK off
 SELECT ray.drop_resource_group(repeat('a', 48));
+
+-- a node spec in use keeps its resource type
+UPDATE ray.node_spec SET resource_type = 'GPU', num_gpus = 1 WHERE name = 'm.xlarge';
+UPDATE ray.node_spec SET description = 'edited' WHERE name = 'm.xlarge';
+
+-- external clusters: what is checked before any request is made
+SELECT ray.register_cluster('Ext', 'http://127.0.0.1:8265');
+SELECT ray.register_cluster('ext', NULL);
+SELECT ray.register_cluster('ext', 'not a url');
+SELECT ray.register_cluster('ext', 'ftp://127.0.0.1:8265');
+SELECT ray.register_cluster('ext', 'http://10.1.2.3:8265');
+SELECT ray.register_cluster('ext', 'http://ray.example.com:8265');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265/?token=x');
+SELECT ray.register_cluster('ext', 'http://user:secret@127.0.0.1:8265');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', token => 'has space');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"ha": true}');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"ca_file": "ca.pem"}');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"client_address": "127.0.0.1:10001"}');
+SELECT ray.register_cluster('analytics', 'http://127.0.0.1:8265');
+-- an unreachable dashboard is an error that says what was tried
+\set VERBOSITY terse
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:1');
+\set VERBOSITY default
+SELECT count(*) AS nothing_registered FROM ray.resource_group WHERE provider = 'external';

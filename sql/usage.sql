@@ -46,7 +46,10 @@ SELECT owner, entrypoint FROM ray.jobs ORDER BY job_id;
 SELECT count(*) AS alice_rows_in_table FROM ray.job WHERE owner = 'regress_alice';
 SELECT count(*) AS alice_events FROM ray.job_events WHERE owner = 'regress_alice';
 SELECT ray.stop_job(:alice_job);
+SELECT ray.wait_job(:alice_job, interval '1 second');
+SELECT ray.job_logs(:alice_job);
 SELECT state FROM ray.jobs WHERE job_id = :alice_job;
+SELECT ray.register_cluster('mine', 'http://127.0.0.1:8265');
 -- resource groups are visible, their options are not
 SELECT name FROM ray.resource_groups WHERE name IN ('shared', 'private') ORDER BY name;
 SELECT options FROM ray.resource_group LIMIT 1;

@@ -31,6 +31,11 @@ char	   *pg_ray_database_name = NULL;
 int			pg_ray_worker_restart_seconds = 5;
 int			pg_ray_error_retry_seconds = 10;
 int			pg_ray_max_workers_per_group = 8;
+int			pg_ray_http_timeout_ms = 10000;
+int			pg_ray_max_log_bytes = 1048576;
+int			pg_ray_poll_interval_ms = 2000;
+int			pg_ray_poll_interval_min_ms = 200;
+int			pg_ray_cluster_unreachable_timeout = 60;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -107,6 +112,51 @@ pg_ray_define_gucs(void)
 							8, 1, 1000,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.http_timeout",
+							"Time limit of one HTTP request to a Ray dashboard.",
+							"Connection errors and 5xx answers are retried with backoff within a request's tries.",
+							&pg_ray_http_timeout_ms,
+							10000, 100, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.max_log_bytes",
+							"Largest driver log kept for one attempt of a job; longer logs keep their end.",
+							NULL,
+							&pg_ray_max_log_bytes,
+							1048576, 1024, 64 * 1024 * 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.poll_interval",
+							"Longest interval between two status polls of a resource group with jobs in Ray.",
+							"Polls start at pg_ray.poll_interval_min after a change and slow down to this.",
+							&pg_ray_poll_interval_ms,
+							2000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.poll_interval_min",
+							"Shortest interval between two status polls, right after a submission or a change.",
+							NULL,
+							&pg_ray_poll_interval_min_ms,
+							200, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.cluster_unreachable_timeout",
+							"How long a Ray cluster may stay unreachable before its runs are given up and requeued.",
+							NULL,
+							&pg_ray_cluster_unreachable_timeout,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_ray");

@@ -21,6 +21,7 @@
 
 #include "postgres.h"
 
+#include "storage/condition_variable.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -35,6 +36,11 @@ extern char *pg_ray_database_name;
 extern int	pg_ray_worker_restart_seconds;
 extern int	pg_ray_error_retry_seconds;
 extern int	pg_ray_max_workers_per_group;
+extern int	pg_ray_http_timeout_ms;
+extern int	pg_ray_max_log_bytes;
+extern int	pg_ray_poll_interval_ms;
+extern int	pg_ray_poll_interval_min_ms;
+extern int	pg_ray_cluster_unreachable_timeout;
 
 /*
  * State of the background worker, in shared memory.  The worker writes it;
@@ -56,6 +62,7 @@ typedef struct PgRaySharedState
 	uint64		round_errors;	/* rounds that ended in an error */
 	uint64		wakeup_requests;	/* commits that asked for a wakeup */
 	char		last_error[PG_RAY_ERROR_LEN];
+	ConditionVariable jobs_changed; /* broadcast when the worker moved jobs */
 } PgRaySharedState;
 
 /* shmem.c */
@@ -75,6 +82,14 @@ extern void pg_ray_register_worker(void);
 extern PGDLLEXPORT void pg_ray_worker_main(Datum main_arg);
 
 /* worker_round.c */
-extern bool pg_ray_worker_round(bool first_round);
+extern void pg_ray_worker_round(bool first_round);
+
+/* dispatcher.c */
+extern void pg_ray_dispatch_plan(void);
+extern void pg_ray_dispatch_start_planned(void);
+extern void pg_ray_dispatch_discard_planned(void);
+extern bool pg_ray_dispatch_apply_done(void);
+extern long pg_ray_dispatch_next_poll_ms(void);
+extern void pg_ray_jobs_changed(void);
 
 #endif							/* PG_RAY_H */

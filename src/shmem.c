@@ -62,6 +62,7 @@ pg_ray_shmem_startup(void)
 	{
 		memset(pg_ray_state, 0, sizeof(PgRaySharedState));
 		SpinLockInit(&pg_ray_state->mutex);
+		ConditionVariableInit(&pg_ray_state->jobs_changed);
 		pg_ray_state->worker_procno = -1;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -103,6 +104,13 @@ pg_ray_shared_attach_worker(void)
 	state->worker_pid = MyProcPid;
 	state->worker_procno = MyProc->pgprocno;
 	state->started_at = GetCurrentTimestamp();
+	/* the counters describe this worker, not its predecessors */
+	state->last_wakeup_at = 0;
+	state->last_round_at = 0;
+	state->latch_wakeups = 0;
+	state->timeout_wakeups = 0;
+	state->rounds = 0;
+	state->round_errors = 0;
 	state->last_error[0] = '\0';
 	SpinLockRelease(&state->mutex);
 

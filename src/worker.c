@@ -6,9 +6,12 @@
  * One worker per cluster, connected to pg_ray.database_name.  Its loop is
  * the one worker_spi and autoprewarm use: do a round of work, then sleep on
  * the latch until a committing transaction wakes it (see wakeup.c), a signal
- * arrives, or a retry timeout after a failed round passes.  While idle it
- * runs no queries at all.  SIGTERM is PostgreSQL's own die(), SIGHUP reloads
- * the configuration, and the postmaster restarts the worker after a crash.
+ * arrives, or a retry timeout after a failed round passes.  The sleep also
+ * watches the sockets of the requests to Ray in flight (http.c) and the next
+ * status poll, so answers are applied as they arrive.  While idle, with no
+ * runs to follow, it runs no queries at all.  SIGTERM is PostgreSQL's own
+ * die(), SIGHUP reloads the configuration, and the postmaster restarts the
+ * worker after a crash.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -29,9 +32,14 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
+#include "http.h"
+
 #include "pg_ray.h"
 
-static bool pg_ray_worker_run_round(bool first_round);
+static bool pg_ray_worker_try(void (*work) (bool), bool arg);
+static void pg_ray_worker_apply(bool unused);
+
+static bool pg_ray_worker_applied = false;
 
 /*
  * pg_ray_register_worker
@@ -62,6 +70,9 @@ void
 pg_ray_worker_main(Datum main_arg)
 {
 	bool		recovered = false;
+	bool		need_round = true;
+	bool		last_failed = false;
+	TimestampTz retry_at = 0;
 	MemoryContext worker_context;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -85,9 +96,8 @@ pg_ray_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		bool		succeeded;
-		long		timeout_ms = -1;
-		int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+		long		timeout_ms;
+		long		retry_ms;
 		int			rc;
 
 		MemoryContextReset(worker_context);
@@ -96,18 +106,31 @@ pg_ray_worker_main(Datum main_arg)
 		 * The startup recovery is part of the first round; until a round
 		 * that includes it succeeds, every round includes it.
 		 */
-		succeeded = pg_ray_worker_run_round(!recovered);
-		if (succeeded)
-			recovered = true;
-		else
+		if (need_round || (last_failed && GetCurrentTimestamp() >= retry_at))
 		{
-			timeout_ms = pg_ray_error_retry_seconds * 1000L;
-			events |= WL_TIMEOUT;
+			last_failed = !pg_ray_worker_try(pg_ray_worker_round, !recovered);
+			if (!last_failed)
+				recovered = true;
+			else
+				retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   pg_ray_error_retry_seconds * 1000L);
+			need_round = false;
 		}
 
+		/* sleep until a commit, a socket of a request to Ray, a poll or a retry */
+		timeout_ms = pg_ray_dispatch_next_poll_ms();
+		if (last_failed)
+		{
+			retry_ms = Max(0, (long) ((retry_at - GetCurrentTimestamp()) / 1000));
+			timeout_ms = timeout_ms < 0 ? retry_ms : Min(timeout_ms, retry_ms);
+		}
 		pgstat_report_activity(STATE_IDLE, NULL);
-		rc = WaitLatch(MyLatch, events, timeout_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		rc = pg_ray_http_wait(timeout_ms);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			need_round = true;
+		}
 		pg_ray_shared_note_wakeup((rc & WL_LATCH_SET) != 0);
 
 		CHECK_FOR_INTERRUPTS();
@@ -117,24 +140,41 @@ pg_ray_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+
+		/* answers from Ray, then whatever they make possible */
+		if (pg_ray_worker_try(pg_ray_worker_apply, false) && pg_ray_worker_applied)
+			need_round = true;
+		if (pg_ray_dispatch_next_poll_ms() == 0)
+			need_round = true;
 	}
 }
 
 /*
- * pg_ray_worker_run_round
- *		Run one round of work; false if it failed.  An error in a round is
- *		logged and survived, so that one bad row does not put the worker into
- *		a crash-and-restart loop; the caller retries after a pause.
+ * pg_ray_worker_apply
+ *		Apply the answers that arrived from Ray, if any.
+ */
+static void
+pg_ray_worker_apply(bool unused)
+{
+	pg_ray_worker_applied = pg_ray_dispatch_apply_done();
+}
+
+/*
+ * pg_ray_worker_try
+ *		Run one unit of work (a round, or applying answers) in its own
+ *		transaction; false if it failed.  An error is logged and survived, so
+ *		that one bad row does not put the worker into a crash-and-restart
+ *		loop; the caller retries after a pause.
  */
 static bool
-pg_ray_worker_run_round(bool first_round)
+pg_ray_worker_try(void (*work) (bool), bool arg)
 {
 	MemoryContext loop_context = CurrentMemoryContext;
 	volatile bool succeeded = false;
 
 	PG_TRY();
 	{
-		pg_ray_worker_round(first_round);
+		work(arg);
 		succeeded = true;
 	}
 	PG_CATCH();
@@ -143,7 +183,8 @@ pg_ray_worker_run_round(bool first_round)
 
 		/*
 		 * As autovacuum's launcher does: report the error, abort the
-		 * transaction and go on with a clean error state.
+		 * transaction and go on with a clean error state.  Requests the
+		 * aborted transaction planned are never sent.
 		 */
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(loop_context);
@@ -151,6 +192,7 @@ pg_ray_worker_run_round(bool first_round)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		pg_ray_dispatch_discard_planned();
 		RESUME_INTERRUPTS();
 
 		pg_ray_shared_note_round(edata->message);

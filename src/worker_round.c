@@ -5,10 +5,11 @@
  *
  * A round reads the catalog, compares desired state with observed state and
  * acts.  The catalog logic itself lives in SQL functions of the extension
- * (ray._worker_recover and ray._worker_reconcile) so that the state machine
- * is written once, next to the tables and the API functions that share its
- * transition functions; this file runs them through SPI the way worker_spi
- * does, and does nothing while the extension is not installed.
+ * (ray._worker_recover, ray._worker_reconcile, ray._worker_work) so that the
+ * state machine is written once, next to the tables and the API functions
+ * that share its transition functions; this file runs them through SPI the
+ * way worker_spi does, has the dispatcher plan the requests to Ray, and does
+ * nothing while the extension is not installed.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -33,9 +34,10 @@ static void pg_ray_worker_exec(const char *sql);
  * pg_ray_worker_round
  *		Run one round in its own transaction.  The first round after the
  *		worker starts also recovers from whatever a previous worker was doing
- *		when it stopped.  Returns whether the extension is installed.
+ *		when it stopped.  The requests to Ray that the round plans are sent
+ *		once it has committed.
  */
-bool
+void
 pg_ray_worker_round(bool first_round)
 {
 	bool		installed;
@@ -56,6 +58,8 @@ pg_ray_worker_round(bool first_round)
 		}
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: reconciling");
 		pg_ray_worker_exec("SELECT ray._worker_reconcile()");
+		pgstat_report_activity(STATE_RUNNING, "pg_ray: planning requests to Ray");
+		pg_ray_dispatch_plan();
 	}
 
 	PopActiveSnapshot();
@@ -64,7 +68,11 @@ pg_ray_worker_round(bool first_round)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
-	return installed;
+	if (installed)
+	{
+		pg_ray_jobs_changed();
+		pg_ray_dispatch_start_planned();
+	}
 }
 
 /*

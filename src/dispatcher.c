@@ -1,0 +1,960 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatcher.c
+ *		The background worker's traffic with Ray: what to ask, and what the
+ *		answers mean for the catalog.
+ *
+ * Each round, inside the round's transaction, the dispatcher reads the
+ * worker's to-do list (ray._worker_work) and turns each item that is not
+ * already in flight into an HTTP request.  The requests start only after the
+ * transaction commits, so that Ray never hears of an attempt the catalog
+ * could still forget.  Finished requests come back through the HTTP driver
+ * and are applied in one transaction, each in a subtransaction of its own,
+ * through the SQL functions that own the state machine: one bad answer, or
+ * one broken cluster, never blocks the others.
+ *
+ * Exactly-once submission rests on three habits: the submission id is fixed
+ * by the committed attempt; a submission is POSTed only right after Ray said
+ * it does not know that id; and a POST is never retried blindly: if its
+ * answer is lost, the next round asks Ray again whether the id exists.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/dispatcher.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <stdlib.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+
+#include "pg_ray.h"
+#include "ray_api.h"
+#include "ray_parse.h"
+
+typedef enum DispatchPurpose
+{
+	DISPATCH_CHECK_GROUP,
+	DISPATCH_CHECK_SUBMISSION,
+	DISPATCH_SUBMIT,
+	DISPATCH_STOP,
+	DISPATCH_POLL_GROUP,
+	DISPATCH_FETCH_LOG,
+	DISPATCH_STOP_LOST
+} DispatchPurpose;
+
+/*
+ * What is in flight, so that a round does not ask the same thing twice; and
+ * what is cooling down after its answer could not be applied, so that a
+ * persistent error does not turn into a tight loop of requests.
+ */
+typedef struct InFlight
+{
+	DispatchPurpose purpose;
+	int64		job_id;
+	char		key[64];		/* group name or submission id */
+	TimestampTz cool_until;		/* 0 while in flight */
+} InFlight;
+
+/* When each group with runs in Ray is polled next. */
+typedef struct GroupPoll
+{
+	char		group_name[64];
+	TimestampTz next_poll_at;
+	int			interval_ms;
+	uint32		last_list_hash;
+	bool		seen;			/* in the latest to-do list */
+} GroupPoll;
+
+static MemoryContext dispatch_context = NULL;
+static List *in_flight = NIL;
+static List *group_polls = NIL;
+static PgRayHttpRequest *planned = NULL;
+
+static void dispatch_init(void);
+static bool dispatch_is_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
+static void dispatch_mark_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
+static void dispatch_clear_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
+static GroupPoll *dispatch_group_poll(const char *group_name);
+static bool dispatch_endpoint(const char *group_name, RayEndpoint *endpoint);
+static void dispatch_plan_item(const char *action, const char *group_name, int64 job_id,
+							   int attempt, const char *submission_id);
+static void dispatch_apply(PgRayHttpRequest *req);
+static void dispatch_apply_poll(PgRayHttpRequest *req);
+static void dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values,
+						  const char *nulls);
+static const char *dispatch_key(PgRayHttpRequest *req);
+
+/*
+ * dispatch_init
+ *		A memory context for what lives across transactions.
+ */
+static void
+dispatch_init(void)
+{
+	if (dispatch_context == NULL)
+		dispatch_context = AllocSetContextCreate(TopMemoryContext, "pg_ray dispatcher",
+												 ALLOCSET_DEFAULT_SIZES);
+}
+
+/*
+ * dispatch_is_in_flight
+ *		Whether that request is in flight or cooling down.  Cool-downs that
+ *		have passed are forgotten on the way.
+ */
+static bool
+dispatch_is_in_flight(DispatchPurpose purpose, int64 job_id, const char *key)
+{
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		found = false;
+
+	foreach(lc, in_flight)
+	{
+		InFlight   *f = lfirst(lc);
+
+		if (f->cool_until != 0 && f->cool_until <= now)
+		{
+			in_flight = foreach_delete_current(in_flight, lc);
+			pfree(f);
+			continue;
+		}
+		if (f->purpose == purpose && f->job_id == job_id && strcmp(f->key, key) == 0)
+			found = true;
+	}
+	return found;
+}
+
+/*
+ * dispatch_cool_down
+ *		An answer could not be applied: ask again only after
+ *		pg_ray.error_retry_seconds.
+ */
+static void
+dispatch_cool_down(DispatchPurpose purpose, int64 job_id, const char *key)
+{
+	MemoryContext old = MemoryContextSwitchTo(dispatch_context);
+	InFlight   *f = palloc0(sizeof(InFlight));
+
+	f->purpose = purpose;
+	f->job_id = job_id;
+	strlcpy(f->key, key, sizeof(f->key));
+	f->cool_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												pg_ray_error_retry_seconds * 1000L);
+	in_flight = lappend(in_flight, f);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+dispatch_mark_in_flight(DispatchPurpose purpose, int64 job_id, const char *key)
+{
+	MemoryContext old = MemoryContextSwitchTo(dispatch_context);
+	InFlight   *f = palloc0(sizeof(InFlight));
+
+	f->purpose = purpose;
+	f->job_id = job_id;
+	strlcpy(f->key, key, sizeof(f->key));
+	in_flight = lappend(in_flight, f);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+dispatch_clear_in_flight(DispatchPurpose purpose, int64 job_id, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, in_flight)
+	{
+		InFlight   *f = lfirst(lc);
+
+		if (f->cool_until == 0 && f->purpose == purpose && f->job_id == job_id &&
+			strcmp(f->key, key) == 0)
+		{
+			in_flight = foreach_delete_current(in_flight, lc);
+			pfree(f);
+			return;
+		}
+	}
+}
+
+/*
+ * dispatch_key
+ *		The in-flight key of a request: its group for group-wide requests,
+ *		its submission id otherwise.
+ */
+static const char *
+dispatch_key(PgRayHttpRequest *req)
+{
+	switch ((DispatchPurpose) req->purpose)
+	{
+		case DISPATCH_CHECK_GROUP:
+		case DISPATCH_POLL_GROUP:
+			return req->group_name;
+		default:
+			return req->submission_id;
+	}
+}
+
+/*
+ * dispatch_group_poll
+ *		The poll schedule of a group, made on first use.
+ */
+static GroupPoll *
+dispatch_group_poll(const char *group_name)
+{
+	ListCell   *lc;
+	GroupPoll  *poll;
+	MemoryContext old;
+
+	foreach(lc, group_polls)
+	{
+		poll = lfirst(lc);
+		if (strcmp(poll->group_name, group_name) == 0)
+			return poll;
+	}
+	old = MemoryContextSwitchTo(dispatch_context);
+	poll = palloc0(sizeof(GroupPoll));
+	strlcpy(poll->group_name, group_name, sizeof(poll->group_name));
+	poll->interval_ms = pg_ray_poll_interval_min_ms;
+	poll->next_poll_at = 0;
+	group_polls = lappend(group_polls, poll);
+	MemoryContextSwitchTo(old);
+	return poll;
+}
+
+/*
+ * dispatch_poll_soon
+ *		Something just changed in a group: poll it again quickly.
+ */
+static void
+dispatch_poll_soon(const char *group_name)
+{
+	GroupPoll  *poll = dispatch_group_poll(group_name);
+
+	poll->interval_ms = pg_ray_poll_interval_min_ms;
+	poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), poll->interval_ms);
+}
+
+/*
+ * pg_ray_dispatch_next_poll_ms
+ *		Milliseconds until the next group poll or the end of a cool-down is
+ *		due, or -1 when nothing is.
+ */
+long
+pg_ray_dispatch_next_poll_ms(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		best = -1;
+	ListCell   *lc;
+
+	foreach(lc, group_polls)
+	{
+		GroupPoll  *poll = lfirst(lc);
+		long		ms;
+
+		if (!poll->seen)
+			continue;
+		ms = poll->next_poll_at <= now ? 0 : (long) ((poll->next_poll_at - now + 999) / 1000);
+		if (best < 0 || ms < best)
+			best = ms;
+	}
+	/* the end of a cool-down is when that request may be made again */
+	foreach(lc, in_flight)
+	{
+		InFlight   *f = lfirst(lc);
+		long		ms;
+
+		if (f->cool_until == 0)
+			continue;
+		ms = f->cool_until <= now ? 0 : (long) ((f->cool_until - now + 999) / 1000);
+		if (best < 0 || ms < best)
+			best = ms;
+	}
+	return best;
+}
+
+/*
+ * dispatch_exec
+ *		Run one statement of the dispatcher through SPI; failures are errors.
+ */
+static void
+dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
+}
+
+/*
+ * dispatch_endpoint
+ *		How to reach a group's dashboard; false when it has none (yet).
+ *		Strings are palloc'd in the current (transaction) context.
+ */
+static bool
+dispatch_endpoint(const char *group_name, RayEndpoint *endpoint)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(group_name)};
+	bool		isnull;
+
+	dispatch_exec("SELECT url, token, ca_file FROM ray._group_connection($1)",
+				  1, types, values, NULL);
+	if (SPI_processed != 1)
+		return false;
+	endpoint->url = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	endpoint->token = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	endpoint->ca_file = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull;
+}
+
+/*
+ * dispatch_plan_request
+ *		Queue a request to start after commit.
+ */
+static void
+dispatch_plan_request(PgRayHttpRequest *req, DispatchPurpose purpose, const char *group_name,
+					  int64 job_id, int attempt, const char *submission_id)
+{
+	req->purpose = purpose;
+	req->job_id = job_id;
+	req->attempt = attempt;
+	strlcpy(req->group_name, group_name, sizeof(req->group_name));
+	strlcpy(req->submission_id, submission_id ? submission_id : "", sizeof(req->submission_id));
+	req->planned_at = GetCurrentTimestamp();
+	dispatch_mark_in_flight(purpose, job_id, dispatch_key(req));
+	req->next = planned;
+	planned = req;
+}
+
+/*
+ * dispatch_plan_item
+ *		Turn one row of the to-do list into a request, unless it is in
+ *		flight already or, for a poll, not due yet.
+ */
+static void
+dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int attempt,
+				   const char *submission_id)
+{
+	DispatchPurpose purpose;
+	RayEndpoint endpoint;
+	PgRayHttpRequest *req;
+	const char *key = submission_id ? submission_id : group_name;
+
+	if (strcmp(action, "check_group") == 0)
+		purpose = DISPATCH_CHECK_GROUP, key = group_name;
+	else if (strcmp(action, "check_submission") == 0)
+		purpose = DISPATCH_CHECK_SUBMISSION;
+	else if (strcmp(action, "stop") == 0)
+		purpose = DISPATCH_STOP;
+	else if (strcmp(action, "poll_group") == 0)
+		purpose = DISPATCH_POLL_GROUP, key = group_name;
+	else if (strcmp(action, "fetch_log") == 0)
+		purpose = DISPATCH_FETCH_LOG;
+	else if (strcmp(action, "stop_lost") == 0)
+		purpose = DISPATCH_STOP_LOST;
+	else
+		elog(ERROR, "pg_ray worker: unknown action \"%s\"", action);
+
+	if (purpose == DISPATCH_POLL_GROUP)
+	{
+		GroupPoll  *poll = dispatch_group_poll(group_name);
+
+		poll->seen = true;
+		if (poll->next_poll_at > GetCurrentTimestamp())
+			return;
+	}
+	/* a submission being POSTed is not checked at the same time */
+	if (dispatch_is_in_flight(purpose, job_id, key) ||
+		(purpose == DISPATCH_CHECK_SUBMISSION && dispatch_is_in_flight(DISPATCH_SUBMIT, job_id, key)))
+		return;
+	if (!dispatch_endpoint(group_name, &endpoint))
+		return;
+
+	switch (purpose)
+	{
+		case DISPATCH_CHECK_GROUP:
+			req = ray_api_request(&endpoint, "GET", "/api/version");
+			break;
+		case DISPATCH_CHECK_SUBMISSION:
+			req = ray_api_request(&endpoint, "GET", "/api/jobs/%s", submission_id);
+			break;
+		case DISPATCH_STOP:
+		case DISPATCH_STOP_LOST:
+			req = ray_api_request(&endpoint, "POST", "/api/jobs/%s/stop", submission_id);
+			break;
+		case DISPATCH_POLL_GROUP:
+			req = ray_api_request(&endpoint, "GET", "/api/jobs/");
+			break;
+		case DISPATCH_FETCH_LOG:
+			req = ray_api_request(&endpoint, "GET", "/api/jobs/%s/logs", submission_id);
+			req->max_response_bytes = (size_t) pg_ray_max_log_bytes * 2 + 65536;
+			break;
+		default:
+			elog(ERROR, "pg_ray worker: cannot plan purpose %d", (int) purpose);
+	}
+	dispatch_plan_request(req, purpose, group_name, job_id, attempt, submission_id);
+}
+
+/*
+ * pg_ray_dispatch_plan
+ *		Inside a round's transaction: begin new attempts, then plan the
+ *		requests of the to-do list.  Nothing is sent before commit.
+ */
+void
+pg_ray_dispatch_plan(void)
+{
+	ListCell   *lc;
+	uint64		n;
+	SPITupleTable *tuptable;
+
+	dispatch_init();
+	dispatch_exec("SELECT ray._begin_attempts()", 0, NULL, NULL, NULL);
+	dispatch_exec("SELECT action, resource_group, job_id, attempt, submission_id "
+				  "FROM ray._worker_work() ORDER BY action, resource_group, job_id",
+				  0, NULL, NULL, NULL);
+
+	foreach(lc, group_polls)
+		((GroupPoll *) lfirst(lc))->seen = false;
+
+	/* keep the rows: planning runs more SPI queries */
+	tuptable = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	row = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		bool		isnull;
+		char	   *action = SPI_getvalue(row, desc, 1);
+		char	   *group_name = SPI_getvalue(row, desc, 2);
+		Datum		job = SPI_getbinval(row, desc, 3, &isnull);
+		int64		job_id = isnull ? 0 : DatumGetInt64(job);
+		Datum		attempt_datum = SPI_getbinval(row, desc, 4, &isnull);
+		int			attempt = isnull ? 0 : DatumGetInt32(attempt_datum);
+		char	   *submission_id = SPI_getvalue(row, desc, 5);
+
+		dispatch_plan_item(action, group_name, job_id, attempt, submission_id);
+	}
+
+	/* forget the schedules of groups with nothing left to follow */
+	foreach(lc, group_polls)
+	{
+		GroupPoll  *poll = lfirst(lc);
+
+		if (!poll->seen && !dispatch_is_in_flight(DISPATCH_POLL_GROUP, 0, poll->group_name))
+		{
+			group_polls = foreach_delete_current(group_polls, lc);
+			pfree(poll);
+		}
+	}
+}
+
+/*
+ * pg_ray_dispatch_start_planned
+ *		After commit: send what the round planned.
+ */
+void
+pg_ray_dispatch_start_planned(void)
+{
+	while (planned)
+	{
+		PgRayHttpRequest *req = planned;
+
+		planned = req->next;
+		req->next = NULL;
+		if (req->purpose == DISPATCH_POLL_GROUP)
+		{
+			GroupPoll  *poll = dispatch_group_poll(req->group_name);
+
+			poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 poll->interval_ms);
+		}
+		pg_ray_http_start(req);
+	}
+}
+
+/*
+ * pg_ray_dispatch_discard_planned
+ *		The transaction that planned requests failed: send none of them.
+ */
+void
+pg_ray_dispatch_discard_planned(void)
+{
+	while (planned)
+	{
+		PgRayHttpRequest *req = planned;
+
+		planned = req->next;
+		dispatch_clear_in_flight((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+		pg_ray_http_request_free(req);
+	}
+}
+
+/*
+ * dispatch_failure
+ *		A short description of what went wrong with a request, in the
+ *		current memory context.
+ */
+static char *
+dispatch_failure(PgRayHttpRequest *req)
+{
+	char		buf[512];
+
+	return pstrdup(pg_ray_http_describe_failure(req, buf, sizeof(buf)));
+}
+
+/*
+ * dispatch_unreachable
+ *		Tell the catalog that a group's dashboard could not be reached.
+ */
+static void
+dispatch_unreachable(PgRayHttpRequest *req)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(req->group_name), (Datum) 0,
+	CStringGetTextDatum(dispatch_failure(req))};
+
+	dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, types, values, " n ");
+}
+
+/*
+ * dispatch_is_transport_failure
+ *		No usable answer came: the network, a timeout, or a server error.
+ */
+static bool
+dispatch_is_transport_failure(PgRayHttpRequest *req)
+{
+	return req->curl_code != CURLE_OK || req->status >= 500 || req->status == 0;
+}
+
+/*
+ * dispatch_apply_job_info
+ *		Hand what Ray says of one run to the state machine.
+ */
+static void
+dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info)
+{
+	Oid			types[9] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	INT8OID, INT8OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(attempt);
+	values[2] = CStringGetTextDatum(ray_job_status_name(info->status));
+	values[3] = info->message ? CStringGetTextDatum(info->message) : (Datum) 0;
+	nulls[3] = info->message ? ' ' : 'n';
+	values[4] = info->error_type ? CStringGetTextDatum(info->error_type) : (Datum) 0;
+	nulls[4] = info->error_type ? ' ' : 'n';
+	values[5] = Int32GetDatum(info->driver_exit_code);
+	nulls[5] = info->has_driver_exit_code ? ' ' : 'n';
+	values[6] = Int64GetDatum(info->start_time_ms);
+	nulls[6] = info->start_time_ms > 0 ? ' ' : 'n';
+	values[7] = Int64GetDatum(info->end_time_ms);
+	nulls[7] = info->end_time_ms > 0 ? ' ' : 'n';
+	values[8] = info->job_id ? CStringGetTextDatum(info->job_id) : (Datum) 0;
+	nulls[8] = info->job_id ? ' ' : 'n';
+	dispatch_exec("SELECT ray._apply_job_info($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+				  9, types, values, nulls);
+}
+
+/*
+ * dispatch_apply_check_submission
+ *		Ray's answer to "do you have this submission?": adopt the run it has,
+ *		or submit it now that Ray said it has none.
+ */
+static void
+dispatch_apply_check_submission(PgRayHttpRequest *req)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(req->job_id), Int32GetDatum(req->attempt), (Datum) 0};
+	char		errbuf[RAY_PARSE_ERRLEN];
+
+	if (pg_ray_http_succeeded(req))
+	{
+		RayJobInfo	info;
+
+		if (!ray_parse_job_info(req->response, req->response_len, &info, errbuf))
+		{
+			values[2] = CStringGetTextDatum(psprintf("GET %s: %s", req->url, errbuf));
+			dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+			return;
+		}
+		PG_TRY();
+		{
+			dispatch_apply_job_info(req->job_id, req->attempt, &info);
+		}
+		PG_FINALLY();
+		{
+			ray_job_info_free(&info);
+		}
+		PG_END_TRY();
+		return;
+	}
+	if (req->status == 404)
+	{
+		RayEndpoint endpoint;
+		PgRayHttpRequest *submit;
+		char	   *body;
+		bool		isnull;
+
+		dispatch_exec("SELECT ray._submission_body($1, $2)", 2, types, values, NULL);
+		if (SPI_processed != 1)
+			return;
+		body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull || !dispatch_endpoint(req->group_name, &endpoint))
+			return;
+		submit = ray_api_request(&endpoint, "POST", "/api/jobs/");
+		pg_ray_http_request_set_body(submit, body, strlen(body), "application/json");
+		/* never retried blindly: a lost answer is settled by checking again */
+		submit->max_tries = 1;
+		dispatch_plan_request(submit, DISPATCH_SUBMIT, req->group_name, req->job_id,
+							  req->attempt, req->submission_id);
+		return;
+	}
+	values[2] = CStringGetTextDatum(dispatch_failure(req));
+	dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+	if (dispatch_is_transport_failure(req))
+		dispatch_unreachable(req);
+}
+
+/*
+ * dispatch_apply_submit
+ *		Ray's answer to a POST of a submission.
+ */
+static void
+dispatch_apply_submit(PgRayHttpRequest *req)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(req->job_id), Int32GetDatum(req->attempt), (Datum) 0};
+	char		nulls[3] = {' ', ' ', 'n'};
+
+	if (pg_ray_http_succeeded(req))
+	{
+		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
+		dispatch_poll_soon(req->group_name);
+		return;
+	}
+	values[2] = CStringGetTextDatum(dispatch_failure(req));
+	nulls[2] = ' ';
+
+	/*
+	 * "already exists" (Ray answers it with a 500) means an earlier POST did
+	 * get through, which the next check adopts.  A refusal for good is any
+	 * other client error, such as a runtime_env Ray does not accept.
+	 */
+	if (req->response && strstr(req->response, "already exists"))
+		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+	else if (!dispatch_is_transport_failure(req) && req->status >= 400 && req->status < 500)
+		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
+	else
+	{
+		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+		if (dispatch_is_transport_failure(req))
+			dispatch_unreachable(req);
+	}
+}
+
+/*
+ * dispatch_apply_poll
+ *		The job list of a group: move every run pg_ray follows there along,
+ *		and requeue those Ray no longer knows.
+ */
+static void
+dispatch_apply_poll(PgRayHttpRequest *req)
+{
+	RayJobList	list;
+	char		errbuf[RAY_PARSE_ERRLEN];
+	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2] = {CStringGetTextDatum(req->group_name),
+	TimestampTzGetDatum(req->planned_at)};
+	GroupPoll  *poll = dispatch_group_poll(req->group_name);
+	uint32		hash;
+	SPITupleTable *tuptable;
+	uint64		n;
+
+	if (!pg_ray_http_succeeded(req))
+	{
+		if (dispatch_is_transport_failure(req))
+			dispatch_unreachable(req);
+		else
+			ereport(WARNING,
+					(errmsg("pg_ray could not poll resource group \"%s\"", req->group_name),
+					 errdetail("%s", dispatch_failure(req))));
+		return;
+	}
+	if (!ray_parse_job_list(req->response, req->response_len, &list, errbuf))
+	{
+		ereport(WARNING,
+				(errmsg("pg_ray could not read the job list of resource group \"%s\"", req->group_name),
+				 errdetail("GET %s: %s", req->url, errbuf)));
+		return;
+	}
+
+	/* poll fast while the list changes, then slow down to pg_ray.poll_interval */
+	hash = hash_bytes((const unsigned char *) req->response, (int) req->response_len);
+	if (hash != poll->last_list_hash)
+		poll->interval_ms = pg_ray_poll_interval_min_ms;
+	else
+		poll->interval_ms = Min(poll->interval_ms * 2, pg_ray_poll_interval_ms);
+	poll->last_list_hash = hash;
+
+	PG_TRY();
+	{
+		Datum		reachable[3] = {CStringGetTextDatum(req->group_name), (Datum) 0, (Datum) 0};
+		Oid			reachable_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+
+		dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, reachable_types,
+					  reachable, " nn");
+
+		/* runs in Ray since before the list was asked for */
+		dispatch_exec("SELECT job_id, attempts, ray_submission_id FROM ray.job "
+					  "WHERE resource_group = $1 AND state IN ('PENDING', 'RUNNING') "
+					  "AND state_changed_at < $2 ORDER BY job_id",
+					  2, types, values, NULL);
+		tuptable = SPI_tuptable;
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			int64		job_id = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+			int			attempt = DatumGetInt32(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &isnull));
+			char	   *submission_id = SPI_getvalue(tuptable->vals[i], tuptable->tupdesc, 3);
+			RayJobInfo *found = NULL;
+
+			for (size_t j = 0; j < list.count && submission_id; j++)
+			{
+				if (list.jobs[j].submission_id &&
+					strcmp(list.jobs[j].submission_id, submission_id) == 0)
+				{
+					found = &list.jobs[j];
+					break;
+				}
+			}
+			if (found)
+				dispatch_apply_job_info(job_id, attempt, found);
+			else
+			{
+				Oid			missing_types[3] = {INT8OID, INT4OID, TEXTOID};
+				Datum		missing[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt),
+					CStringGetTextDatum(psprintf("Ray at %s no longer knows run %s (its head may have restarted)",
+												 req->url, submission_id))};
+
+				dispatch_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, missing_types,
+							  missing, NULL);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		ray_job_list_free(&list);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * dispatch_apply
+ *		Apply one finished request, inside the caller's subtransaction.
+ */
+static void
+dispatch_apply(PgRayHttpRequest *req)
+{
+	char		errbuf[RAY_PARSE_ERRLEN];
+	Oid			types[5] = {INT8OID, INT4OID, TEXTOID, BOOLOID, TEXTOID};
+	Datum		values[5];
+
+	switch ((DispatchPurpose) req->purpose)
+	{
+		case DISPATCH_CHECK_GROUP:
+			{
+				char	   *version = NULL;
+				Oid			group_types[3] = {TEXTOID, TEXTOID, TEXTOID};
+				Datum		group_values[3] = {CStringGetTextDatum(req->group_name), (Datum) 0, (Datum) 0};
+
+				if (pg_ray_http_succeeded(req) &&
+					ray_parse_version(req->response, req->response_len, &version, errbuf))
+				{
+					group_values[1] = CStringGetTextDatum(version);
+					free(version);
+					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
+								  group_values, "  n");
+				}
+				else
+				{
+					group_values[2] = CStringGetTextDatum(pg_ray_http_succeeded(req) ?
+														  psprintf("GET %s: %s", req->url, errbuf) :
+														  dispatch_failure(req));
+					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
+								  group_values, " n ");
+				}
+				break;
+			}
+		case DISPATCH_CHECK_SUBMISSION:
+			dispatch_apply_check_submission(req);
+			break;
+		case DISPATCH_SUBMIT:
+			dispatch_apply_submit(req);
+			break;
+		case DISPATCH_STOP:
+			{
+				bool		stopped = false;
+
+				values[0] = Int64GetDatum(req->job_id);
+				values[1] = Int32GetDatum(req->attempt);
+				if (pg_ray_http_succeeded(req) &&
+					ray_parse_stop(req->response, req->response_len, &stopped, errbuf))
+				{
+					values[2] = BoolGetDatum(stopped);
+					types[2] = BOOLOID;
+					dispatch_exec("SELECT ray._apply_stop_sent($1, $2, $3)", 3, types, values, NULL);
+					dispatch_poll_soon(req->group_name);
+				}
+				else if (req->status == 404)
+				{
+					values[2] = CStringGetTextDatum("Ray does not know the run to stop");
+					types[2] = TEXTOID;
+					dispatch_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, types, values, NULL);
+				}
+				else if (dispatch_is_transport_failure(req))
+					dispatch_unreachable(req);
+				break;
+			}
+		case DISPATCH_POLL_GROUP:
+			dispatch_apply_poll(req);
+			break;
+		case DISPATCH_FETCH_LOG:
+			{
+				char	   *logs = NULL;
+				bool		truncated = false;
+				char		nulls[5] = {' ', ' ', ' ', ' ', 'n'};
+
+				values[0] = Int64GetDatum(req->job_id);
+				values[1] = Int32GetDatum(req->attempt);
+				values[3] = BoolGetDatum(false);
+				if (pg_ray_http_succeeded(req) &&
+					ray_parse_logs(req->response, req->response_len, (size_t) pg_ray_max_log_bytes,
+								   &logs, &truncated, errbuf))
+				{
+					values[2] = CStringGetTextDatum(logs);
+					values[3] = BoolGetDatum(truncated);
+					free(logs);
+				}
+				else if (dispatch_is_transport_failure(req) && req->status != 404)
+					break;		/* try again next round */
+				else
+				{
+					nulls[2] = 'n';
+					nulls[4] = ' ';
+					values[4] = CStringGetTextDatum(pg_ray_http_succeeded(req) ?
+													psprintf("GET %s: %s", req->url, errbuf) :
+													dispatch_failure(req));
+				}
+				dispatch_exec("SELECT ray._save_job_log($1, $2, $3, $4, $5)", 5, types, values, nulls);
+				break;
+			}
+		case DISPATCH_STOP_LOST:
+			if (pg_ray_http_succeeded(req) || req->status == 404)
+			{
+				Oid			lost_types[1] = {TEXTOID};
+				Datum		lost[1] = {CStringGetTextDatum(req->submission_id)};
+
+				dispatch_exec("SELECT ray._lost_run_settled($1)", 1, lost_types, lost, NULL);
+			}
+			break;
+	}
+}
+
+/*
+ * pg_ray_dispatch_apply_done
+ *		Apply every finished request in one transaction, each in its own
+ *		subtransaction, then send the follow-ups they planned.  Returns
+ *		whether there was anything to apply.
+ */
+bool
+pg_ray_dispatch_apply_done(void)
+{
+	PgRayHttpRequest *req = pg_ray_http_next_done();
+
+	if (req == NULL)
+		return false;
+
+	dispatch_init();
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_ray: applying answers from Ray");
+
+	for (; req != NULL; req = pg_ray_http_next_done())
+	{
+		MemoryContext outer = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+
+		dispatch_clear_in_flight((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(outer);
+		PG_TRY();
+		{
+			dispatch_apply(req);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(outer);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(outer);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(outer);
+			CurrentResourceOwner = owner;
+			/* SPI is reset by the subtransaction's abort; carry on with the next */
+			ereport(WARNING,
+					(errmsg("pg_ray could not apply an answer from Ray: %s", edata->message),
+					 errdetail("%s %s for resource group \"%s\"; asking again in %d s.",
+							   req->method, req->url, req->group_name,
+							   pg_ray_error_retry_seconds)));
+			FreeErrorData(edata);
+			dispatch_cool_down((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+		}
+		PG_END_TRY();
+		pg_ray_http_request_free(req);
+	}
+
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pg_ray_jobs_changed();
+	pg_ray_dispatch_start_planned();
+	return true;
+}
+
+/*
+ * pg_ray_jobs_changed
+ *		Wake the sessions waiting in ray.wait_job: something may have moved.
+ */
+void
+pg_ray_jobs_changed(void)
+{
+	ConditionVariableBroadcast(&pg_ray_shared_state()->jobs_changed);
+}

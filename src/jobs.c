@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.c
+ *		SQL-callable job functions that need the server's internals:
+ *		ray.wait_job.
+ *
+ * ray.wait_job sleeps on a condition variable that the background worker
+ * broadcasts after every transaction in which it may have moved jobs, so a
+ * waiting session wakes when something happened rather than polling the
+ * table.  It reads the job through ray.jobs as the caller, so row-level
+ * security decides what it may wait for, and each check takes a fresh
+ * snapshot, which is why it refuses to run where the snapshot is frozen.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/jobs.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/condition_variable.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "pg_ray.h"
+
+PG_FUNCTION_INFO_V1(pg_ray_wait_job);
+
+/* The longest a waiting session sleeps between two looks, come what may. */
+#define WAIT_JOB_MAX_SLEEP_MS 5000
+
+/*
+ * wait_job_is_terminal
+ *		Whether a job in this state will never change again.
+ */
+static bool
+wait_job_is_terminal(const char *state)
+{
+	return strcmp(state, "SUCCEEDED") == 0 || strcmp(state, "FAILED") == 0 ||
+		strcmp(state, "STOPPED") == 0;
+}
+
+/*
+ * pg_ray_wait_job
+ *		ray.wait_job(job_id, timeout): wait until the job has finished or the
+ *		timeout has passed; return its state then.  State changes are
+ *		reported as NOTICEs.  Query cancel interrupts the wait.
+ */
+Datum
+pg_ray_wait_job(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	Interval   *timeout;
+	int64		timeout_us;
+	TimestampTz deadline;
+	ConditionVariable *cv = &pg_ray_shared_state()->jobs_changed;
+	MemoryContext caller_context = CurrentMemoryContext;
+	char	   *last_state = NULL;
+	char	   *state = NULL;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job id must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null"),
+				 errhint("Pass a timeout such as interval '10 minutes'.")));
+	job_id = PG_GETARG_INT64(0);
+	timeout = PG_GETARG_INTERVAL_P(1);
+	timeout_us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
+		(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (timeout_us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("ray.wait_job cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Such a transaction would never see the job change."),
+				 errhint("Call it in a READ COMMITTED transaction, or outside a transaction block.")));
+
+	deadline = GetCurrentTimestamp() + timeout_us;
+	values[0] = Int64GetDatum(job_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	for (;;)
+	{
+		long		remaining_ms;
+		int			ret;
+
+		/* prepare first, so that a broadcast during the check is not missed */
+		ConditionVariablePrepareToSleep(cv);
+
+		ret = SPI_execute_with_args("SELECT state FROM ray.jobs WHERE job_id = $1",
+									1, types, values, NULL, false, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read job " INT64_FORMAT ": SPI code %d", job_id, ret);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("job " INT64_FORMAT " does not exist", job_id),
+					 errhint("List your jobs with SELECT job_id, state FROM ray.jobs.")));
+		state = MemoryContextStrdup(caller_context,
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+
+		if (last_state == NULL || strcmp(state, last_state) != 0)
+		{
+			if (last_state != NULL || !wait_job_is_terminal(state))
+				ereport(NOTICE,
+						(errmsg("job " INT64_FORMAT " is %s", job_id, state)));
+			last_state = state;
+		}
+		if (wait_job_is_terminal(state))
+			break;
+
+		remaining_ms = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (remaining_ms <= 0)
+			break;
+		ConditionVariableTimedSleep(cv, Min(remaining_ms, WAIT_JOB_MAX_SLEEP_MS),
+									PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(cstring_to_text(state));
+}
