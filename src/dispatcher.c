@@ -621,8 +621,9 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 			return;
 		submit = ray_api_request(&endpoint, "POST", "/api/jobs/");
 		pg_ray_http_request_set_body(submit, body, strlen(body), "application/json");
-		/* never retried blindly: a lost answer is settled by checking again */
+		/* never sent twice: a lost answer is settled by checking again */
 		submit->max_tries = 1;
+		submit->fresh_connection = true;
 		dispatch_plan_request(submit, DISPATCH_SUBMIT, req->group_name, req->job_id,
 							  req->attempt, req->submission_id);
 		return;

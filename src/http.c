@@ -267,6 +267,16 @@ http_prepare(PgRayHttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(req->timeout_ms, 5000L));
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	if (req->fresh_connection)
+	{
+		/*
+		 * libcurl silently sends a request again when a reused connection
+		 * turns out dead; for a request that must go out at most once, use
+		 * a connection of its own.
+		 */
+		curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+	}
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (req->ca_file)

@@ -37,6 +37,8 @@ typedef struct PgRayHttpRequest
 	char	   *ca_file;		/* or NULL: the system's CA store */
 	long		timeout_ms;
 	int			max_tries;		/* connection errors and 5xx are retried */
+	bool		fresh_connection;	/* no reused connection, so libcurl never
+									 * resends the request on its own */
 	size_t		max_response_bytes;
 
 	/* the caller's bookkeeping, untouched by the driver */

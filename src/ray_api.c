@@ -291,7 +291,6 @@ pg_ray_http_ray_version(PG_FUNCTION_ARGS)
 	PgRayHttpRequest *req = ray_api_request(&endpoint, "GET", "/api/version");
 	char		errbuf[RAY_PARSE_ERRLEN];
 	char	   *version = NULL;
-	char	   *url = pstrdup(req->url);
 	text	   *result;
 
 	ray_api_perform_or_error(req, psprintf("reach the Ray dashboard at %s", endpoint.url));
@@ -300,7 +299,7 @@ pg_ray_http_ray_version(PG_FUNCTION_ARGS)
 		pg_ray_http_request_free(req);
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("%s did not answer as a Ray dashboard", url),
+				 errmsg("%s did not answer as a Ray dashboard", endpoint.url),
 				 errdetail("GET /api/version: %s.", errbuf),
 				 errhint("Give the URL of the Ray dashboard (port 8265 by default), not of another service.")));
 	}

@@ -9,8 +9,12 @@ by sleeping a fixed time.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -94,3 +98,83 @@ def group(db: psycopg.Connection, request: pytest.FixtureRequest) -> Iterator[st
     with wait_for(lambda: connect(), "the server to accept connections") as conn:
         conn.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
                      "WHERE name = %s AND delete_requested_at IS NULL", (name,))
+
+
+RAY_DIR = Path(os.environ.get("PG_RAY_RAY_DIR", "/tmp/pgray_ray"))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RayHead:
+    """The real Ray head of the test run (scripts/ray-test-head)."""
+    url: str
+    token: str
+
+    def rest(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the head's REST API with the token; JSON in, JSON out."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def submissions_of(self, job_id: int) -> list[dict[str, Any]]:
+        """Every Ray submission pg_ray made for one of its jobs."""
+        return [j for j in self.rest("GET", "/api/jobs/")
+                if (j.get("metadata") or {}).get("pg_ray_job_id") == str(job_id)]
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> RayHead:
+    """The Ray head, started by scripts/test; started here when run alone."""
+    subprocess.run([str(ROOT / "scripts/ray-test-head"), "start"], check=True, capture_output=True)
+    settings: dict[str, str] = {}
+    for line in (RAY_DIR / "env").read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        settings[key] = value
+    return RayHead(settings["RAY_TEST_URL"], settings["RAY_TEST_TOKEN"])
+
+
+@pytest.fixture
+def ray_group(db: psycopg.Connection, ray_head: RayHead) -> str:
+    """The real Ray head registered as an external resource group usable by all."""
+    exists = db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = 'it-ray' "
+                        "AND delete_requested_at IS NULL)").fetchone()[0]
+    if not exists:
+        db.execute("SELECT ray.register_cluster('it-ray', %s, %s)", (ray_head.url, ray_head.token))
+        db.execute("SELECT ray.grant_usage('it-ray', 'public')")
+    wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = 'it-ray'"
+                                ).fetchone()[0], "the Ray group to be READY")
+    return "it-ray"
+
+
+@pytest.fixture
+def settings(db: psycopg.Connection) -> Iterator[Callable[[str, str], None]]:
+    """Change pg_ray settings with ALTER SYSTEM for one test, and put them back."""
+    changed: list[str] = []
+
+    def change(name: str, value: str) -> None:
+        db.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        changed.append(name)
+        db.execute("SELECT pg_reload_conf()")
+        wait_for(lambda: connect().execute(f"SHOW {name}").fetchone()[0] is not None, "the reload")
+
+    yield change
+    for name in changed:
+        db.execute(f"ALTER SYSTEM RESET {name}")
+    db.execute("SELECT pg_reload_conf()")
+
+
+def job_state(db: psycopg.Connection, job_id: int) -> str:
+    return db.execute("SELECT state FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0]
+
+
+def wait_for_state(db: psycopg.Connection, job_id: int, states: set[str], timeout: float = 120) -> str:
+    return wait_for(lambda: (s := job_state(db, job_id)) in states and s, f"job {job_id} to reach {states}",
+                    timeout)
+
+
+def events(db: psycopg.Connection, job_id: int) -> list[tuple[str | None, str, int, str]]:
+    return db.execute("SELECT from_state, to_state, attempt, message FROM ray.job_event "
+                      "WHERE job_id = %s ORDER BY event_id", (job_id,)).fetchall()

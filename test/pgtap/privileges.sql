@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(23);
+SELECT plan(26);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -54,6 +54,10 @@ SELECT throws_ok($$SELECT options FROM ray.resource_group$$, '42501', NULL,
 				 'ben cannot read resource group options, which may hold secrets');
 SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
 				   VALUES ('x', 'CPU', 1, 1024, 1)$$, '42501', NULL, 'ben cannot add node specs');
+SELECT throws_ok($$SELECT token FROM ray.resource_group_secret$$, '42501', NULL,
+				 'ben cannot read dashboard tokens');
+SELECT throws_ok($$SELECT ray._group_connection('tap')$$, '42501', NULL,
+				 'ben cannot call the worker''s functions');
 RESET ROLE;
 
 SET LOCAL ROLE tap_outsider;
@@ -73,6 +77,8 @@ SELECT lives_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memo
 				  VALUES ('tap.tiny', 'CPU', 1, 1024, 0.5)$$, 'an admin adds node specs');
 SELECT lives_ok($$SELECT ray.alter_worker_group('tap', 'cpu', spec => 'tap.tiny')$$,
 				'an admin alters worker groups');
+SELECT throws_ok($$SELECT token FROM ray.resource_group_secret$$, '42501', NULL,
+				 'not even an admin reads dashboard tokens back');
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -1,0 +1,203 @@
+"""Jobs on a real Ray cluster: submitted, followed, stopped, logged, waited
+for, private to their owner, and never submitted twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import psycopg
+import pytest
+
+from conftest import (ROOT, RayHead, connect, events, job_state, wait_for, wait_for_state,
+                      wait_for_worker)
+
+PY = "python -c"
+
+
+def submit(db: psycopg.Connection, group: str, entrypoint: str, **options: object) -> int:
+    names = ", ".join(f"{k} => %({k})s" for k in options)
+    sql = f"SELECT ray.submit_job(%(group)s, %(entrypoint)s{', ' + names if names else ''})"
+    return db.execute(sql, {"group": group, "entrypoint": entrypoint, **options}).fetchone()[0]
+
+
+def saved_log(db: psycopg.Connection, job_id: int) -> str | None:
+    row = db.execute("SELECT log FROM ray.job_log WHERE job_id = %s ORDER BY attempt DESC LIMIT 1",
+                     (job_id,)).fetchone()
+    return row[0] if row else None
+
+
+def test_registered_cluster_is_ready_with_its_version(db: psycopg.Connection, ray_group: str,
+                                                      ray_head: RayHead) -> None:
+    row = db.execute("SELECT provider, state, dashboard_url, ray_version, client_address "
+                     "FROM ray.resource_groups WHERE name = %s", (ray_group,)).fetchone()
+    assert row[0:3] == ("external", "READY", ray_head.url)
+    assert row[3] == ray_head.rest("GET", "/api/version")["ray_version"]
+    assert row[4] == "ray://127.0.0.1:10001"
+    # the token is kept away from every readable view
+    assert ray_head.token not in str(db.execute("SELECT * FROM ray.resource_groups").fetchall())
+
+
+def test_job_succeeds_and_its_log_is_saved(db: psycopg.Connection, ray_group: str,
+                                           ray_head: RayHead) -> None:
+    job = submit(db, ray_group, f"{PY} \"print('hello from ray')\"",
+                 metadata=psycopg.types.json.Jsonb({"team": "ads"}))
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+
+    row = db.execute("SELECT attempts, started_at IS NOT NULL, finished_at >= started_at, message "
+                     "FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()
+    assert row[0:3] == (1, True, True)
+    states = [e[1] for e in events(db, job)]
+    assert states[:3] == ["QUEUED", "SUBMITTING", "PENDING"] and states[-1] == "SUCCEEDED"
+
+    log = wait_for(lambda: saved_log(db, job), "the driver log to be saved")
+    assert "hello from ray" in log
+    assert "hello from ray" in db.execute("SELECT ray.job_logs(%s)", (job,)).fetchone()[0]
+
+    [run] = ray_head.submissions_of(job)
+    assert run["status"] == "SUCCEEDED"
+    assert run["metadata"]["team"] == "ads" and run["metadata"]["pg_ray_owner"] == "postgres"
+
+
+def test_failing_job_records_exit_code_and_is_not_retried(db: psycopg.Connection, ray_group: str,
+                                                          ray_head: RayHead) -> None:
+    job = submit(db, ray_group, f"{PY} \"import sys; print('boom'); sys.exit(3)\"", max_attempts=3)
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "FAILED"
+    row = db.execute("SELECT attempts, error_type, driver_exit_code, message FROM ray.jobs "
+                     "WHERE job_id = %s", (job,)).fetchone()
+    assert row[0:3] == (1, "JOB_ENTRYPOINT_COMMAND_ERROR", 3)
+    assert "exit code 3" in row[3]
+    assert "boom" in wait_for(lambda: saved_log(db, job), "the failed run's log")
+    assert len(ray_head.submissions_of(job)) == 1
+
+
+def test_failing_job_is_retried_when_it_asks(db: psycopg.Connection, ray_group: str,
+                                             ray_head: RayHead) -> None:
+    job = submit(db, ray_group, f"{PY} \"import sys; sys.exit(1)\"", max_attempts=2,
+                 retry_on_failure=True)
+    assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job,)).fetchone()[0] == "FAILED"
+    assert db.execute("SELECT attempts FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0] == 2
+    requeued = [e for e in events(db, job) if e[1] == "QUEUED" and e[0] is not None]
+    assert len(requeued) == 1 and "requeued" in requeued[0][3]
+    runs = sorted(r["submission_id"] for r in ray_head.submissions_of(job))
+    assert [r.rsplit("-", 1)[1] for r in runs] == ["1", "2"]
+
+
+def test_running_job_is_stopped_through_ray(db: psycopg.Connection, ray_group: str,
+                                            ray_head: RayHead) -> None:
+    job = submit(db, ray_group, "sleep 120")
+    wait_for_state(db, job, {"RUNNING"})
+    assert db.execute("SELECT ray.stop_job(%s)", (job,)).fetchone()[0] is True
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "STOPPED"
+    assert db.execute("SELECT stopped_by FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0] == "postgres"
+    [run] = ray_head.submissions_of(job)
+    assert run["status"] == "STOPPED"
+    assert any(e[3] == "stop sent to Ray" for e in events(db, job))
+
+
+def test_live_log_while_the_job_runs(db: psycopg.Connection, ray_group: str) -> None:
+    job = submit(db, ray_group, f"{PY} \"import time; print('tick', flush=True); time.sleep(120)\"")
+    wait_for_state(db, job, {"RUNNING"})
+    wait_for(lambda: "tick" in db.execute("SELECT ray.job_logs(%s)", (job,)).fetchone()[0],
+             "the live log to show the first line")
+    db.execute("SELECT ray.stop_job(%s)", (job,))
+    wait_for_state(db, job, {"STOPPED"})
+
+
+def test_jobs_are_private_to_their_owner(db: psycopg.Connection, ray_group: str) -> None:
+    for role in ("it_alice", "it_bob"):
+        db.execute(f"DROP ROLE IF EXISTS {role}")
+        db.execute(f"CREATE ROLE {role} IN ROLE ray_user")
+    try:
+        db.execute("SET ROLE it_alice")
+        job = submit(db, ray_group, f"{PY} \"print('alice')\"")
+        db.execute("RESET ROLE")
+        db.execute("SET ROLE it_bob")
+        assert db.execute("SELECT count(*) FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0] == 0
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            db.execute("SELECT ray.wait_job(%s, '1 second')", (job,))
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            db.execute("SELECT ray.stop_job(%s)", (job,))
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            db.execute("SELECT ray.job_logs(%s)", (job,))
+        db.execute("RESET ROLE")
+        db.execute("SET ROLE it_alice")
+        assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+        assert db.execute("SELECT owner FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0] == "it_alice"
+    finally:
+        db.execute("RESET ROLE")
+        db.execute("DELETE FROM ray.job WHERE owner IN ('it_alice', 'it_bob')")
+        db.execute("DROP ROLE it_alice")
+        db.execute("DROP ROLE it_bob")
+
+
+def test_submission_made_before_a_crash_is_adopted_not_repeated(db: psycopg.Connection, ray_group: str,
+                                                                ray_head: RayHead) -> None:
+    """A worker that POSTed and died before recording it leaves the job in
+    SUBMITTING while Ray has the run: the next worker must adopt that run."""
+    with connect() as hold:
+        hold.autocommit = False
+        job = submit(hold, ray_group, f"{PY} \"print('once')\"")
+        # the worker skips the locked row; we play the worker that crashed after its POST
+        sid = hold.execute("SELECT ray_submission_id FROM ray.job WHERE job_id = %s", (job,)).fetchone()[0]
+        assert sid is None
+        install = hold.execute("SELECT id FROM ray.installation").fetchone()[0]
+        sid = f"pgray-{install}-{job}-1"
+        hold.execute("UPDATE ray.job SET attempts = 1, ray_submission_id = %s WHERE job_id = %s", (sid, job))
+        hold.execute("SELECT ray._job_transition(%s, 'SUBMITTING', 'test: crashed after POST', 'test')", (job,))
+        ray_head.rest("POST", "/api/jobs/", {"entrypoint": f"{PY} \"print('once')\"", "submission_id": sid,
+                                             "metadata": {"pg_ray_job_id": str(job)}})
+        hold.commit()
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+    assert len(ray_head.submissions_of(job)) == 1
+    messages = [e[3] for e in events(db, job)]
+    assert not any(m and m.startswith("submitted to Ray as") for m in messages), messages
+    assert not any(m and "refused" in m for m in messages), messages
+
+
+def test_submission_lost_before_it_reached_ray_is_made_once(db: psycopg.Connection, ray_group: str,
+                                                           ray_head: RayHead) -> None:
+    """A worker that died before its POST leaves SUBMITTING and nothing in
+    Ray: the next worker submits that same attempt, once."""
+    with connect() as hold:
+        hold.autocommit = False
+        job = submit(hold, ray_group, f"{PY} \"print('late')\"")
+        install = hold.execute("SELECT id FROM ray.installation").fetchone()[0]
+        hold.execute("UPDATE ray.job SET attempts = 1, ray_submission_id = %s WHERE job_id = %s",
+                     (f"pgray-{install}-{job}-1", job))
+        hold.execute("SELECT ray._job_transition(%s, 'SUBMITTING', 'test: crashed before POST', 'test')", (job,))
+        hold.commit()
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+    [run] = ray_head.submissions_of(job)
+    assert run["submission_id"].endswith(f"-{job}-1")
+
+
+def test_worker_termination_and_server_restart_mid_run_keep_one_run(ray_group: str,
+                                                                    ray_head: RayHead) -> None:
+    with connect() as db:
+        job = submit(db, ray_group, "sleep 8")
+        wait_for_state(db, job, {"PENDING", "RUNNING"})
+        pid = wait_for_worker()
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_for_worker(other_than=pid)
+        wait_for_state(db, job, {"RUNNING"})
+    subprocess.run([str(ROOT / "scripts/test-cluster"), "restart"], check=True, capture_output=True)
+    db = wait_for(lambda: connect(), "the restarted server")
+    with db:
+        assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+        assert db.execute("SELECT attempts FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0] == 1
+    assert len(ray_head.submissions_of(job)) == 1
+
+
+def test_a_crash_of_every_backend_mid_run_keeps_one_run(ray_group: str, ray_head: RayHead) -> None:
+    with connect() as db:
+        job = submit(db, ray_group, "sleep 6")
+        wait_for_state(db, job, {"SUBMITTING", "PENDING", "RUNNING"})
+        pid = wait_for_worker()
+    os.kill(pid, signal.SIGKILL)
+    wait_for_worker(other_than=pid)
+    db = wait_for(lambda: connect(), "the server after crash recovery")
+    with db:
+        assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+    assert len(ray_head.submissions_of(job)) == 1
