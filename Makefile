@@ -17,7 +17,8 @@ OBJS = \
 	src/ray_json.o \
 	src/ray_api.o \
 	src/dispatcher.o \
-	src/jobs.o
+	src/jobs.o \
+	src/package.o
 
 # The control file and scripts live in extension/, so they are installed as
 # DATA into share/extension rather than through EXTENSION, which would want
@@ -34,9 +35,9 @@ REGRESS = setup resource_groups worker_groups jobs usage
 REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-	$(shell pkg-config --cflags libcurl jansson) -I$(shell pg_config --includedir)
+	$(shell pkg-config --cflags libcurl jansson libzip) -I$(shell pg_config --includedir)
 # jansson is not linked: ray_json.c loads it (see there why).
-SHLIB_LINK = $(shell pkg-config --libs libcurl) -ldl -L$(shell pg_config --libdir) -lpq
+SHLIB_LINK = $(shell pkg-config --libs libcurl libzip) -ldl -L$(shell pg_config --libdir) -lpq
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -117,6 +117,13 @@ AS 'MODULE_PATHNAME', 'pg_ray_http_job_logs';
 COMMENT ON FUNCTION ray._http_job_logs(text, text, text, text) IS
 'GET /api/jobs/{id}/logs of a Ray dashboard, in this backend, bounded by pg_ray.max_log_bytes.';
 
+CREATE FUNCTION ray.zip_directory(path text)
+RETURNS bytea
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_zip_directory';
+COMMENT ON FUNCTION ray.zip_directory(text) IS
+'Zip a directory on the database server, files at the root, for submit_job''s working_dir. Superusers and members of pg_read_server_files only.';
+
 CREATE FUNCTION ray.wait_job(job_id bigint, timeout interval DEFAULT '1 hour')
 RETURNS text
 LANGUAGE C VOLATILE
@@ -366,6 +373,19 @@ CREATE INDEX job_active_idx ON ray.job (state)
 	WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED');
 CREATE INDEX job_owner_idx ON ray.job (owner, job_id);
 CREATE INDEX job_resource_group_idx ON ray.job (resource_group);
+
+/*
+ * The working directory a job was submitted with, as the zip Ray's package
+ * protocol takes.  Its name is its content hash, because Ray's nodes cache
+ * unpacked packages by name.
+ */
+CREATE TABLE ray.job_package (
+	job_id bigint PRIMARY KEY REFERENCES ray.job (job_id) ON DELETE CASCADE,
+	package text NOT NULL CONSTRAINT job_package_name_check CHECK (package ~ '^_ray_pkg_[0-9a-f]{40}\.zip$'),
+	content bytea NOT NULL
+);
+COMMENT ON TABLE ray.job_package IS
+'Zipped working directories of jobs, uploaded to the cluster as gcs://<package> when the job is submitted.';
 
 CREATE SEQUENCE ray.job_event_id_seq;
 
@@ -1412,6 +1432,42 @@ COMMENT ON FUNCTION ray.job_logs(bigint) IS
  * ------------------------------------------------------------------------
  */
 
+/*
+ * A working directory is a zip within pg_ray.max_working_dir_bytes, and the
+ * only one the job names.
+ */
+CREATE FUNCTION ray._check_working_dir(zip bytea, runtime_env jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	limit_bytes bigint := pg_size_bytes(current_setting('pg_ray.max_working_dir_bytes'));
+BEGIN
+	IF runtime_env ? 'working_dir' THEN
+		RAISE EXCEPTION 'the job names two working directories'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'runtime_env has "working_dir" and the working_dir argument is given too.',
+				  HINT = 'Give the zip as working_dir and leave it out of runtime_env.';
+	END IF;
+	IF length(zip) > limit_bytes THEN
+		RAISE EXCEPTION 'working directory is too large: % bytes', length(zip)
+			USING ERRCODE = 'program_limit_exceeded',
+				  DETAIL = format('The limit is %s (pg_ray.max_working_dir_bytes).',
+								  pg_size_pretty(limit_bytes)),
+				  HINT = 'Leave data out of the working directory and read it from tables, or ask a superuser to raise the limit.';
+	END IF;
+	IF length(zip) < 22 OR substring(zip from 1 for 2) <> '\x504b'::bytea
+		OR substring(zip from 3 for 2) NOT IN ('\x0304'::bytea, '\x0506'::bytea) THEN
+		RAISE EXCEPTION 'working directory is not a zip archive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Zip the directory with its files at the root of the archive, as "cd app && zip -r ../app.zip ." does, or use ray.zip_directory on the server.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_working_dir(bytea, jsonb) IS
+'Raise an error unless a working directory is a zip within pg_ray.max_working_dir_bytes and the job names no other.';
+
 CREATE FUNCTION ray.submit_job(
 	resource_group text,
 	entrypoint text,
@@ -1422,7 +1478,8 @@ CREATE FUNCTION ray.submit_job(
 	entrypoint_memory bigint DEFAULT NULL,
 	entrypoint_resources jsonb DEFAULT '{}',
 	max_attempts integer DEFAULT 1,
-	retry_on_failure boolean DEFAULT false)
+	retry_on_failure boolean DEFAULT false,
+	working_dir bytea DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1472,6 +1529,10 @@ BEGIN
 								  largest.cpus, CASE WHEN largest.cpus = 1 THEN 'CPU' ELSE 'CPUs' END);
 	END IF;
 
+	IF submit_job.working_dir IS NOT NULL THEN
+		PERFORM ray._check_working_dir(submit_job.working_dir, coalesce(submit_job.runtime_env, '{}'));
+	END IF;
+
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
 						 entrypoint_resources, max_attempts, retry_on_failure)
@@ -1481,12 +1542,18 @@ BEGIN
 			submit_job.entrypoint_memory, coalesce(submit_job.entrypoint_resources, '{}'),
 			submit_job.max_attempts, coalesce(submit_job.retry_on_failure, false))
 	RETURNING job_id INTO id;
+	IF submit_job.working_dir IS NOT NULL THEN
+		-- named by content, 40 hex digits as Ray names its own packages
+		INSERT INTO ray.job_package (job_id, package, content)
+		VALUES (id, '_ray_pkg_' || left(encode(sha256(submit_job.working_dir), 'hex'), 40) || '.zip',
+				submit_job.working_dir);
+	END IF;
 	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
 	VALUES (id, NULL, 'QUEUED', 0, caller, 'submitted');
 	RETURN id;
 END
 $$;
-COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean) IS
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
 'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
 CREATE FUNCTION ray.stop_job(job_id bigint)
@@ -1886,7 +1953,9 @@ BEGIN
 	RETURN jsonb_strip_nulls(jsonb_build_object(
 		'submission_id', job.ray_submission_id,
 		'entrypoint', job.entrypoint,
-		'runtime_env', nullif(job.runtime_env, '{}'),
+		'runtime_env', nullif(job.runtime_env || coalesce(
+			(SELECT jsonb_build_object('working_dir', 'gcs://' || p.package)
+			 FROM ray.job_package p WHERE p.job_id = job.job_id), '{}'), '{}'),
 		'metadata', job.metadata || jsonb_build_object('pg_ray_job_id', job.job_id::text,
 													   'pg_ray_owner', job.owner,
 													   'pg_ray_attempt', job.attempts::text),
@@ -2182,12 +2251,14 @@ REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
-	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean),
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea),
 	ray.stop_job(bigint),
 	ray.wait_job(bigint, interval),
 	ray.job_logs(bigint),
 	ray.worker_status()
 TO ray_user;
+-- it reads server files: for superusers and pg_read_server_files, checked inside
+GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
 GRANT EXECUTE ON FUNCTION
 	ray.create_resource_group(text, text, text, jsonb),
 	ray.register_cluster(text, text, text, jsonb),
@@ -2217,6 +2288,7 @@ SELECT pg_catalog.pg_extension_config_dump('ray.job_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_event', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_log', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_package', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.installation', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_secret', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.lost_run', '');

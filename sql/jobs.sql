@@ -1,5 +1,7 @@
 -- Jobs: submitting, validating, stopping, and their history.
 \set SHOW_CONTEXT never
+-- job ids of this file do not depend on the files before it
+SELECT setval('ray.job_id_seq', 100, false) IS NOT NULL AS job_ids_reset;
 
 SELECT ray.create_resource_group('jobs');
 SELECT ray.add_worker_group('jobs', 'cpu', 'CPU', 'm.xlarge', 1, 2);
@@ -109,3 +111,19 @@ SELECT ray.submit_job('jobs', 'python queued.py') AS queued \gset
 SELECT ray.drop_resource_group('jobs');
 SELECT ray.drop_resource_group('jobs', force => true);
 SELECT state, stopped_by, message FROM ray.jobs WHERE job_id = :queued;
+
+-- working directories: a zip within the limit, and only one
+SELECT ray.create_resource_group('wd');
+SELECT ray.submit_job('wd', 'python main.py', working_dir => 'not a zip'::bytea);
+SELECT ray.submit_job('wd', 'python main.py', working_dir => '\x504b0506000000000000000000000000000000000000'::bytea,
+	runtime_env => '{"working_dir": "."}');
+SET pg_ray.max_working_dir_bytes = 1024;
+SELECT ray.submit_job('wd', 'python main.py', working_dir => ('\x504b0304'::bytea || decode(repeat('00', 2000), 'hex')));
+RESET pg_ray.max_working_dir_bytes;
+SELECT ray.submit_job('wd', 'python main.py', working_dir => '\x504b0506000000000000000000000000000000000000'::bytea) AS wd_job \gset
+SELECT package FROM ray.job_package WHERE job_id = :wd_job;
+SELECT ray.zip_directory(NULL);
+SELECT ray.zip_directory('relative/path');
+SELECT ray.zip_directory('/nonexistent/pg_ray');
+SELECT ray.zip_directory('/etc/hostname');
+SELECT ray.drop_resource_group('wd', force => true);

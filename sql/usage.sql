@@ -1,5 +1,7 @@
 -- Who may do what: usage grants, job ownership and row-level security.
 \set SHOW_CONTEXT never
+-- job ids of this file do not depend on the files before it
+SELECT setval('ray.job_id_seq', 1000, false) IS NOT NULL AS job_ids_reset;
 
 SELECT ray.create_resource_group('shared');
 SELECT ray.add_worker_group('shared', 'cpu', 'CPU', 'small', 1, 1);

@@ -48,6 +48,7 @@ typedef enum DispatchPurpose
 {
 	DISPATCH_CHECK_GROUP,
 	DISPATCH_CHECK_SUBMISSION,
+	DISPATCH_UPLOAD,
 	DISPATCH_SUBMIT,
 	DISPATCH_STOP,
 	DISPATCH_POLL_GROUP,
@@ -92,6 +93,7 @@ static bool dispatch_endpoint(const char *group_name, RayEndpoint *endpoint);
 static void dispatch_plan_item(const char *action, const char *group_name, int64 job_id,
 							   int attempt, const char *submission_id);
 static void dispatch_apply(PgRayHttpRequest *req);
+static void dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first);
 static void dispatch_apply_poll(PgRayHttpRequest *req);
 static void dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values,
 						  const char *nulls);
@@ -377,9 +379,11 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 		if (poll->next_poll_at > GetCurrentTimestamp())
 			return;
 	}
-	/* a submission being POSTed is not checked at the same time */
+	/* a submission being uploaded or POSTed is not checked at the same time */
 	if (dispatch_is_in_flight(purpose, job_id, key) ||
-		(purpose == DISPATCH_CHECK_SUBMISSION && dispatch_is_in_flight(DISPATCH_SUBMIT, job_id, key)))
+		(purpose == DISPATCH_CHECK_SUBMISSION &&
+		 (dispatch_is_in_flight(DISPATCH_SUBMIT, job_id, key) ||
+		  dispatch_is_in_flight(DISPATCH_UPLOAD, job_id, key))))
 		return;
 	if (!dispatch_endpoint(group_name, &endpoint))
 		return;
@@ -573,6 +577,84 @@ dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info)
 }
 
 /*
+ * dispatch_plan_submission
+ *		Ray said it has no run of this attempt: submit it.  A job with a
+ *		working directory uploads its package first (upload_first), and is
+ *		POSTed once the upload has succeeded.
+ */
+static void
+dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(req->job_id), Int32GetDatum(req->attempt)};
+	RayEndpoint endpoint;
+	PgRayHttpRequest *next;
+	char	   *body;
+	bool		isnull;
+
+	/* also settles a stop request that came before the run existed */
+	dispatch_exec("SELECT ray._submission_body($1, $2)", 2, types, values, NULL);
+	if (SPI_processed != 1)
+		return;
+	body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull || !dispatch_endpoint(req->group_name, &endpoint))
+		return;
+
+	if (upload_first)
+	{
+		dispatch_exec("SELECT package, content FROM ray.job_package WHERE job_id = $1",
+					  1, types, values, NULL);
+		if (SPI_processed == 1)
+		{
+			char	   *package = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			bytea	   *content = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+															   SPI_tuptable->tupdesc, 2, &isnull));
+
+			next = ray_api_request(&endpoint, "PUT", "/api/packages/gcs/%s", package);
+			pg_ray_http_request_set_body(next, VARDATA_ANY(content), VARSIZE_ANY_EXHDR(content),
+										 "application/zip");
+			/* a package may be large; the same name always holds the same bytes */
+			next->timeout_ms = Max(next->timeout_ms, 120000L);
+			dispatch_plan_request(next, DISPATCH_UPLOAD, req->group_name, req->job_id,
+								  req->attempt, req->submission_id);
+			return;
+		}
+	}
+
+	next = ray_api_request(&endpoint, "POST", "/api/jobs/");
+	pg_ray_http_request_set_body(next, body, strlen(body), "application/json");
+	/* never sent twice: a lost answer is settled by checking again */
+	next->max_tries = 1;
+	next->fresh_connection = true;
+	dispatch_plan_request(next, DISPATCH_SUBMIT, req->group_name, req->job_id,
+						  req->attempt, req->submission_id);
+}
+
+/*
+ * dispatch_apply_upload
+ *		The working directory is in the cluster: now the job itself.
+ */
+static void
+dispatch_apply_upload(PgRayHttpRequest *req)
+{
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(req->job_id), Int32GetDatum(req->attempt),
+	CStringGetTextDatum(dispatch_failure(req))};
+
+	if (pg_ray_http_succeeded(req))
+		dispatch_plan_submission(req, false);
+	else if (dispatch_is_transport_failure(req))
+	{
+		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+		dispatch_unreachable(req);
+	}
+	else
+		/* refused for good, such as a package over the cluster's limit */
+		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, NULL);
+}
+
+/*
  * dispatch_apply_check_submission
  *		Ray's answer to "do you have this submission?": adopt the run it has,
  *		or submit it now that Ray said it has none.
@@ -607,25 +689,7 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 	}
 	if (req->status == 404)
 	{
-		RayEndpoint endpoint;
-		PgRayHttpRequest *submit;
-		char	   *body;
-		bool		isnull;
-
-		dispatch_exec("SELECT ray._submission_body($1, $2)", 2, types, values, NULL);
-		if (SPI_processed != 1)
-			return;
-		body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (isnull || !dispatch_endpoint(req->group_name, &endpoint))
-			return;
-		submit = ray_api_request(&endpoint, "POST", "/api/jobs/");
-		pg_ray_http_request_set_body(submit, body, strlen(body), "application/json");
-		/* never sent twice: a lost answer is settled by checking again */
-		submit->max_tries = 1;
-		submit->fresh_connection = true;
-		dispatch_plan_request(submit, DISPATCH_SUBMIT, req->group_name, req->job_id,
-							  req->attempt, req->submission_id);
+		dispatch_plan_submission(req, true);
 		return;
 	}
 	values[2] = CStringGetTextDatum(dispatch_failure(req));
@@ -807,6 +871,9 @@ dispatch_apply(PgRayHttpRequest *req)
 			}
 		case DISPATCH_CHECK_SUBMISSION:
 			dispatch_apply_check_submission(req);
+			break;
+		case DISPATCH_UPLOAD:
+			dispatch_apply_upload(req);
 			break;
 		case DISPATCH_SUBMIT:
 			dispatch_apply_submit(req);

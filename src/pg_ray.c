@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -36,6 +38,7 @@ int			pg_ray_max_log_bytes = 1048576;
 int			pg_ray_poll_interval_ms = 2000;
 int			pg_ray_poll_interval_min_ms = 200;
 int			pg_ray_cluster_unreachable_timeout = 60;
+int			pg_ray_max_working_dir_bytes = 100 * 1024 * 1024;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -157,6 +160,15 @@ pg_ray_define_gucs(void)
 							60, 1, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.max_working_dir_bytes",
+							"Largest working directory (zipped) a job may carry.",
+							"Working directories are for code; data belongs in tables.",
+							&pg_ray_max_working_dir_bytes,
+							100 * 1024 * 1024, 1024, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_ray");

@@ -41,6 +41,7 @@ extern int	pg_ray_max_log_bytes;
 extern int	pg_ray_poll_interval_ms;
 extern int	pg_ray_poll_interval_min_ms;
 extern int	pg_ray_cluster_unreachable_timeout;
+extern int	pg_ray_max_working_dir_bytes;
 
 /*
  * State of the background worker, in shared memory.  The worker writes it;

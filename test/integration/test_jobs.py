@@ -3,9 +3,15 @@ for, private to their owner, and never submitted twice."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
+import zipfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -201,3 +207,80 @@ def test_a_crash_of_every_backend_mid_run_keeps_one_run(ray_group: str, ray_head
     with db:
         assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
     assert len(ray_head.submissions_of(job)) == 1
+
+
+def zip_of(files: dict[str, str]) -> bytes:
+    """A working directory as a zip, files at the root."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def test_working_dir_zip_is_uploaded_and_used(db: psycopg.Connection, ray_group: str,
+                                              ray_head: RayHead) -> None:
+    app = zip_of({"main.py": "print(open('data/greeting.txt').read().strip() + '!')\n",
+                  "data/greeting.txt": "hello from the working dir\n"})
+    job = submit(db, ray_group, "python main.py", working_dir=app)
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+    assert "hello from the working dir!" in wait_for(lambda: saved_log(db, job), "the log")
+    package = db.execute("SELECT package FROM ray.job_package WHERE job_id = %s", (job,)).fetchone()[0]
+    [run] = ray_head.submissions_of(job)
+    assert run["runtime_env"]["working_dir"] == f"gcs://{package}"
+
+
+def test_server_directory_is_zipped_for_admins_only(db: psycopg.Connection, ray_group: str) -> None:
+    # a directory the server (the postgres OS user) can read
+    app = Path(tempfile.mkdtemp(prefix="pgray_app_", dir="/tmp"))
+    try:
+        (app / "main.py").write_text("import helper; print(helper.WORD)\n")
+        (app / "helper.py").write_text("WORD = 'zipped on the server'\n")
+        (app / ".git").mkdir()
+        (app / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+        for path in [app, app / ".git"]:
+            path.chmod(0o755)
+        for path in app.rglob("*"):
+            if path.is_file():
+                path.chmod(0o644)
+        job = db.execute("SELECT ray.submit_job(%s, 'python main.py', working_dir => ray.zip_directory(%s))",
+                         (ray_group, str(app))).fetchone()[0]
+        assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+        assert "zipped on the server" in wait_for(lambda: saved_log(db, job), "the log")
+        names = zipfile.ZipFile(io.BytesIO(db.execute(
+            "SELECT content FROM ray.job_package WHERE job_id = %s", (job,)).fetchone()[0])).namelist()
+        assert sorted(names) == ["helper.py", "main.py"]
+
+        db.execute("DROP ROLE IF EXISTS it_admin")
+        db.execute("CREATE ROLE it_admin IN ROLE ray_admin")
+        db.execute("SET ROLE it_admin")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("SELECT ray.zip_directory(%s)", (str(app),))
+    finally:
+        db.execute("RESET ROLE")
+        db.execute("DROP ROLE IF EXISTS it_admin")
+        shutil.rmtree(app, ignore_errors=True)
+
+
+def test_wait_job_answers_query_cancel(db: psycopg.Connection, ray_group: str) -> None:
+    job = submit(db, ray_group, "sleep 120")
+    with connect() as waiter:
+        pid = waiter.execute("SELECT pg_backend_pid()").fetchone()[0]
+        outcome: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                waiter.execute("SELECT ray.wait_job(%s, '10 minutes')", (job,))
+            except BaseException as error:  # noqa: BLE001 - the cancel is the point
+                outcome.append(error)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        wait_for(lambda: db.execute("SELECT wait_event = 'Extension' FROM pg_stat_activity WHERE pid = %s",
+                                    (pid,)).fetchone()[0], "the session to wait")
+        db.execute("SELECT pg_cancel_backend(%s)", (pid,))
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], psycopg.errors.QueryCanceled)
+    db.execute("SELECT ray.stop_job(%s)", (job,))
+    wait_for_state(db, job, {"STOPPED"})
