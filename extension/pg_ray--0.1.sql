@@ -182,6 +182,8 @@ COMMENT ON FUNCTION ray._check_name(text, text) IS
  * databases that share a Ray cluster can never mistake each other's runs for
  * their own.
  */
+-- not dumped: a restored database is a new installation, and the submission
+-- ids already made are kept on their jobs
 CREATE TABLE ray.installation (
 	singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
 	id text NOT NULL DEFAULT substr(replace(gen_random_uuid()::text, '-', ''), 1, 10)
@@ -1157,6 +1159,11 @@ AS $$
 DECLARE
 	rg ray.resource_group := ray._resource_group(add_worker_group.resource_group);
 BEGIN
+	IF rg.provider = 'external' THEN
+		RAISE EXCEPTION 'resource group "%" is an external cluster', rg.name
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Its nodes are managed where the cluster runs, not by pg_ray.';
+	END IF;
 	PERFORM ray._check_name('worker group', add_worker_group.name);
 	IF EXISTS (SELECT FROM ray.worker_group w
 			   WHERE w.resource_group = rg.name AND w.name = add_worker_group.name) THEN
@@ -1356,6 +1363,12 @@ DECLARE
 	version text;
 BEGIN
 	PERFORM ray._check_name('resource group', register_cluster.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = register_cluster.name
+			   AND g.delete_requested_at IS NOT NULL) THEN
+		RAISE EXCEPTION 'resource group "%" is being dropped', register_cluster.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Register it again once it is gone from ray.resource_groups.';
+	END IF;
 	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = register_cluster.name) THEN
 		RAISE EXCEPTION 'resource group "%" already exists', register_cluster.name
 			USING ERRCODE = 'duplicate_object';
@@ -1386,6 +1399,79 @@ COMMENT ON FUNCTION ray.register_cluster(text, text, text, jsonb) IS
 'Attach an existing Ray cluster by its dashboard URL (and bearer token) as a resource group; checks GET /api/version first.';
 
 /*
+ * Point an external group at a new URL, token or options.  The new settings
+ * are checked against the dashboard before they replace the old ones, so a
+ * typo never disconnects a working group.
+ */
+CREATE FUNCTION ray.alter_cluster(
+	name text,
+	dashboard_url text DEFAULT NULL,
+	token text DEFAULT NULL,
+	options jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(alter_cluster.name);
+	old_token text;
+	new_token text;
+	new_url text;
+	new_options jsonb;
+	changed text[] := '{}';
+	version text;
+BEGIN
+	IF rg.provider <> 'external' THEN
+		RAISE EXCEPTION 'resource group "%" is not an external cluster', rg.name
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Change it with ray.alter_resource_group.';
+	END IF;
+	SELECT s.token INTO old_token FROM ray.resource_group_secret s WHERE s.resource_group = rg.name;
+	new_url := CASE WHEN dashboard_url IS NULL THEN rg.endpoint
+					ELSE ray._check_dashboard_url(dashboard_url) END;
+	-- an empty token removes it
+	new_token := CASE WHEN token IS NULL THEN old_token ELSE nullif(token, '') END;
+	IF new_token IS NOT NULL AND new_token !~ '^[\x21-\x7e]+$' THEN
+		RAISE EXCEPTION 'token must be printable ASCII without spaces'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	new_options := rg.options;
+	IF alter_cluster.options IS NOT NULL THEN
+		IF jsonb_typeof(alter_cluster.options) <> 'object' THEN
+			PERFORM ray._check_group_options(alter_cluster.options, 'external');
+		END IF;
+		new_options := jsonb_strip_nulls(rg.options || alter_cluster.options);
+		PERFORM ray._check_group_options(new_options, 'external');
+	END IF;
+
+	IF new_url IS DISTINCT FROM rg.endpoint THEN
+		changed := changed || 'dashboard URL'::text;
+	END IF;
+	IF new_token IS DISTINCT FROM old_token THEN
+		changed := changed || 'token'::text;
+	END IF;
+	IF new_options IS DISTINCT FROM rg.options THEN
+		changed := changed || 'options'::text;
+	END IF;
+	IF cardinality(changed) = 0 THEN
+		RAISE NOTICE 'resource group "%" already has those settings; nothing changes', rg.name;
+		RETURN;
+	END IF;
+
+	version := ray._http_ray_version(new_url, new_token, new_options ->> 'ca_file');
+	UPDATE ray.resource_group g SET endpoint = new_url, options = new_options, ray_version = version
+	WHERE g.name = rg.name;
+	DELETE FROM ray.resource_group_secret s WHERE s.resource_group = rg.name;
+	IF new_token IS NOT NULL THEN
+		INSERT INTO ray.resource_group_secret (resource_group, token) VALUES (rg.name, new_token);
+	END IF;
+	PERFORM ray._spec_changed(rg.name, format('%s changed; Ray %s answers', array_to_string(changed, ', '), version));
+END
+$$;
+COMMENT ON FUNCTION ray.alter_cluster(text, text, text, jsonb) IS
+'Change an external group''s dashboard URL, token ('''' removes it) or options; the new settings are checked with GET /api/version first.';
+
+/*
  * The driver log of a job: the saved one once the job has ended, the live
  * one from Ray while it runs.
  */
@@ -1411,17 +1497,17 @@ BEGIN
 	END IF;
 	SELECT l.log INTO saved FROM ray.job_log l
 	WHERE l.job_id = job.job_id ORDER BY l.attempt DESC LIMIT 1;
-	IF saved IS NOT NULL AND job.state IN ('SUCCEEDED', 'FAILED', 'STOPPED', 'QUEUED') THEN
-		RETURN saved;
-	END IF;
-	IF job.ray_submission_id IS NULL OR job.state = 'QUEUED' THEN
+	-- live only while a run is in Ray; otherwise the saved log, if any
+	IF job.state NOT IN ('PENDING', 'RUNNING') OR job.ray_submission_id IS NULL THEN
 		RETURN coalesce(saved, '');
 	END IF;
 	conn := ray._group_connection(job.resource_group);
 	IF conn.url IS NULL THEN
 		RETURN coalesce(saved, '');
 	END IF;
-	RETURN ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id);
+	-- NULL: Ray has no such run (any more)
+	RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id),
+					saved, '');
 END
 $$;
 COMMENT ON FUNCTION ray.job_logs(bigint) IS
@@ -1488,7 +1574,6 @@ DECLARE
 	caller_oid oid := ray._calling_role();
 	caller name := ray._caller();
 	rg ray.resource_group := ray._resource_group(submit_job.resource_group, 'share');
-	largest record;
 	id bigint;
 BEGIN
 	IF NOT ray._can_use(rg.name, caller_oid) THEN
@@ -1497,36 +1582,34 @@ BEGIN
 				  HINT = format('A ray_admin can grant it with SELECT ray.grant_usage(%L, %L).', rg.name, caller);
 	END IF;
 
-	-- A driver runs on one node: refuse what no node of the group could ever hold.
-	SELECT max(s.num_cpus) AS cpus, max(s.num_gpus) AS gpus, max(s.memory_mb) AS memory_mb
-	INTO largest
-	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
-	WHERE w.resource_group = rg.name;
-	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_gpus, 0) > 0
-		AND largest.gpus = 0 THEN
-		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
-				  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
-	END IF;
-	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_gpus, 0) > largest.gpus
-		AND largest.gpus > 0 THEN
-		RAISE EXCEPTION 'no node of resource group "%" has % GPUs', rg.name, submit_job.entrypoint_num_gpus
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('Its largest worker node has %s %s, and the entrypoint runs on one node.',
-								  largest.gpus, CASE WHEN largest.gpus = 1 THEN 'GPU' ELSE 'GPUs' END);
-	END IF;
-	IF largest.cpus IS NOT NULL
-		AND coalesce(submit_job.entrypoint_memory, 0) > largest.memory_mb * 1024 * 1024 THEN
-		RAISE EXCEPTION 'no node of resource group "%" has % bytes of memory', rg.name, submit_job.entrypoint_memory
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('Its largest worker node has %s MB, and the entrypoint runs on one node.', largest.memory_mb);
-	END IF;
-	IF largest.cpus IS NOT NULL AND coalesce(submit_job.entrypoint_num_cpus, 0) > largest.cpus THEN
-		RAISE EXCEPTION 'no node of resource group "%" has % CPUs', rg.name, submit_job.entrypoint_num_cpus
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('Its largest worker node has %s %s, and the entrypoint runs on one node.',
-								  largest.cpus, CASE WHEN largest.cpus = 1 THEN 'CPU' ELSE 'CPUs' END);
+	-- A driver runs on one node: refuse what no node of the group could ever
+	-- hold.  A group without worker groups yet is taken at its word.
+	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
+		IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
+			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
+			RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
+					  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
+		END IF;
+		IF NOT EXISTS (
+			SELECT FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+			WHERE w.resource_group = rg.name
+			  AND coalesce(submit_job.entrypoint_num_cpus, 0) <= s.num_cpus
+			  AND coalesce(submit_job.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
+			  AND coalesce(submit_job.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
+			RAISE EXCEPTION 'no worker node of resource group "%" can hold the entrypoint', rg.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The entrypoint asks for %s CPUs, %s GPUs and %s bytes of memory on one node; its nodes have %s.',
+									  coalesce(submit_job.entrypoint_num_cpus, 0), coalesce(submit_job.entrypoint_num_gpus, 0),
+									  coalesce(submit_job.entrypoint_memory, 0),
+									  (SELECT string_agg(format('%s CPUs, %s GPUs and %s MB (%s)', s.num_cpus,
+																coalesce(w.gpu_distribution_unit, s.num_gpus), s.memory_mb, w.name),
+														 '; ' ORDER BY w.name)
+									   FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+									   WHERE w.resource_group = rg.name)),
+					  HINT = 'Ask for less, or add a worker group of a larger spec.';
+		END IF;
 	END IF;
 
 	IF submit_job.working_dir IS NOT NULL THEN
@@ -1695,7 +1778,7 @@ COMMENT ON FUNCTION ray._is_infrastructure_failure(text) IS
  * Requeue a job whose run was lost, as a new attempt, or fail it when it has
  * used its attempts.
  */
-CREATE FUNCTION ray._requeue_or_fail(id bigint, why text)
+CREATE FUNCTION ray._requeue_or_fail(id bigint, why text, what_happened text DEFAULT 'lost')
 RETURNS ray.job
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1710,15 +1793,15 @@ BEGIN
 	END IF;
 	IF job.attempts < job.max_attempts THEN
 		RETURN ray._job_transition(id, 'QUEUED',
-			format('attempt %s of %s lost: %s; requeued', job.attempts, job.max_attempts, why),
+			format('attempt %s of %s %s: %s; requeued', job.attempts, job.max_attempts, what_happened, why),
 			'pg_ray worker');
 	END IF;
 	RETURN ray._job_transition(id, 'FAILED',
-		format('attempt %s of %s lost: %s; no attempts left', job.attempts, job.max_attempts, why),
+		format('attempt %s of %s %s: %s; no attempts left', job.attempts, job.max_attempts, what_happened, why),
 		'pg_ray worker');
 END
 $$;
-COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text) IS
+COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text, text) IS
 'A run was lost to the infrastructure: queue the job again as a new attempt, or fail it if it has none left.';
 
 /* The job row of an attempt still in one of the given states, locked; or nothing. */
@@ -1843,7 +1926,8 @@ COMMENT ON FUNCTION ray._group_connection(text) IS
  */
 CREATE TABLE ray.lost_run (
 	submission_id text PRIMARY KEY,
-	resource_group text NOT NULL,
+	resource_group text NOT NULL
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
 	job_id bigint NOT NULL,
 	attempt integer NOT NULL,
 	lost_at timestamptz NOT NULL DEFAULT now()
@@ -1884,10 +1968,15 @@ DECLARE
 	host text;
 BEGIN
 	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR UPDATE;
-	IF NOT FOUND OR rg.delete_requested_at IS NOT NULL THEN
+	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	IF error IS NULL THEN
+		-- a group being dropped stays DELETING; it only stops being unreachable
+		IF rg.delete_requested_at IS NOT NULL THEN
+			UPDATE ray.resource_group SET unreachable_since = NULL WHERE name = group_name;
+			RETURN;
+		END IF;
 		host := substring(coalesce(rg.endpoint, rg.dashboard_url) from '^https?://(\[[^]]+\]|[^:/]+)');
 		UPDATE ray.resource_group SET
 			ray_version = coalesce(version, ray_version),
@@ -1909,7 +1998,7 @@ BEGIN
 		last_error = error
 	WHERE name = group_name
 	RETURNING * INTO rg;
-	IF rg.state = 'READY' THEN
+	IF rg.state = 'READY' AND rg.delete_requested_at IS NULL THEN
 		PERFORM ray._group_transition(group_name, 'DEGRADED', error, 'pg_ray worker');
 		UPDATE ray.resource_group SET last_error = error WHERE name = group_name;
 	END IF;
@@ -2020,10 +2109,12 @@ DECLARE
 	job ray.job := ray._current_attempt(id, attempt, ARRAY['SUBMITTING', 'PENDING', 'RUNNING']);
 	target text;
 	why text := coalesce(ray_message, '');
+	never_started boolean;
 BEGIN
 	IF job.job_id IS NULL THEN
 		RETURN;
 	END IF;
+	never_started := job.started_at IS NULL;
 	UPDATE ray.job SET
 		ray_status = reported_status,
 		ray_job_id = coalesce(ray_job, ray_job_id),
@@ -2036,7 +2127,8 @@ BEGIN
 		AND (ray._is_infrastructure_failure(ray_error_type)
 			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
-			coalesce(ray_error_type, 'a failure'), why));
+			coalesce(ray_error_type, 'a failure'), why),
+			CASE WHEN ray._is_infrastructure_failure(ray_error_type) THEN 'lost' ELSE 'failed' END);
 		RETURN;
 	END IF;
 
@@ -2061,8 +2153,10 @@ BEGIN
 		END IF;
 		PERFORM ray._job_transition(id, target, nullif(why, ''), 'pg_ray worker');
 	END IF;
+	-- Ray's clock for the times, but the first attempt's start is kept
 	UPDATE ray.job SET
-		started_at = CASE WHEN start_ms > 0 THEN to_timestamp(start_ms / 1000.0) ELSE started_at END,
+		started_at = CASE WHEN never_started AND start_ms > 0 AND started_at IS NOT NULL
+						  THEN to_timestamp(start_ms / 1000.0) ELSE started_at END,
 		finished_at = CASE WHEN finished_at IS NOT NULL AND end_ms > 0
 						   THEN greatest(to_timestamp(end_ms / 1000.0), coalesce(started_at, to_timestamp(end_ms / 1000.0)))
 						   ELSE finished_at END
@@ -2262,6 +2356,7 @@ GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
 GRANT EXECUTE ON FUNCTION
 	ray.create_resource_group(text, text, text, jsonb),
 	ray.register_cluster(text, text, text, jsonb),
+	ray.alter_cluster(text, text, text, jsonb),
 	ray.alter_resource_group(text, text, jsonb, boolean),
 	ray.drop_resource_group(text, boolean),
 	ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric),
@@ -2289,6 +2384,5 @@ SELECT pg_catalog.pg_extension_config_dump('ray.job_event', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_log', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.job_package', '');
-SELECT pg_catalog.pg_extension_config_dump('ray.installation', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_secret', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.lost_run', '');

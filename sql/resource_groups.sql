@@ -101,3 +101,6 @@ SELECT ray.register_cluster('analytics', 'http://127.0.0.1:8265');
 SELECT ray.register_cluster('ext', 'http://127.0.0.1:1');
 \set VERBOSITY default
 SELECT count(*) AS nothing_registered FROM ray.resource_group WHERE provider = 'external';
+SELECT ray.alter_cluster('analytics', token => 'x');
+SELECT ray.alter_cluster('nope', token => 'x');
+SELECT ray.add_worker_group('analytics', 'cpu', 'CPU', 'small', 1, 1);

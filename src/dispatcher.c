@@ -278,7 +278,8 @@ pg_ray_dispatch_next_poll_ms(void)
 		InFlight   *f = lfirst(lc);
 		long		ms;
 
-		if (f->cool_until == 0)
+		/* in flight, or a cool-down already over (forgotten at the next plan) */
+		if (f->cool_until == 0 || f->cool_until <= now)
 			continue;
 		ms = f->cool_until <= now ? 0 : (long) ((f->cool_until - now + 999) / 1000);
 		if (best < 0 || ms < best)
@@ -374,10 +375,13 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 	if (purpose == DISPATCH_POLL_GROUP)
 	{
 		GroupPoll  *poll = dispatch_group_poll(group_name);
+		TimestampTz now = GetCurrentTimestamp();
 
 		poll->seen = true;
-		if (poll->next_poll_at > GetCurrentTimestamp())
+		if (poll->next_poll_at > now)
 			return;
+		/* due: the next one is due an interval from now, whatever happens */
+		poll->next_poll_at = TimestampTzPlusMilliseconds(now, poll->interval_ms);
 	}
 	/* a submission being uploaded or POSTed is not checked at the same time */
 	if (dispatch_is_in_flight(purpose, job_id, key) ||
@@ -433,6 +437,8 @@ pg_ray_dispatch_plan(void)
 
 	foreach(lc, group_polls)
 		((GroupPoll *) lfirst(lc))->seen = false;
+	/* forgets the cool-downs that are over */
+	(void) dispatch_is_in_flight(DISPATCH_CHECK_GROUP, -1, "");
 
 	/* keep the rows: planning runs more SPI queries */
 	tuptable = SPI_tuptable;

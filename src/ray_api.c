@@ -227,16 +227,13 @@ ray_api_endpoint_from_args(FunctionCallInfo fcinfo)
 }
 
 /*
- * ray_api_perform_or_error
- *		Perform req in this backend; on failure, free it and raise an error
- *		that says what was tried and what happened.
+ * ray_api_perform
+ *		Perform req in this backend.  A cancel while it waits frees the
+ *		request (and wipes its token) before the error unwinds.
  */
 static void
-ray_api_perform_or_error(PgRayHttpRequest *req, const char *what)
+ray_api_perform(PgRayHttpRequest *req)
 {
-	char		why[512];
-
-	/* a cancel while waiting frees the request (and wipes its token) too */
 	PG_TRY();
 	{
 		pg_ray_http_perform(req);
@@ -247,15 +244,23 @@ ray_api_perform_or_error(PgRayHttpRequest *req, const char *what)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (pg_ray_http_succeeded(req))
-		return;
+}
+
+/*
+ * ray_api_raise_failure
+ *		Free a request that failed and raise an error that says what was
+ *		tried and what happened.
+ */
+static void
+ray_api_raise_failure(PgRayHttpRequest *req, const char *what)
+{
+	char		why[512];
+	CURLcode	code = req->curl_code;
+	long		status = req->status;
 
 	pg_ray_http_describe_failure(req, why, sizeof(why));
-	if (req->curl_code != CURLE_OK)
-	{
-		CURLcode	code = req->curl_code;
-
-		pg_ray_http_request_free(req);
+	pg_ray_http_request_free(req);
+	if (code != CURLE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not %s", what),
@@ -263,20 +268,25 @@ ray_api_perform_or_error(PgRayHttpRequest *req, const char *what)
 				 code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ?
 				 errhint("Check the dashboard's TLS certificate, or name the CA that signed it with the option \"ca_file\".") :
 				 errhint("Check that the Ray dashboard runs and that the URL is right.")));
-	}
-	else
-	{
-		long		status = req->status;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("could not %s", what),
+			 errdetail("%s", why),
+			 status == 401 || status == 403 ?
+			 errhint("The dashboard refused the token: check the token argument.") :
+			 errhint("Check that the URL is that of a Ray dashboard.")));
+}
 
-		pg_ray_http_request_free(req);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not %s", what),
-				 errdetail("%s", why),
-				 status == 401 || status == 403 ?
-				 errhint("The dashboard refused the token: check the token argument.") :
-				 errhint("Check that the URL is that of a Ray dashboard.")));
-	}
+/*
+ * ray_api_perform_or_error
+ *		Perform req in this backend; on failure, raise the error.
+ */
+static void
+ray_api_perform_or_error(PgRayHttpRequest *req, const char *what)
+{
+	ray_api_perform(req);
+	if (!pg_ray_http_succeeded(req))
+		ray_api_raise_failure(req, what);
 }
 
 /*
@@ -312,7 +322,8 @@ pg_ray_http_ray_version(PG_FUNCTION_ARGS)
 /*
  * pg_ray_http_job_logs
  *		ray._http_job_logs(url, token, ca_file, submission_id): the live
- *		driver log, its last pg_ray.max_log_bytes.
+ *		driver log, its last pg_ray.max_log_bytes; NULL when Ray has no such
+ *		run.
  */
 Datum
 pg_ray_http_job_logs(PG_FUNCTION_ARGS)
@@ -332,7 +343,15 @@ pg_ray_http_job_logs(PG_FUNCTION_ARGS)
 	submission_id = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	req = ray_api_request(&endpoint, "GET", "/api/jobs/%s/logs", submission_id);
 	req->max_response_bytes = (size_t) pg_ray_max_log_bytes * 2 + 65536;
-	ray_api_perform_or_error(req, psprintf("read the log of Ray job %s", submission_id));
+	ray_api_perform(req);
+	if (req->curl_code == CURLE_OK && req->status == 404)
+	{
+		/* Ray has no such run: no live log to show */
+		pg_ray_http_request_free(req);
+		PG_RETURN_NULL();
+	}
+	if (!pg_ray_http_succeeded(req))
+		ray_api_raise_failure(req, psprintf("read the log of Ray job %s", submission_id));
 	if (!ray_parse_logs(req->response, req->response_len, (size_t) pg_ray_max_log_bytes,
 						&logs, &truncated, errbuf))
 	{

@@ -284,3 +284,22 @@ def test_wait_job_answers_query_cancel(db: psycopg.Connection, ray_group: str) -
         assert isinstance(outcome[0], psycopg.errors.QueryCanceled)
     db.execute("SELECT ray.stop_job(%s)", (job,))
     wait_for_state(db, job, {"STOPPED"})
+
+
+def test_cluster_settings_are_checked_before_they_change(db: psycopg.Connection, ray_group: str,
+                                                         ray_head: RayHead) -> None:
+    with pytest.raises(psycopg.errors.ConnectionFailure) as caught:
+        db.execute("SELECT ray.alter_cluster(%s, token => 'not-the-token')", (ray_group,))
+    assert caught.value.diag.message_hint == "The dashboard refused the token: check the token argument."
+    # the group still works with its old token
+    job = submit(db, ray_group, f"{PY} \"print('still here')\"")
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
+    # the same token again changes nothing; a real change is recorded without the secret
+    db.execute("SELECT ray.alter_cluster(%s, token => %s)", (ray_group, ray_head.token))
+    db.execute("SELECT ray.alter_cluster(%s, options => %s)",
+               (ray_group, psycopg.types.json.Jsonb({"client_address": "ray://127.0.0.1:10002"})))
+    wait_for(lambda: db.execute("SELECT client_address = 'ray://127.0.0.1:10002' FROM ray.resource_groups "
+                                "WHERE name = %s", (ray_group,)).fetchone()[0], "the new client address")
+    assert ray_head.token not in str(db.execute("SELECT * FROM ray.resource_group_event").fetchall())
+    with pytest.raises(psycopg.errors.WrongObjectType):
+        db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (ray_group,))
