@@ -2225,6 +2225,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- the job may have been deleted while its log was being fetched
+	IF NOT EXISTS (SELECT FROM ray.job WHERE job_id = id) THEN
+		RETURN;
+	END IF;
 	IF log_text IS NOT NULL THEN
 		INSERT INTO ray.job_log (job_id, attempt, log, truncated)
 		VALUES (id, attempt, log_text, is_truncated)
