@@ -36,6 +36,7 @@ class FakeRay:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    spans: list[list[Any]] = field(default_factory=list)  # [method, path, start, end or None]
     status_after_submit: str = "PENDING"
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -99,8 +100,17 @@ class FakeRay:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
                 path = self.path.split("?")[0]
+                span = [method, path, time.time(), None]
                 with fake.lock:
                     fake.requests.append((method, path, dict(self.headers)))
+                    fake.spans.append(span)
+                try:
+                    self.handle_request(method, path, payload)
+                finally:
+                    span[3] = time.time()
+
+            def handle_request(self, method: str, path: str, payload: bytes) -> None:
+                with fake.lock:
                     fault = None
                     for (m, regex), f in list(fake.faults.items()):
                         if m == method and re.fullmatch(regex, path):

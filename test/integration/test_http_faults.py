@@ -208,3 +208,23 @@ def test_a_cluster_gone_too_long_loses_its_runs_and_stops_them_when_back(
 
 def job_state(db: psycopg.Connection, job_id: int) -> str:
     return db.execute("SELECT state FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0]
+
+
+def test_a_slow_cluster_does_not_stall_another(db: psycopg.Connection, fake: FakeRay, ray_group: str) -> None:
+    group = register(db, fake)
+    stuck = db.execute("SELECT ray.submit_job(%s, 'python x.py')", (group,)).fetchone()[0]
+    wait_for_state(db, stuck, {"PENDING"})
+    # every poll of the fake now hangs far longer than the other job takes
+    fake.fail("GET", "/api/jobs/", Fault("slow", delay=8.0))
+    polls = fake.count("GET", "/api/jobs/")
+    wait_for(lambda: fake.count("GET", "/api/jobs/") > polls, "a poll of the slow cluster to start")
+    quick = db.execute("SELECT ray.submit_job(%s, 'python -c \"print(1)\"')", (ray_group,)).fetchone()[0]
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (quick,)).fetchone()[0] == "SUCCEEDED"
+    first, last = db.execute("SELECT extract(epoch FROM min(at)), extract(epoch FROM max(at)) "
+                             "FROM ray.job_event WHERE job_id = %s", (quick,)).fetchone()
+    # the whole life of the quick job fits inside one hanging request to the slow cluster
+    with fake.lock:
+        hanging = [s for s in fake.spans if s[1] == "/api/jobs/" and s[2] < float(first)
+                   and (s[3] is None or s[3] > float(last))]
+    assert hanging, "the worker waited for the slow cluster before moving the other job"
+    assert job_state(db, stuck) == "PENDING"
