@@ -1767,9 +1767,12 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	-- JOB_ENTRYPOINT_COMMAND_ERROR, JOB_ENTRYPOINT_COMMAND_START_ERROR and
-	-- RUNTIME_ENV_SETUP_FAILURE are the user's: the command or its environment
-	SELECT coalesce(error_type LIKE 'JOB_SUPERVISOR_ACTOR%', false)
+	-- JOB_ENTRYPOINT_COMMAND_ERROR, JOB_ENTRYPOINT_COMMAND_START_ERROR,
+	-- RUNTIME_ENV_SETUP_FAILURE and JOB_SUPERVISOR_ACTOR_START_FAILURE (an
+	-- invalid runtime_env, for one) are the user's: the command or its setup
+	SELECT coalesce(error_type IN ('JOB_SUPERVISOR_ACTOR_DIED', 'JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE',
+								   'JOB_SUPERVISOR_ACTOR_START_TIMEOUT',
+								   'JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE'), false)
 $$;
 COMMENT ON FUNCTION ray._is_infrastructure_failure(text) IS
 'True for the Ray error types that say the run was lost to the infrastructure (its supervisor could not start or died), not failed by the user''s code.';

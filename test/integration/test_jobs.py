@@ -303,3 +303,24 @@ def test_cluster_settings_are_checked_before_they_change(db: psycopg.Connection,
     assert ray_head.token not in str(db.execute("SELECT * FROM ray.resource_group_event").fetchall())
     with pytest.raises(psycopg.errors.WrongObjectType):
         db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (ray_group,))
+
+
+def test_run_whose_supervisor_died_is_requeued(db: psycopg.Connection, ray_group: str,
+                                               ray_head: RayHead) -> None:
+    job = submit(db, ray_group, "sleep 300", max_attempts=2)
+    wait_for_state(db, job, {"RUNNING"})
+    [first] = ray_head.submissions_of(job)
+    # kill the Ray actor that supervises this run, as a node failure would
+    supervisors = subprocess.run(["pgrep", "-f", "JobSupervisor"], capture_output=True, text=True).stdout.split()
+    assert supervisors, "no JobSupervisor process found"
+    for pid in supervisors:
+        os.kill(int(pid), signal.SIGKILL)
+    wait_for(lambda: db.execute("SELECT attempts = 2 FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()[0],
+             "the second attempt")
+    lost = [e for e in events(db, job) if e[1] == "QUEUED" and e[0] is not None]
+    assert len(lost) == 1 and "JOB_SUPERVISOR_ACTOR_DIED" in lost[0][3] and " lost: " in lost[0][3]
+    assert ray_head.rest("GET", f"/api/jobs/{first['submission_id']}")["status"] == "FAILED"
+    wait_for_state(db, job, {"RUNNING"})
+    db.execute("SELECT ray.stop_job(%s)", (job,))
+    assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "STOPPED"
+    assert sorted(r["submission_id"][-2:] for r in ray_head.submissions_of(job)) == ["-1", "-2"]
