@@ -573,6 +573,11 @@ DECLARE
 	spec ray.node_spec;
 BEGIN
 	PERFORM ray._check_name('worker group', NEW.name);
+	IF (SELECT provider FROM ray.resource_group WHERE name = NEW.resource_group) = 'external' THEN
+		RAISE EXCEPTION 'resource group "%" is an external cluster', NEW.resource_group
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Its nodes are managed where the cluster runs, not by pg_ray.';
+	END IF;
 	IF NEW.resource_type IS NULL THEN
 		RAISE EXCEPTION 'resource type must not be null'
 			USING ERRCODE = 'null_value_not_allowed',
@@ -1159,11 +1164,6 @@ AS $$
 DECLARE
 	rg ray.resource_group := ray._resource_group(add_worker_group.resource_group);
 BEGIN
-	IF rg.provider = 'external' THEN
-		RAISE EXCEPTION 'resource group "%" is an external cluster', rg.name
-			USING ERRCODE = 'wrong_object_type',
-				  DETAIL = 'Its nodes are managed where the cluster runs, not by pg_ray.';
-	END IF;
 	PERFORM ray._check_name('worker group', add_worker_group.name);
 	IF EXISTS (SELECT FROM ray.worker_group w
 			   WHERE w.resource_group = rg.name AND w.name = add_worker_group.name) THEN
@@ -1457,9 +1457,14 @@ BEGIN
 		RAISE NOTICE 'resource group "%" already has those settings; nothing changes', rg.name;
 		RETURN;
 	END IF;
+	-- runs in the old cluster could be neither followed nor stopped any more
+	IF new_url IS DISTINCT FROM rg.endpoint THEN
+		PERFORM ray._guard_interruption(rg.name, 'pointing the group at another dashboard', false);
+	END IF;
 
 	version := ray._http_ray_version(new_url, new_token, new_options ->> 'ca_file');
-	UPDATE ray.resource_group g SET endpoint = new_url, options = new_options, ray_version = version
+	UPDATE ray.resource_group g SET endpoint = new_url, options = new_options, ray_version = version,
+		unreachable_since = NULL, last_error = NULL
 	WHERE g.name = rg.name;
 	DELETE FROM ray.resource_group_secret s WHERE s.resource_group = rg.name;
 	IF new_token IS NOT NULL THEN
@@ -1528,9 +1533,10 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	limit_bytes bigint := pg_size_bytes(current_setting('pg_ray.max_working_dir_bytes'));
+	-- in bytes whatever unit it was set in
+	limit_bytes bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_ray.max_working_dir_bytes');
 BEGIN
-	IF runtime_env ? 'working_dir' THEN
+	IF jsonb_typeof(runtime_env) = 'object' AND runtime_env ? 'working_dir' THEN
 		RAISE EXCEPTION 'the job names two working directories'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'runtime_env has "working_dir" and the working_dir argument is given too.',
@@ -1604,7 +1610,8 @@ BEGIN
 									  coalesce(submit_job.entrypoint_num_cpus, 0), coalesce(submit_job.entrypoint_num_gpus, 0),
 									  coalesce(submit_job.entrypoint_memory, 0),
 									  (SELECT string_agg(format('%s CPUs, %s GPUs and %s MB (%s)', s.num_cpus,
-																coalesce(w.gpu_distribution_unit, s.num_gpus), s.memory_mb, w.name),
+																round(coalesce(w.gpu_distribution_unit, s.num_gpus), 3)::float8,
+																s.memory_mb, w.name),
 														 '; ' ORDER BY w.name)
 									   FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 									   WHERE w.resource_group = rg.name)),
@@ -2209,16 +2216,23 @@ $$;
 COMMENT ON FUNCTION ray._apply_stop_sent(bigint, integer, boolean) IS
 'Record that Ray took the stop request of a run; its final state comes with the next poll.';
 
-/* A lost run was stopped in Ray, or Ray no longer has it. */
-CREATE FUNCTION ray._lost_run_settled(lost_submission_id text)
+/*
+ * A lost run was stopped in Ray, or Ray does not have it.  "Does not have it"
+ * is believed only after a grace of three request timeouts: a POST that was
+ * still on its way when the run was given up could land later.
+ */
+CREATE FUNCTION ray._lost_run_settled(lost_submission_id text, not_found boolean)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-	DELETE FROM ray.lost_run WHERE submission_id = lost_submission_id
+	DELETE FROM ray.lost_run
+	WHERE submission_id = lost_submission_id
+	  AND (NOT not_found
+		   OR lost_at < now() - 3 * current_setting('pg_ray.http_timeout')::interval)
 $$;
-COMMENT ON FUNCTION ray._lost_run_settled(text) IS
-'Forget a lost run once Ray has stopped it or does not have it.';
+COMMENT ON FUNCTION ray._lost_run_settled(text, boolean) IS
+'Forget a lost run once Ray has stopped it, or has not known it for longer than a late POST could take.';
 
 /* A driver log fetched (or given up on) when a run ended. */
 CREATE FUNCTION ray._save_job_log(id bigint, attempt integer, log_text text,

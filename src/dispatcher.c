@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -83,6 +84,20 @@ static MemoryContext dispatch_context = NULL;
 static List *in_flight = NIL;
 static List *group_polls = NIL;
 static PgRayHttpRequest *planned = NULL;
+
+/*
+ * The epoch changes whenever the extension is (re)created: answers to
+ * requests of an older epoch are dropped, since job ids start again at 1 and
+ * an old answer could otherwise be taken for a new job's.
+ */
+static uint32 dispatch_epoch = 1;
+static char dispatch_installation[64] = "";
+
+/* Set while applying an answer that settles nothing: ask again later. */
+static bool dispatch_ask_later = false;
+
+/* Largest job list or driver log the worker reads from Ray. */
+#define DISPATCH_MAX_LIST_BYTES (64 * 1024 * 1024)
 
 static void dispatch_init(void);
 static bool dispatch_is_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
@@ -250,6 +265,30 @@ dispatch_poll_soon(const char *group_name)
 }
 
 /*
+ * pg_ray_dispatch_reset
+ *		Forget everything about requests and polls: the extension is gone or
+ *		was created anew.  Requests still in flight finish, but their answers
+ *		belong to an older epoch and are dropped.
+ */
+void
+pg_ray_dispatch_reset(void)
+{
+	ListCell   *lc;
+
+	pg_ray_dispatch_discard_planned();
+	foreach(lc, in_flight)
+		pfree(lfirst(lc));
+	list_free(in_flight);
+	in_flight = NIL;
+	foreach(lc, group_polls)
+		pfree(lfirst(lc));
+	list_free(group_polls);
+	group_polls = NIL;
+	dispatch_installation[0] = '\0';
+	dispatch_epoch++;
+}
+
+/*
  * pg_ray_dispatch_next_poll_ms
  *		Milliseconds until the next group poll or the end of a cool-down is
  *		due, or -1 when nothing is.
@@ -278,8 +317,8 @@ pg_ray_dispatch_next_poll_ms(void)
 		InFlight   *f = lfirst(lc);
 		long		ms;
 
-		/* in flight, or a cool-down already over (forgotten at the next plan) */
-		if (f->cool_until == 0 || f->cool_until <= now)
+		/* in flight: its answer wakes the worker */
+		if (f->cool_until == 0)
 			continue;
 		ms = f->cool_until <= now ? 0 : (long) ((f->cool_until - now + 999) / 1000);
 		if (best < 0 || ms < best)
@@ -338,6 +377,7 @@ dispatch_plan_request(PgRayHttpRequest *req, DispatchPurpose purpose, const char
 	strlcpy(req->group_name, group_name, sizeof(req->group_name));
 	strlcpy(req->submission_id, submission_id ? submission_id : "", sizeof(req->submission_id));
 	req->planned_at = GetCurrentTimestamp();
+	req->epoch = dispatch_epoch;
 	dispatch_mark_in_flight(purpose, job_id, dispatch_key(req));
 	req->next = planned;
 	planned = req;
@@ -385,7 +425,7 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 	}
 	/* a submission being uploaded or POSTed is not checked at the same time */
 	if (dispatch_is_in_flight(purpose, job_id, key) ||
-		(purpose == DISPATCH_CHECK_SUBMISSION &&
+		((purpose == DISPATCH_CHECK_SUBMISSION || purpose == DISPATCH_STOP_LOST) &&
 		 (dispatch_is_in_flight(DISPATCH_SUBMIT, job_id, key) ||
 		  dispatch_is_in_flight(DISPATCH_UPLOAD, job_id, key))))
 		return;
@@ -405,11 +445,15 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 			req = ray_api_request(&endpoint, "POST", "/api/jobs/%s/stop", submission_id);
 			break;
 		case DISPATCH_POLL_GROUP:
+			/* Ray lists every job it ever had: allow for a long history */
 			req = ray_api_request(&endpoint, "GET", "/api/jobs/");
+			req->max_response_bytes = DISPATCH_MAX_LIST_BYTES;
 			break;
 		case DISPATCH_FETCH_LOG:
+			/* Ray sends the whole log; its end is kept */
 			req = ray_api_request(&endpoint, "GET", "/api/jobs/%s/logs", submission_id);
-			req->max_response_bytes = (size_t) pg_ray_max_log_bytes * 2 + 65536;
+			req->max_response_bytes = Max((size_t) DISPATCH_MAX_LIST_BYTES,
+										  (size_t) pg_ray_max_log_bytes * 2 + 65536);
 			break;
 		default:
 			elog(ERROR, "pg_ray worker: cannot plan purpose %d", (int) purpose);
@@ -430,6 +474,21 @@ pg_ray_dispatch_plan(void)
 	SPITupleTable *tuptable;
 
 	dispatch_init();
+
+	/* a new installation: nothing from before applies to it */
+	dispatch_exec("SELECT id FROM ray.installation", 0, NULL, NULL, NULL);
+	if (SPI_processed == 1)
+	{
+		char	   *installation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(installation, dispatch_installation) != 0)
+		{
+			if (dispatch_installation[0] != '\0')
+				pg_ray_dispatch_reset();
+			strlcpy(dispatch_installation, installation, sizeof(dispatch_installation));
+		}
+	}
+
 	dispatch_exec("SELECT ray._begin_attempts()", 0, NULL, NULL, NULL);
 	dispatch_exec("SELECT action, resource_group, job_id, attempt, submission_id "
 				  "FROM ray._worker_work() ORDER BY action, resource_group, job_id",
@@ -492,7 +551,19 @@ pg_ray_dispatch_start_planned(void)
 			poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 poll->interval_ms);
 		}
-		pg_ray_http_start(req);
+		PG_TRY();
+		{
+			pg_ray_http_start(req);
+		}
+		PG_CATCH();
+		{
+			/* not in flight after all, and the rest is not sent either */
+			dispatch_clear_in_flight((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+			pg_ray_http_request_free(req);
+			pg_ray_dispatch_discard_planned();
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
 }
 
@@ -541,13 +612,55 @@ dispatch_unreachable(PgRayHttpRequest *req)
 }
 
 /*
- * dispatch_is_transport_failure
+ * dispatch_no_answer
  *		No usable answer came: the network, a timeout, or a server error.
+ *		Worth asking again later; never a verdict on the job.
  */
 static bool
-dispatch_is_transport_failure(PgRayHttpRequest *req)
+dispatch_no_answer(PgRayHttpRequest *req)
 {
 	return req->curl_code != CURLE_OK || req->status >= 500 || req->status == 0;
+}
+
+/*
+ * dispatch_cluster_unreachable
+ *		The dashboard itself could not be reached (or a proxy in front of it
+ *		says so).  An answer that was too large or too slow to finish is not
+ *		that: the cluster answered, and its runs must not be given up for it.
+ */
+static bool
+dispatch_cluster_unreachable(PgRayHttpRequest *req)
+{
+	if (req->response_too_large)
+		return false;
+	switch (req->curl_code)
+	{
+		case CURLE_OK:
+			return req->status == 502 || req->status == 503 || req->status == 504;
+		case CURLE_COULDNT_CONNECT:
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_RESOLVE_PROXY:
+		case CURLE_GOT_NOTHING:
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_SSL_CONNECT_ERROR:
+			return true;
+		case CURLE_OPERATION_TIMEDOUT:
+			/* not even a status line came back */
+			return req->status == 0;
+		default:
+			return false;
+	}
+}
+
+/*
+ * dispatch_text
+ *		A text datum of a string Ray sent (UTF-8), in the database's encoding.
+ */
+static Datum
+dispatch_text(const char *utf8)
+{
+	return CStringGetTextDatum(pg_any_to_server(utf8, strlen(utf8), PG_UTF8));
 }
 
 /*
@@ -566,9 +679,9 @@ dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info)
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(attempt);
 	values[2] = CStringGetTextDatum(ray_job_status_name(info->status));
-	values[3] = info->message ? CStringGetTextDatum(info->message) : (Datum) 0;
+	values[3] = info->message ? dispatch_text(info->message) : (Datum) 0;
 	nulls[3] = info->message ? ' ' : 'n';
-	values[4] = info->error_type ? CStringGetTextDatum(info->error_type) : (Datum) 0;
+	values[4] = info->error_type ? dispatch_text(info->error_type) : (Datum) 0;
 	nulls[4] = info->error_type ? ' ' : 'n';
 	values[5] = Int32GetDatum(info->driver_exit_code);
 	nulls[5] = info->has_driver_exit_code ? ' ' : 'n';
@@ -576,7 +689,7 @@ dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info)
 	nulls[6] = info->start_time_ms > 0 ? ' ' : 'n';
 	values[7] = Int64GetDatum(info->end_time_ms);
 	nulls[7] = info->end_time_ms > 0 ? ' ' : 'n';
-	values[8] = info->job_id ? CStringGetTextDatum(info->job_id) : (Datum) 0;
+	values[8] = info->job_id ? dispatch_text(info->job_id) : (Datum) 0;
 	nulls[8] = info->job_id ? ' ' : 'n';
 	dispatch_exec("SELECT ray._apply_job_info($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 				  9, types, values, nulls);
@@ -629,6 +742,7 @@ dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first)
 	}
 
 	next = ray_api_request(&endpoint, "POST", "/api/jobs/");
+	body = pg_server_to_any(body, strlen(body), PG_UTF8);
 	pg_ray_http_request_set_body(next, body, strlen(body), "application/json");
 	/* never sent twice: a lost answer is settled by checking again */
 	next->max_tries = 1;
@@ -650,10 +764,12 @@ dispatch_apply_upload(PgRayHttpRequest *req)
 
 	if (pg_ray_http_succeeded(req))
 		dispatch_plan_submission(req, false);
-	else if (dispatch_is_transport_failure(req))
+	else if (dispatch_no_answer(req))
 	{
 		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
-		dispatch_unreachable(req);
+		if (dispatch_cluster_unreachable(req))
+			dispatch_unreachable(req);
+		dispatch_ask_later = true;
 	}
 	else
 		/* refused for good, such as a package over the cluster's limit */
@@ -700,8 +816,9 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 	}
 	values[2] = CStringGetTextDatum(dispatch_failure(req));
 	dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
-	if (dispatch_is_transport_failure(req))
+	if (dispatch_cluster_unreachable(req))
 		dispatch_unreachable(req);
+	dispatch_ask_later = true;
 }
 
 /*
@@ -731,13 +848,14 @@ dispatch_apply_submit(PgRayHttpRequest *req)
 	 */
 	if (req->response && strstr(req->response, "already exists"))
 		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
-	else if (!dispatch_is_transport_failure(req) && req->status >= 400 && req->status < 500)
+	else if (!dispatch_no_answer(req) && req->status >= 400 && req->status < 500)
 		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
 	else
 	{
 		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
-		if (dispatch_is_transport_failure(req))
+		if (dispatch_cluster_unreachable(req))
 			dispatch_unreachable(req);
+		dispatch_ask_later = true;
 	}
 }
 
@@ -761,7 +879,7 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 
 	if (!pg_ray_http_succeeded(req))
 	{
-		if (dispatch_is_transport_failure(req))
+		if (dispatch_cluster_unreachable(req))
 			dispatch_unreachable(req);
 		else
 			ereport(WARNING,
@@ -777,13 +895,7 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 		return;
 	}
 
-	/* poll fast while the list changes, then slow down to pg_ray.poll_interval */
 	hash = hash_bytes((const unsigned char *) req->response, (int) req->response_len);
-	if (hash != poll->last_list_hash)
-		poll->interval_ms = pg_ray_poll_interval_min_ms;
-	else
-		poll->interval_ms = Min(poll->interval_ms * 2, pg_ray_poll_interval_ms);
-	poll->last_list_hash = hash;
 
 	PG_TRY();
 	{
@@ -836,6 +948,36 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 		ray_job_list_free(&list);
 	}
 	PG_END_TRY();
+
+	/*
+	 * Poll fast while the list changes.  Otherwise wait a quarter of the age
+	 * of the youngest run, between the two settings: a run that has gone
+	 * two seconds is likely to end soon, one that has gone an hour is not,
+	 * and the delay in seeing either end stays a fraction of its life.
+	 */
+	if (hash != poll->last_list_hash)
+		poll->interval_ms = pg_ray_poll_interval_min_ms;
+	else
+	{
+		Oid			age_types[1] = {TEXTOID};
+		Datum		age_values[1] = {CStringGetTextDatum(req->group_name)};
+		bool		isnull;
+		int64		age_ms = 0;
+
+		dispatch_exec("SELECT (extract(epoch FROM now() - max(coalesce(started_at, state_changed_at))) * 1000)::int8 "
+					  "FROM ray.job WHERE resource_group = $1 AND state IN ('PENDING', 'RUNNING')",
+					  1, age_types, age_values, NULL);
+		if (SPI_processed == 1)
+		{
+			Datum		age = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				age_ms = DatumGetInt64(age);
+		}
+		poll->interval_ms = (int) Max((int64) pg_ray_poll_interval_min_ms,
+									  Min((int64) pg_ray_poll_interval_ms, age_ms / 4));
+	}
+	poll->last_list_hash = hash;
 }
 
 /*
@@ -860,18 +1002,20 @@ dispatch_apply(PgRayHttpRequest *req)
 				if (pg_ray_http_succeeded(req) &&
 					ray_parse_version(req->response, req->response_len, &version, errbuf))
 				{
-					group_values[1] = CStringGetTextDatum(version);
+					group_values[1] = dispatch_text(version);
 					free(version);
 					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
 								  group_values, "  n");
 				}
 				else
 				{
+					/* not there, refusing the token, or not Ray: not usable */
 					group_values[2] = CStringGetTextDatum(pg_ray_http_succeeded(req) ?
 														  psprintf("GET %s: %s", req->url, errbuf) :
 														  dispatch_failure(req));
 					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
 								  group_values, " n ");
+					dispatch_ask_later = true;
 				}
 				break;
 			}
@@ -904,8 +1048,12 @@ dispatch_apply(PgRayHttpRequest *req)
 					types[2] = TEXTOID;
 					dispatch_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, types, values, NULL);
 				}
-				else if (dispatch_is_transport_failure(req))
-					dispatch_unreachable(req);
+				else
+				{
+					if (dispatch_cluster_unreachable(req))
+						dispatch_unreachable(req);
+					dispatch_ask_later = true;
+				}
 				break;
 			}
 		case DISPATCH_POLL_GROUP:
@@ -924,12 +1072,15 @@ dispatch_apply(PgRayHttpRequest *req)
 					ray_parse_logs(req->response, req->response_len, (size_t) pg_ray_max_log_bytes,
 								   &logs, &truncated, errbuf))
 				{
-					values[2] = CStringGetTextDatum(logs);
+					values[2] = dispatch_text(logs);
 					values[3] = BoolGetDatum(truncated);
 					free(logs);
 				}
-				else if (dispatch_is_transport_failure(req) && req->status != 404)
-					break;		/* try again next round */
+				else if (dispatch_no_answer(req) && !req->response_too_large)
+				{
+					dispatch_ask_later = true;
+					break;
+				}
 				else
 				{
 					nulls[2] = 'n';
@@ -944,11 +1095,13 @@ dispatch_apply(PgRayHttpRequest *req)
 		case DISPATCH_STOP_LOST:
 			if (pg_ray_http_succeeded(req) || req->status == 404)
 			{
-				Oid			lost_types[1] = {TEXTOID};
-				Datum		lost[1] = {CStringGetTextDatum(req->submission_id)};
+				Oid			lost_types[2] = {TEXTOID, BOOLOID};
+				Datum		lost[2] = {CStringGetTextDatum(req->submission_id),
+				BoolGetDatum(req->status == 404)};
 
-				dispatch_exec("SELECT ray._lost_run_settled($1)", 1, lost_types, lost, NULL);
+				dispatch_exec("SELECT ray._lost_run_settled($1, $2)", 2, lost_types, lost, NULL);
 			}
+			dispatch_ask_later = true;
 			break;
 	}
 }
@@ -980,7 +1133,14 @@ pg_ray_dispatch_apply_done(void)
 		MemoryContext outer = CurrentMemoryContext;
 		ResourceOwner owner = CurrentResourceOwner;
 
+		/* an answer of a request made before the extension was created anew */
+		if (req->epoch != dispatch_epoch)
+		{
+			pg_ray_http_request_free(req);
+			continue;
+		}
 		dispatch_clear_in_flight((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+		dispatch_ask_later = false;
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(outer);
@@ -990,6 +1150,9 @@ pg_ray_dispatch_apply_done(void)
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(outer);
 			CurrentResourceOwner = owner;
+			/* nothing settled: the same request is not made again at once */
+			if (dispatch_ask_later)
+				dispatch_cool_down((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
 		}
 		PG_CATCH();
 		{
@@ -1017,6 +1180,7 @@ pg_ray_dispatch_apply_done(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pg_ray_jobs_changed();
 	pg_ray_dispatch_start_planned();

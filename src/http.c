@@ -54,13 +54,14 @@ static HttpSocket *http_sockets = NULL;
 static int	http_socket_count = 0;
 static int	http_socket_capacity = 0;
 static bool http_socket_table_failed = false;
-static long http_curl_timeout_ms = -1;
+static TimestampTz http_curl_deadline = 0;	/* 0: libcurl wants no timer */
 
 static PgRayHttpRequest *http_running = NULL;	/* added to the multi handle */
 static PgRayHttpRequest *http_waiting_retry = NULL;
 static PgRayHttpRequest *http_done = NULL;
 
 static void http_global_init(void);
+static void http_free_headers(struct curl_slist *headers);
 static char *http_strdup(const char *s);
 static void http_prepare(PgRayHttpRequest *req);
 static void http_finish_try(PgRayHttpRequest *req, CURLcode code);
@@ -143,7 +144,8 @@ pg_ray_http_request_set_body(PgRayHttpRequest *req, const char *body, size_t len
 /*
  * pg_ray_http_request_free
  *		Release a request that is not (or no longer) being driven, wiping the
- *		token so that it does not linger in freed memory.
+ *		token (and the header that carries it) so that it does not linger in
+ *		freed memory.
  */
 void
 pg_ray_http_request_free(PgRayHttpRequest *req)
@@ -152,8 +154,7 @@ pg_ray_http_request_free(PgRayHttpRequest *req)
 		return;
 	if (req->easy)
 		curl_easy_cleanup(req->easy);
-	if (req->headers)
-		curl_slist_free_all(req->headers);
+	http_free_headers(req->headers);
 	if (req->bearer_token)
 	{
 		explicit_bzero(req->bearer_token, strlen(req->bearer_token));
@@ -164,6 +165,20 @@ pg_ray_http_request_free(PgRayHttpRequest *req)
 	free(req->ca_file);
 	free(req->response);
 	free(req);
+}
+
+/*
+ * http_free_headers
+ *		Free a header list, wiping each header first: one of them carries the
+ *		token.
+ */
+static void
+http_free_headers(struct curl_slist *headers)
+{
+	for (struct curl_slist *h = headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	if (headers)
+		curl_slist_free_all(headers);
 }
 
 /*
@@ -203,7 +218,8 @@ static int
 http_progress_callback(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 					   curl_off_t ultotal, curl_off_t ulnow)
 {
-	return InterruptPending ? 1 : 0;
+	/* not any interrupt: barriers and the like are served after the request */
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
 /*
@@ -221,8 +237,7 @@ http_prepare(PgRayHttpRequest *req)
 	http_global_init();
 	if (req->easy)
 		curl_easy_cleanup(req->easy);
-	if (req->headers)
-		curl_slist_free_all(req->headers);
+	http_free_headers(req->headers);
 	req->easy = NULL;
 	req->headers = NULL;
 	free(req->response);
@@ -385,8 +400,13 @@ pg_ray_http_describe_failure(const PgRayHttpRequest *req, char *buf, size_t bufl
 		size_t		n = 0;
 
 		/* the start of the body, on one line, as Ray often explains itself there */
+		/* printable ASCII only: it goes into messages in any encoding */
 		for (size_t i = 0; req->response && i < req->response_len && n < sizeof(excerpt) - 1; i++)
-			excerpt[n++] = (req->response[i] == '\n' || req->response[i] == '\r') ? ' ' : req->response[i];
+		{
+			unsigned char c = (unsigned char) req->response[i];
+
+			excerpt[n++] = (c >= 0x20 && c < 0x7f) ? (char) c : ' ';
+		}
 		excerpt[n] = '\0';
 		snprintf(buf, buflen, "%s %s: HTTP %ld%s%s", req->method, req->url, req->status,
 				 n > 0 ? ": " : "", excerpt);
@@ -468,7 +488,9 @@ http_socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 static int
 http_timer_callback(CURLM *multi, long timeout_ms, void *userp)
 {
-	http_curl_timeout_ms = timeout_ms;
+	/* kept as a deadline: libcurl calls again only when it changes */
+	http_curl_deadline = timeout_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	return 0;
 }
 
@@ -633,8 +655,15 @@ pg_ray_http_wait(long timeout_ms)
 	if (http_socket_table_failed)
 		elog(ERROR, "pg_ray lost track of its HTTP sockets: out of memory");
 
-	if (http_curl_timeout_ms >= 0 && (wait_ms < 0 || http_curl_timeout_ms < wait_ms))
-		wait_ms = http_curl_timeout_ms;
+	if (http_curl_deadline != 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		curl_ms = http_curl_deadline <= now ? 0 :
+			(long) ((http_curl_deadline - now + 999) / 1000);
+
+		if (wait_ms < 0 || curl_ms < wait_ms)
+			wait_ms = curl_ms;
+	}
 	retry_ms = http_next_retry_ms();
 	if (retry_ms >= 0 && (wait_ms < 0 || retry_ms < wait_ms))
 		wait_ms = retry_ms;

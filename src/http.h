@@ -48,6 +48,7 @@ typedef struct PgRayHttpRequest
 	char		group_name[64];
 	char		submission_id[64];
 	TimestampTz planned_at;
+	uint32		epoch;			/* the dispatcher's epoch when planned */
 
 	/* response */
 	bool		done;

@@ -116,14 +116,24 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("job " INT64_FORMAT " does not exist", job_id),
 					 errhint("List your jobs with SELECT job_id, state FROM ray.jobs.")));
-		state = MemoryContextStrdup(caller_context,
-									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		{
+			char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			/* keep nothing of a pass but the state: a wait may last hours */
+			if (state != NULL && state != last_state)
+				pfree(state);
+			state = MemoryContextStrdup(caller_context, value);
+			pfree(value);
+			SPI_freetuptable(SPI_tuptable);
+		}
 
 		if (last_state == NULL || strcmp(state, last_state) != 0)
 		{
 			if (last_state != NULL || !wait_job_is_terminal(state))
 				ereport(NOTICE,
 						(errmsg("job " INT64_FORMAT " is %s", job_id, state)));
+			if (last_state != NULL)
+				pfree(last_state);
 			last_state = state;
 		}
 		if (wait_job_is_terminal(state))

@@ -208,6 +208,15 @@ pg_ray_zip_directory(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
+	if (walk.files == 0)
+	{
+		package_discard(&walk);
+		zip_source_free(buffer);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("directory \"%s\" has no files to zip", path),
+				 errdetail("Symbolic links, .git and __pycache__ are left out.")));
+	}
 	if (zip_close(walk.archive) < 0)
 	{
 		char	   *why = pstrdup(zip_strerror(walk.archive));

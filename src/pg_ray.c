@@ -18,11 +18,10 @@
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "utils/memutils.h"
 #include "utils/guc.h"
 
 #include "pg_ray.h"
@@ -166,7 +165,7 @@ pg_ray_define_gucs(void)
 							"Largest working directory (zipped) a job may carry.",
 							"Working directories are for code; data belongs in tables.",
 							&pg_ray_max_working_dir_bytes,
-							100 * 1024 * 1024, 1024, INT_MAX,
+							100 * 1024 * 1024, 1024, (int) (MaxAllocSize - VARHDRSZ),
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);

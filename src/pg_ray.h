@@ -89,6 +89,7 @@ extern void pg_ray_worker_round(bool first_round);
 extern void pg_ray_dispatch_plan(void);
 extern void pg_ray_dispatch_start_planned(void);
 extern void pg_ray_dispatch_discard_planned(void);
+extern void pg_ray_dispatch_reset(void);
 extern bool pg_ray_dispatch_apply_done(void);
 extern long pg_ray_dispatch_next_poll_ms(void);
 extern void pg_ray_jobs_changed(void);

@@ -273,7 +273,7 @@ ray_api_raise_failure(PgRayHttpRequest *req, const char *what)
 			 errmsg("could not %s", what),
 			 errdetail("%s", why),
 			 status == 401 || status == 403 ?
-			 errhint("The dashboard refused the token: check the token argument.") :
+			 errhint("The dashboard refused the token: check it.") :
 			 errhint("Check that the URL is that of a Ray dashboard.")));
 }
 

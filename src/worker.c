@@ -121,8 +121,9 @@ pg_ray_worker_main(Datum main_arg)
 		timeout_ms = pg_ray_dispatch_next_poll_ms();
 		if (last_failed)
 		{
+			/* polls and cool-downs wait for the retry: a round serves them */
 			retry_ms = Max(0, (long) ((retry_at - GetCurrentTimestamp()) / 1000));
-			timeout_ms = timeout_ms < 0 ? retry_ms : Min(timeout_ms, retry_ms);
+			timeout_ms = retry_ms;
 		}
 		pgstat_report_activity(STATE_IDLE, NULL);
 		rc = pg_ray_http_wait(timeout_ms);
@@ -146,6 +147,9 @@ pg_ray_worker_main(Datum main_arg)
 			need_round = true;
 		if (pg_ray_dispatch_next_poll_ms() == 0)
 			need_round = true;
+		/* after a failed round, nothing but the retry time brings the next */
+		if (last_failed && GetCurrentTimestamp() < retry_at)
+			need_round = false;
 	}
 }
 
@@ -157,12 +161,15 @@ static void
 pg_ray_worker_apply(bool unused)
 {
 	pg_ray_worker_applied = pg_ray_dispatch_apply_done();
+	if (pg_ray_worker_applied)
+		pg_ray_shared_note_round(NULL);
 }
 
 /*
  * pg_ray_worker_try
  *		Run one unit of work (a round, or applying answers) in its own
- *		transaction; false if it failed.  An error is logged and survived, so
+ *		transaction; false if it failed.  The work counts itself in
+ *		ray.worker_status() when it did something; failures are counted here.  An error is logged and survived, so
  *		that one bad row does not put the worker into a crash-and-restart
  *		loop; the caller retries after a pause.
  */
@@ -201,7 +208,5 @@ pg_ray_worker_try(void (*work) (bool), bool arg)
 	PG_END_TRY();
 
 	MemoryContextSwitchTo(loop_context);
-	if (succeeded)
-		pg_ray_shared_note_round(NULL);
 	return succeeded;
 }

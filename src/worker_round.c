@@ -73,6 +73,9 @@ pg_ray_worker_round(bool first_round)
 		pg_ray_jobs_changed();
 		pg_ray_dispatch_start_planned();
 	}
+	else
+		pg_ray_dispatch_reset();	/* nothing to poll or ask without it */
+	pg_ray_shared_note_round(NULL);
 }
 
 /*

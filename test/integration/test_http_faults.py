@@ -71,14 +71,16 @@ def test_server_errors_are_retried_then_reported(db: psycopg.Connection, fake: F
 def test_a_passing_server_error_is_retried_away(db: psycopg.Connection, fake: FakeRay) -> None:
     fake.fail("GET", "/api/version", Fault("status", status=502, times=2))
     db.execute("SELECT ray.register_cluster('it-fake-retry', %s)", (fake.url,))
-    assert fake.count("GET", "/api/version") == 3
+    # two 502s and the answer (the worker may check the new group right after)
+    assert fake.count("GET", "/api/version") >= 3
+    assert [s[1] for s in fake.spans[:3]] == ["/api/version"] * 3
     db.execute("SELECT ray.drop_resource_group('it-fake-retry')")
 
 
 def test_a_refused_token_says_so(db: psycopg.Connection, fake: FakeRay) -> None:
     fake.fail("GET", "/api/version", Fault("status", status=403))
     error = register_error(db, fake)
-    assert error.diag.message_hint == "The dashboard refused the token: check the token argument."
+    assert error.diag.message_hint == "The dashboard refused the token: check it."
 
 
 def test_a_reset_connection_is_reported(db: psycopg.Connection, fake: FakeRay) -> None:

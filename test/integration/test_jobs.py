@@ -290,7 +290,7 @@ def test_cluster_settings_are_checked_before_they_change(db: psycopg.Connection,
                                                          ray_head: RayHead) -> None:
     with pytest.raises(psycopg.errors.ConnectionFailure) as caught:
         db.execute("SELECT ray.alter_cluster(%s, token => 'not-the-token')", (ray_group,))
-    assert caught.value.diag.message_hint == "The dashboard refused the token: check the token argument."
+    assert caught.value.diag.message_hint == "The dashboard refused the token: check it."
     # the group still works with its old token
     job = submit(db, ray_group, f"{PY} \"print('still here')\"")
     assert db.execute("SELECT ray.wait_job(%s, '2 minutes')", (job,)).fetchone()[0] == "SUCCEEDED"
