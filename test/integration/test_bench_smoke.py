@@ -1,0 +1,19 @@
+"""The benchmarks still run (one round each, results thrown away); their
+numbers are taken with scripts/bench, never in tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, RayHead
+
+
+def test_job_roundtrip_benchmark_runs(ray_head: RayHead, ray_group: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench/job_roundtrip.py"), "--smoke",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = (tmp_path / "job_roundtrip_smoke.csv").read_text().splitlines()
+    assert rows[0].startswith("round,pg_ray_s,ray_cli_s,rest_poll_s") and len(rows) == 2
+    assert "| pg_ray / CLI |" in (tmp_path / "job_roundtrip_smoke.md").read_text()
