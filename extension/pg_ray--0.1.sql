@@ -1348,6 +1348,22 @@ COMMENT ON FUNCTION ray.revoke_usage(text, name) IS
  * ------------------------------------------------------------------------
  */
 
+/* A bearer token goes into an HTTP header: printable ASCII, no spaces. */
+CREATE FUNCTION ray._check_token(token text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF token IS NOT NULL AND token !~ '^[\x21-\x7e]+$' THEN
+		RAISE EXCEPTION 'token must be printable ASCII without spaces'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_token(text) IS
+'Raise an error unless a bearer token can travel in an HTTP header.';
+
 CREATE FUNCTION ray.register_cluster(
 	name text,
 	dashboard_url text,
@@ -1373,10 +1389,7 @@ BEGIN
 		RAISE EXCEPTION 'resource group "%" already exists', register_cluster.name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
-	IF token IS NOT NULL AND token !~ '^[\x21-\x7e]+$' THEN
-		RAISE EXCEPTION 'token must be printable ASCII without spaces'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM ray._check_token(token);
 	PERFORM ray._check_group_options(coalesce(register_cluster.options, '{}'), 'external');
 	url := ray._check_dashboard_url(dashboard_url);
 	-- a wrong URL or token is an error now, never a group that silently fails later
@@ -1431,10 +1444,7 @@ BEGIN
 					ELSE ray._check_dashboard_url(dashboard_url) END;
 	-- an empty token removes it
 	new_token := CASE WHEN token IS NULL THEN old_token ELSE nullif(token, '') END;
-	IF new_token IS NOT NULL AND new_token !~ '^[\x21-\x7e]+$' THEN
-		RAISE EXCEPTION 'token must be printable ASCII without spaces'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM ray._check_token(new_token);
 	new_options := rg.options;
 	IF alter_cluster.options IS NOT NULL THEN
 		IF jsonb_typeof(alter_cluster.options) <> 'object' THEN
