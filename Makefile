@@ -18,7 +18,8 @@ OBJS = \
 	src/ray_api.o \
 	src/dispatcher.o \
 	src/jobs.o \
-	src/package.o
+	src/package.o \
+	src/provider_local.o
 
 # The control file and scripts live in extension/, so they are installed as
 # DATA into share/extension rather than through EXTENSION, which would want

@@ -278,6 +278,7 @@ CREATE TABLE ray.worker_group (
 	-- target, started at min_workers by the API and moved by the autoscaler
 	live_workers integer NOT NULL DEFAULT 0,
 	desired_workers integer NOT NULL DEFAULT 0,
+	last_scaled_at timestamptz,	-- the autoscaler's latest step, for its cool-down
 	PRIMARY KEY (resource_group, name),
 	CONSTRAINT worker_group_min_le_max CHECK (min_workers <= max_workers),
 	CONSTRAINT worker_group_gpu_unit_needs_gpu
@@ -1051,6 +1052,12 @@ BEGIN
 	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner)
 	VALUES (create_resource_group.name, create_resource_group.provider,
 			create_resource_group.head_spec, coalesce(create_resource_group.options, '{}'), caller);
+	-- a local cluster gets a token of its own: 244 random bits
+	IF create_resource_group.provider = 'local' THEN
+		INSERT INTO ray.resource_group_secret (resource_group, token)
+		VALUES (create_resource_group.name,
+				replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+	END IF;
 	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
 	VALUES (create_resource_group.name, NULL, 'CREATING', 1, caller, 'resource group created');
 	RETURN create_resource_group.name;
@@ -1749,7 +1756,8 @@ BEGIN
 			PERFORM ray._group_transition(rg.name, 'DELETING', 'dropping', 'pg_ray worker');
 		END IF;
 		IF NOT EXISTS (SELECT FROM ray.job WHERE resource_group = rg.name
-					   AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')) THEN
+					   AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED'))
+			AND NOT EXISTS (SELECT FROM ray.node WHERE resource_group = rg.name) THEN
 			INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
 			VALUES (rg.name, 'DELETING', 'DELETED', rg.generation, 'pg_ray worker', 'resource group removed');
 			DELETE FROM ray.resource_group WHERE name = rg.name;
@@ -1766,7 +1774,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ray._worker_reconcile() IS
-'One round of the background worker: act on dropped groups and queued jobs.';
+'One round of the background worker: remove dropped groups once their jobs are finished and their nodes gone; say what queued jobs wait for.';
 
 /* ------------------------------------------------------------------------
  * The job lifecycle against Ray (called by the background worker)
@@ -1894,6 +1902,16 @@ AS $$
 	WHERE g.provider = 'external' AND g.delete_requested_at IS NULL
 	  AND (g.state <> 'READY' OR g.observed_generation < g.generation)
 	UNION ALL
+	-- local groups whose head answered once: their Ray version
+	SELECT 'check_group', g.name, NULL::bigint, NULL::integer, NULL::text
+	FROM ray.resource_group g JOIN ray.node h ON h.resource_group = g.name AND h.kind = 'head'
+	WHERE g.provider = 'local' AND g.ray_version IS NULL AND h.answered_at IS NOT NULL
+	UNION ALL
+	-- local groups with a running head: their nodes and demand, on a schedule
+	SELECT 'observe_group', g.name, NULL::bigint, NULL::integer, NULL::text
+	FROM ray.resource_group g JOIN ray.node h ON h.resource_group = g.name AND h.kind = 'head'
+	WHERE g.provider = 'local' AND h.pid IS NOT NULL AND h.stop_requested_at IS NULL
+	UNION ALL
 	-- submissions to verify and, if Ray does not have them, to make
 	SELECT 'check_submission', j.resource_group, j.job_id, j.attempts, j.ray_submission_id
 	FROM ray.job j WHERE j.state = 'SUBMITTING'
@@ -1922,7 +1940,7 @@ AS $$
 	  AND NOT EXISTS (SELECT FROM ray.job_log l WHERE l.job_id = j.job_id AND l.attempt = j.attempts)
 $$;
 COMMENT ON FUNCTION ray._worker_work() IS
-'The background worker''s to-do list against Ray: groups to check, submissions to verify, stops to send, groups to poll, logs to save.';
+'The background worker''s to-do list against Ray: groups to check and observe, submissions to verify, stops to send, groups to poll, logs to save.';
 
 /* Where and how to reach a group's Ray dashboard. */
 CREATE FUNCTION ray._group_connection(group_name text,
@@ -1995,6 +2013,13 @@ BEGIN
 		-- a group being dropped stays DELETING; it only stops being unreachable
 		IF rg.delete_requested_at IS NOT NULL THEN
 			UPDATE ray.resource_group SET unreachable_since = NULL WHERE name = group_name;
+			RETURN;
+		END IF;
+		-- a local group's state follows its nodes (ray._apply_local_nodes)
+		IF rg.provider = 'local' THEN
+			UPDATE ray.resource_group SET ray_version = coalesce(version, ray_version),
+				unreachable_since = NULL
+			WHERE name = group_name;
 			RETURN;
 		END IF;
 		host := substring(coalesce(rg.endpoint, rg.dashboard_url) from '^https?://(\[[^]]+\]|[^:/]+)');
@@ -2270,6 +2295,885 @@ COMMENT ON FUNCTION ray._save_job_log(bigint, integer, text, boolean, text) IS
 'Keep the driver log of an attempt, or note why it could not be fetched.';
 
 /* ------------------------------------------------------------------------
+ * The local provider: Ray nodes as processes on this host
+ *
+ * Each node of a local resource group is one row of ray.node: a slot with
+ * its ports, its run directory and, while it runs, the pid of its
+ * "ray start --block" process, which leads a session of its own.  The
+ * background worker compares the slots with the desired spec
+ * (ray._local_plan), starts and stops processes, and reports back through
+ * the ray._local_node_* functions.  Processes are found again by their run
+ * directory, so a restarted worker or server adopts them instead of
+ * starting twins.
+ * ------------------------------------------------------------------------
+ */
+
+CREATE SEQUENCE ray.node_id_seq;
+
+CREATE TABLE ray.node (
+	node_id bigint PRIMARY KEY DEFAULT nextval('ray.node_id_seq'),
+	-- no cascade: a group's row goes only after its processes are gone
+	resource_group text NOT NULL REFERENCES ray.resource_group (name) ON UPDATE CASCADE,
+	kind text NOT NULL CONSTRAINT node_kind_check CHECK (kind IN ('head', 'worker', 'redis')),
+	worker_group text,			-- no foreign key: a dropped worker group's nodes stop first
+	config jsonb NOT NULL,		-- what it runs with; a different desired config restarts it
+	port_base integer NOT NULL UNIQUE,
+	run_dir text NOT NULL,
+	pid integer,				-- of the session leader, while it runs
+	started_at timestamptz,
+	answered_at timestamptz,	-- head: when its dashboard last answered
+	next_start_at timestamptz NOT NULL DEFAULT now(),
+	start_failures integer NOT NULL DEFAULT 0,
+	stop_requested_at timestamptz,
+	stop_reason text,
+	restart_after_stop boolean NOT NULL DEFAULT false,
+	last_exit text,
+	-- observed through Ray's node state API
+	ray_node_id text,
+	ray_state text,
+	idle_since timestamptz,	-- since when Ray reports nothing running on it
+	resources_total jsonb,
+	resources_used jsonb,
+	observed_at timestamptz,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT node_worker_group_check CHECK ((kind = 'worker') = (worker_group IS NOT NULL))
+);
+ALTER SEQUENCE ray.node_id_seq OWNED BY ray.node.node_id;
+CREATE INDEX ON ray.node (resource_group, kind);
+COMMENT ON TABLE ray.node IS
+'Nodes of local resource groups: processes on this host, their ports, run directories and what Ray reports of them.';
+
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.node
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+
+/* Append a note to a resource group's history without changing its state. */
+CREATE FUNCTION ray._group_note(group_name text, why text, actor name DEFAULT 'pg_ray worker')
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	SELECT name, state, state, generation, actor, why FROM ray.resource_group WHERE name = group_name;
+$$;
+COMMENT ON FUNCTION ray._group_note(text, text, name) IS
+'Record an event of a resource group (a node started or stopped, a scaling decision) that leaves its state as it is.';
+
+/* How a node is called in events and errors. */
+CREATE FUNCTION ray._node_label(n ray.node)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE n.kind
+		WHEN 'head' THEN format('head node %s', n.node_id)
+		WHEN 'redis' THEN format('Redis %s', n.node_id)
+		ELSE format('worker node %s of worker group %s', n.node_id, n.worker_group) END
+$$;
+COMMENT ON FUNCTION ray._node_label(ray.node) IS
+'The name of a node in events and messages: "head node 3", "worker node 7 of worker group cpu".';
+
+/*
+ * The object store of a node: the group's option, or 30% of the node's
+ * memory as Ray itself would take, kept between 100 MB and 2 GB so that a
+ * host running several groups is not filled by their stores.
+ */
+CREATE FUNCTION ray._object_store_mb(options jsonb, memory_mb bigint)
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((options ->> 'object_store_memory_mb')::integer,
+					least(greatest(memory_mb * 3 / 10, 100), 2048)::integer)
+$$;
+COMMENT ON FUNCTION ray._object_store_mb(jsonb, bigint) IS
+'Object store size of a node in MB: the object_store_memory_mb option, else 30% of its memory between 100 and 2048.';
+
+/*
+ * What a node of a group should run with now.  A node whose recorded config
+ * differs is restarted: this is where the documented effects of a change
+ * (head spec, worker spec or type, disk, GPU unit, HA) come from.
+ */
+CREATE FUNCTION ray._node_desired_config(group_name text, node_kind text, worker_group_name text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	wg ray.worker_group;
+	spec ray.node_spec;
+BEGIN
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name;
+	IF node_kind = 'redis' THEN
+		RETURN '{}';
+	END IF;
+	IF node_kind = 'head' THEN
+		SELECT * INTO spec FROM ray.node_spec WHERE name = rg.head_spec;
+		RETURN jsonb_build_object(
+			'spec', spec.name, 'num_cpus', 0, 'num_gpus', 0, 'memory_mb', spec.memory_mb,
+			'object_store_mb', ray._object_store_mb(rg.options, spec.memory_mb),
+			'ha', coalesce((rg.options ->> 'ha')::boolean, false),
+			'redis_url', rg.options ->> 'redis_url');
+	END IF;
+	SELECT * INTO wg FROM ray.worker_group WHERE resource_group = group_name AND name = worker_group_name;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO spec FROM ray.node_spec WHERE name = wg.spec;
+	RETURN jsonb_build_object(
+		'spec', spec.name, 'resource_type', wg.resource_type,
+		'num_cpus', spec.num_cpus, 'memory_mb', spec.memory_mb,
+		-- Ray takes whole GPUs per node; the distribution unit says how many
+		-- workers share one physical GPU (see _local_node_command)
+		'num_gpus', CASE WHEN wg.resource_type = 'GPU' THEN ceil(spec.num_gpus)::integer ELSE 0 END,
+		'gpu_distribution_unit', wg.gpu_distribution_unit,
+		'disk_gb', wg.disk_gb,
+		'object_store_mb', ray._object_store_mb(rg.options, spec.memory_mb));
+END
+$$;
+COMMENT ON FUNCTION ray._node_desired_config(text, text, text) IS
+'The config a head, worker or Redis node of a local group should run with now; NULL for a worker group that is gone.';
+
+/*
+ * The first free block of 64 ports in pg_ray.port_range_start ..
+ * pg_ray.port_range_end above a given port.  Blocks are recorded on their
+ * node, so two nodes never share one and a restarted node keeps its own.
+ */
+CREATE FUNCTION ray._allocate_port_base(above integer DEFAULT 0)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	first_port integer := current_setting('pg_ray.port_range_start')::integer;
+	last_port integer := current_setting('pg_ray.port_range_end')::integer;
+	base integer;
+BEGIN
+	-- one allocator at a time
+	LOCK TABLE ray.node IN SHARE ROW EXCLUSIVE MODE;
+	SELECT b INTO base
+	FROM generate_series(first_port, last_port - 63, 64) b
+	WHERE b > above AND NOT EXISTS (SELECT FROM ray.node n WHERE n.port_base = b)
+	ORDER BY b LIMIT 1;
+	IF base IS NULL THEN
+		RAISE EXCEPTION 'no free block of ports left between % and %', first_port, last_port
+			USING ERRCODE = 'configuration_limit_exceeded',
+				  DETAIL = 'Each local Ray node takes 64 ports.',
+				  HINT = 'Widen pg_ray.port_range_start .. pg_ray.port_range_end, or drop resource groups.';
+	END IF;
+	RETURN base;
+END
+$$;
+COMMENT ON FUNCTION ray._allocate_port_base(integer) IS
+'The first free 64-port block of the local port range above a port, or an error when none is left.';
+
+/* A new slot for a node of a local group; it starts in the next round. */
+CREATE FUNCTION ray._add_node(group_name text, node_kind text, worker_group_name text, why text)
+RETURNS ray.node
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+	id bigint := nextval('ray.node_id_seq');
+BEGIN
+	INSERT INTO ray.node (node_id, resource_group, kind, worker_group, config, port_base, run_dir)
+	VALUES (id, group_name, node_kind, worker_group_name,
+			ray._node_desired_config(group_name, node_kind, worker_group_name),
+			ray._allocate_port_base(),
+			format('%s/%s/n%s', rtrim(current_setting('pg_ray.run_directory'), '/'),
+				   (SELECT i.id FROM ray.installation i), id))
+	RETURNING * INTO n;
+	PERFORM ray._group_note(group_name, format('%s added (ports %s-%s): %s', ray._node_label(n),
+											   n.port_base, n.port_base + 63, why));
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._add_node(text, text, text, text) IS
+'Add a node slot (ports, run directory, config) to a local group; the worker starts its process.';
+
+/* Ask for a node to stop, for a reason kept in its history. */
+CREATE FUNCTION ray._stop_node(id bigint, why text, restart boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+BEGIN
+	UPDATE ray.node SET stop_requested_at = now(), stop_reason = why, restart_after_stop = restart
+	WHERE node_id = id AND stop_requested_at IS NULL
+	RETURNING * INTO n;
+	IF FOUND THEN
+		PERFORM ray._group_note(n.resource_group,
+			format('%s %s: %s', ray._node_label(n), CASE WHEN restart THEN 'restarts' ELSE 'stops' END, why));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._stop_node(bigint, text, boolean) IS
+'Ask the worker to stop a node''s processes (and start it again with its desired config when restart).';
+
+/*
+ * Bring the node slots of local groups in line with their desired spec:
+ * a head (and a Redis for HA without redis_url) per group, desired_workers
+ * nodes per worker group, restarts where the config changed, stops for
+ * what was dropped or scaled away.  Level-triggered: it looks at the rows
+ * as they are, so running it twice changes nothing the second time.
+ */
+CREATE FUNCTION ray._local_reconcile_nodes()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	wg ray.worker_group;
+	n ray.node;
+	id bigint;
+	wants_redis boolean;
+	active integer;
+	desired jsonb;
+BEGIN
+	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name FOR UPDATE LOOP
+		IF rg.delete_requested_at IS NOT NULL THEN
+			-- stopping the nodes ends the runs at once: say so on the jobs
+			FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
+					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
+				PERFORM ray._job_transition(id, 'STOPPED',
+					format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
+					'pg_ray worker');
+			END LOOP;
+			FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND stop_requested_at IS NULL
+					 ORDER BY node_id LOOP
+				PERFORM ray._stop_node(n.node_id, 'the resource group is dropped');
+			END LOOP;
+			CONTINUE;
+		END IF;
+
+		-- Redis first: a highly available head keeps its state there
+		wants_redis := coalesce((rg.options ->> 'ha')::boolean, false) AND NOT rg.options ? 'redis_url';
+		IF wants_redis AND NOT EXISTS (SELECT FROM ray.node WHERE resource_group = rg.name AND kind = 'redis') THEN
+			PERFORM ray._add_node(rg.name, 'redis', NULL, 'the head is highly available');
+		ELSIF NOT wants_redis THEN
+			FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND kind = 'redis'
+					 AND stop_requested_at IS NULL LOOP
+				PERFORM ray._stop_node(n.node_id, 'the head no longer keeps its state in this Redis');
+			END LOOP;
+		END IF;
+
+		desired := ray._node_desired_config(rg.name, 'head', NULL);
+		SELECT * INTO n FROM ray.node WHERE resource_group = rg.name AND kind = 'head';
+		IF NOT FOUND THEN
+			PERFORM ray._add_node(rg.name, 'head', NULL, 'the group needs a head');
+		ELSIF n.config IS DISTINCT FROM desired AND n.stop_requested_at IS NULL THEN
+			PERFORM ray._stop_node(n.node_id, 'its spec changed', true);
+		END IF;
+
+		-- workers of dropped worker groups, or started with another config
+		FOR n IN SELECT * FROM ray.node nd WHERE nd.resource_group = rg.name AND nd.kind = 'worker'
+				 AND nd.stop_requested_at IS NULL ORDER BY nd.node_id LOOP
+			desired := ray._node_desired_config(rg.name, 'worker', n.worker_group);
+			IF desired IS NULL THEN
+				PERFORM ray._stop_node(n.node_id, format('worker group %s was dropped', n.worker_group));
+			ELSIF n.config IS DISTINCT FROM desired THEN
+				PERFORM ray._stop_node(n.node_id, format('worker group %s changed', n.worker_group));
+			END IF;
+		END LOOP;
+
+		-- as many live slots per worker group as desired
+		FOR wg IN SELECT * FROM ray.worker_group WHERE resource_group = rg.name ORDER BY name LOOP
+			SELECT count(*) INTO active FROM ray.node
+			WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL;
+			WHILE active < wg.desired_workers LOOP
+				PERFORM ray._add_node(rg.name, 'worker', wg.name,
+					format('worker group %s wants %s workers', wg.name, wg.desired_workers));
+				active := active + 1;
+			END LOOP;
+			-- too many: not started ones first, then the idlest, then the newest
+			FOR n IN SELECT * FROM ray.node
+					 WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL
+					 ORDER BY pid IS NOT NULL, idle_since NULLS LAST, node_id DESC
+					 LIMIT greatest(active - wg.desired_workers, 0) LOOP
+				PERFORM ray._stop_node(n.node_id,
+					format('worker group %s wants %s workers', wg.name, wg.desired_workers));
+			END LOOP;
+		END LOOP;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._local_reconcile_nodes() IS
+'Add, restart and stop node slots of local groups until they match the desired spec.';
+
+/* The password of a group's own Redis, derived from its token so that one secret is kept. */
+CREATE FUNCTION ray._redis_password(group_name text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT encode(sha256(convert_to(s.token || ':redis', 'UTF8')), 'hex')
+	FROM ray.resource_group_secret s WHERE s.resource_group = group_name
+$$;
+COMMENT ON FUNCTION ray._redis_password(text) IS
+'The password of the Redis pg_ray runs for a group''s highly available head; for the worker only.';
+
+/*
+ * The command line and environment a node starts with.  Every port comes
+ * from the node's block:
+ *   +0 GCS (head) or Redis, +1 dashboard, +2 Ray client server,
+ *   +3 node manager, +4 object manager, +5 metrics export,
+ *   +6 dashboard agent HTTP, +7 dashboard agent gRPC, +8 runtime env agent,
+ *   +9 dashboard metrics, +10 autoscaler metrics, +16..+63 worker processes.
+ * Secrets travel in the environment, which only the server's OS user can
+ * read, never on the command line.
+ */
+CREATE FUNCTION ray._local_node_command(id bigint, host_gpus integer, OUT argv text[], OUT env text[])
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+	head ray.node;
+	redis ray.node;
+	rg ray.resource_group;
+	token text;
+	b integer;
+	c jsonb;
+	redis_url text;
+	redis_address text;
+	redis_password text;
+	slot_index integer;
+BEGIN
+	SELECT * INTO n FROM ray.node WHERE node_id = id;
+	SELECT count(*) INTO slot_index FROM ray.node o
+	WHERE o.resource_group = n.resource_group AND o.worker_group = n.worker_group AND o.node_id < n.node_id;
+	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group;
+	SELECT s.token INTO token FROM ray.resource_group_secret s WHERE s.resource_group = n.resource_group;
+	b := n.port_base;
+	c := n.config;
+
+	IF n.kind = 'redis' THEN
+		-- Redis rewrites its process title, which takes the password off
+		-- the command line; the title keeps the run directory, by which
+		-- the worker finds the process again
+		argv := ARRAY[current_setting('pg_ray.redis_server'),
+			'--port', b::text, '--bind', '127.0.0.1', '--protected-mode', 'yes',
+			'--dir', n.run_dir, '--appendonly', 'yes', '--save', '',
+			'--logfile', '', '--daemonize', 'no',
+			'--proc-title-template', format('{title} {listen-addr} %s/', n.run_dir),
+			'--requirepass', ray._redis_password(n.resource_group)];
+		env := '{}';
+		RETURN;
+	END IF;
+
+	argv := ARRAY[current_setting('pg_ray.ray_executable'), 'start', '--block'];
+	-- without the drain, a stopped node goes in seconds rather than 30
+	env := ARRAY['RAY_AUTH_MODE=token', 'RAY_AUTH_TOKEN=' || token, 'RAY_USAGE_STATS_ENABLED=0',
+				 'RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0'];
+	IF n.kind = 'head' THEN
+		argv := argv || ARRAY['--head', '--port=' || b,
+			'--dashboard-host=127.0.0.1', '--dashboard-port=' || (b + 1),
+			'--ray-client-server-port=' || (b + 2), '--include-dashboard=true'];
+		env := env || ARRAY['DASHBOARD_METRIC_PORT=' || (b + 9), 'AUTOSCALER_METRIC_PORT=' || (b + 10),
+							'RAY_JOB_START_TIMEOUT_SECONDS=120'];
+		IF (c ->> 'ha')::boolean THEN
+			redis_url := c ->> 'redis_url';
+			IF redis_url IS NULL THEN
+				SELECT * INTO redis FROM ray.node WHERE resource_group = n.resource_group AND kind = 'redis';
+				redis_address := '127.0.0.1:' || redis.port_base;
+				redis_password := ray._redis_password(n.resource_group);
+			ELSE
+				redis_address := substring(redis_url from '^rediss?://(?:[^@/]*@)?([^/?#]+)');
+				IF redis_url ~ '^rediss://' THEN
+					redis_address := 'rediss://' || redis_address;
+				END IF;
+				redis_password := substring(redis_url from '^rediss?://[^:@/]*:([^@/]*)@');
+			END IF;
+			-- the GCS keeps its tables in Redis, under a namespace of this group
+			env := env || ARRAY['RAY_REDIS_ADDRESS=' || redis_address,
+								'RAY_external_storage_namespace=pgray-' || (SELECT i.id FROM ray.installation i)
+									|| '-' || n.resource_group];
+			-- Ray hands the password to its GCS server on the command line
+			-- whatever way it gets it (docs/security.md says what that means)
+			IF redis_password IS NOT NULL THEN
+				argv := argv || ARRAY['--redis-password=' || redis_password];
+			END IF;
+		END IF;
+	ELSE
+		SELECT * INTO head FROM ray.node WHERE resource_group = n.resource_group AND kind = 'head';
+		argv := argv || ARRAY['--address=127.0.0.1:' || head.port_base];
+		-- Workers of a GPU group share the host's GPUs by the distribution
+		-- unit: with a unit of 1/3, three workers in a row get the same GPU.
+		-- The GPUs of the host are counted by the worker (host_gpus); with
+		-- none, the worker's GPUs are logical and Ray numbers them itself.
+		IF (c ->> 'num_gpus')::integer > 0 AND host_gpus > 0 THEN
+			env := env || ARRAY['CUDA_VISIBLE_DEVICES=' || (
+				SELECT string_agg(((floor(slot_index * (c ->> 'num_gpus')::integer
+										  * coalesce((c ->> 'gpu_distribution_unit')::numeric, 1))::integer
+								   + k) % host_gpus)::text, ',')
+				FROM generate_series(0, (c ->> 'num_gpus')::integer - 1) k)];
+		END IF;
+	END IF;
+	argv := argv || ARRAY['--node-ip-address=127.0.0.1',
+		'--node-manager-port=' || (b + 3), '--object-manager-port=' || (b + 4),
+		'--metrics-export-port=' || (b + 5), '--dashboard-agent-listen-port=' || (b + 6),
+		'--dashboard-agent-grpc-port=' || (b + 7), '--runtime-env-agent-port=' || (b + 8),
+		'--min-worker-port=' || (b + 16), '--max-worker-port=' || (b + 63),
+		'--num-cpus=' || (c ->> 'num_cpus'), '--num-gpus=' || (c ->> 'num_gpus'),
+		'--memory=' || ((c ->> 'memory_mb')::bigint * 1024 * 1024),
+		'--object-store-memory=' || ((c ->> 'object_store_mb')::bigint * 1024 * 1024),
+		'--temp-dir=' || n.run_dir || '/',
+		'--labels=pgray-node=' || n.node_id,
+		'--disable-usage-stats', '--log-style=record'];
+END
+$$;
+COMMENT ON FUNCTION ray._local_node_command(bigint, integer) IS
+'The command line and environment (with the group''s token) of a local node; for the worker only.';
+
+/*
+ * What the worker does with the processes of local groups now, one row per
+ * node: start it, check it still runs, or stop it.  Called in each round
+ * after the slots were reconciled.
+ */
+CREATE FUNCTION ray._local_plan(host_gpus integer)
+RETURNS TABLE (action text, node_id bigint, pid integer, run_dir text, port_base integer,
+			   stop_elapsed_ms bigint, argv text[], env text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ray._local_reconcile_nodes();
+	RETURN QUERY
+	SELECT CASE WHEN n.stop_requested_at IS NOT NULL THEN 'stop'
+				WHEN n.pid IS NOT NULL THEN 'check' ELSE 'start' END,
+		   n.node_id, n.pid, n.run_dir, n.port_base,
+		   (extract(epoch FROM now() - n.stop_requested_at) * 1000)::bigint,
+		   cmd.argv, cmd.env
+	FROM ray.node n
+	JOIN ray.resource_group g ON g.name = n.resource_group
+	LEFT JOIN LATERAL ray._local_node_command(n.node_id, host_gpus) cmd
+		ON n.pid IS NULL AND n.stop_requested_at IS NULL
+	WHERE n.stop_requested_at IS NOT NULL OR n.pid IS NOT NULL
+	   OR (n.next_start_at <= now()
+		   -- Redis before the head, the head's dashboard before workers
+		   AND CASE n.kind
+			   WHEN 'redis' THEN true
+			   WHEN 'head' THEN NOT EXISTS (
+				   SELECT FROM ray.node r WHERE r.resource_group = n.resource_group AND r.kind = 'redis'
+				   AND (r.pid IS NULL OR r.stop_requested_at IS NOT NULL))
+			   ELSE EXISTS (
+				   SELECT FROM ray.node h WHERE h.resource_group = n.resource_group AND h.kind = 'head'
+				   AND h.pid IS NOT NULL AND h.answered_at >= h.started_at) END)
+	ORDER BY n.node_id;
+END
+$$;
+COMMENT ON FUNCTION ray._local_plan(integer) IS
+'The worker''s to-do list for local nodes: start, check or stop each, in dependency order.';
+
+/* The worker started a node's process, or found it already running. */
+CREATE FUNCTION ray._local_node_started(id bigint, leader_pid integer, adopted boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+BEGIN
+	UPDATE ray.node SET pid = leader_pid, started_at = clock_timestamp(), answered_at = NULL,
+		ray_node_id = NULL, ray_state = NULL, idle_since = NULL
+	WHERE node_id = id
+	RETURNING * INTO n;
+	IF n.kind = 'head' THEN
+		UPDATE ray.resource_group SET
+			dashboard_url = format('http://127.0.0.1:%s', n.port_base + 1),
+			client_address = format('ray://127.0.0.1:%s', n.port_base + 2)
+		WHERE name = n.resource_group;
+	END IF;
+	PERFORM ray._group_note(n.resource_group,
+		format('%s %s (pid %s)', ray._node_label(n),
+			   CASE WHEN adopted THEN 'found running and adopted' ELSE 'started' END, leader_pid));
+END
+$$;
+COMMENT ON FUNCTION ray._local_node_started(bigint, integer, boolean) IS
+'Record the pid of a node''s process, started or adopted.';
+
+/*
+ * A node's process ended without being asked to.  It is started again after
+ * a backoff that grows with failures in a row; a group whose head keeps
+ * failing becomes FAILED, with the reason, and is still retried.  A head
+ * without Redis loses the cluster's state, so its workers restart with it.
+ */
+CREATE FUNCTION ray._local_node_exited(id bigint, why text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+	rg ray.resource_group;
+	w ray.node;
+	failures integer;
+	delay integer;
+BEGIN
+	SELECT * INTO n FROM ray.node WHERE node_id = id FOR UPDATE;
+	IF NOT FOUND OR n.pid IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR UPDATE;
+	-- a node that ran for a while had succeeded: its failures start again
+	failures := CASE WHEN n.started_at < now() - interval '60 seconds' THEN 1
+				ELSE n.start_failures + 1 END;
+	delay := least(60, (2 ^ least(failures - 1, 6))::integer) - 1;
+	UPDATE ray.node SET pid = NULL, last_exit = why, start_failures = failures,
+		next_start_at = now() + make_interval(secs => delay),
+		answered_at = NULL, ray_state = 'DEAD'
+	WHERE node_id = id;
+	PERFORM ray._group_note(n.resource_group,
+		format('%s exited: %s; starting it again%s', ray._node_label(n), why,
+			   CASE WHEN delay > 0 THEN format(' in %s s', delay) ELSE '' END));
+	IF n.kind = 'worker' OR rg.delete_requested_at IS NOT NULL THEN
+		RETURN;
+	END IF;
+	UPDATE ray.resource_group SET unreachable_since = coalesce(unreachable_since, now()),
+		last_error = format('%s exited: %s', ray._node_label(n), why)
+	WHERE name = n.resource_group;
+	IF n.kind = 'head' AND NOT coalesce((n.config ->> 'ha')::boolean, false) THEN
+		FOR w IN SELECT * FROM ray.node WHERE resource_group = n.resource_group AND kind = 'worker'
+				 AND stop_requested_at IS NULL LOOP
+			PERFORM ray._stop_node(w.node_id, 'the head restarts without HA, so the cluster starts anew', true);
+		END LOOP;
+	END IF;
+	IF failures >= 5 AND rg.state <> 'FAILED' THEN
+		PERFORM ray._group_transition(n.resource_group, 'FAILED',
+			format('%s failed %s times in a row: %s', ray._node_label(n), failures, why), 'pg_ray worker');
+		UPDATE ray.resource_group SET last_error = format('%s failed %s times in a row: %s',
+			ray._node_label(n), failures, why) WHERE name = n.resource_group;
+	ELSIF rg.state IN ('READY', 'UPDATING') THEN
+		PERFORM ray._group_transition(n.resource_group, 'DEGRADED',
+			format('%s exited: %s', ray._node_label(n), why), 'pg_ray worker');
+		UPDATE ray.resource_group SET last_error = format('%s exited: %s', ray._node_label(n), why)
+		WHERE name = n.resource_group;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._local_node_exited(bigint, text) IS
+'A node''s process ended unasked: record why, schedule its restart with backoff, degrade or fail its group.';
+
+/*
+ * The processes of a node asked to stop are all gone: start it again with
+ * its new config, or remove its slot.
+ */
+CREATE FUNCTION ray._local_node_gone(id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+	desired jsonb;
+BEGIN
+	SELECT * INTO n FROM ray.node WHERE node_id = id FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	desired := ray._node_desired_config(n.resource_group, n.kind, n.worker_group);
+	IF n.restart_after_stop AND desired IS NOT NULL
+		AND (SELECT delete_requested_at FROM ray.resource_group WHERE name = n.resource_group) IS NULL THEN
+		UPDATE ray.node SET pid = NULL, stop_requested_at = NULL, stop_reason = NULL,
+			restart_after_stop = false, config = desired, next_start_at = now(),
+			answered_at = NULL, ray_node_id = NULL, ray_state = NULL, idle_since = NULL, start_failures = 0
+		WHERE node_id = id;
+		PERFORM ray._group_note(n.resource_group, format('%s stopped; starting it again', ray._node_label(n)));
+	ELSE
+		DELETE FROM ray.node WHERE node_id = id;
+		PERFORM ray._group_note(n.resource_group, format('%s stopped and removed', ray._node_label(n)));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._local_node_gone(bigint) IS
+'A stopped node''s processes are gone: restart it with its desired config, or remove it.';
+
+/* The ports of a node that never ran are taken by something else: move it. */
+CREATE FUNCTION ray._local_ports_busy(id bigint, port integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+BEGIN
+	SELECT * INTO n FROM ray.node WHERE node_id = id FOR UPDATE;
+	IF n.started_at IS NULL THEN
+		UPDATE ray.node SET port_base = ray._allocate_port_base(n.port_base) WHERE node_id = id
+		RETURNING * INTO n;
+		PERFORM ray._group_note(n.resource_group,
+			format('port %s is in use by another program; %s moves to ports %s-%s',
+				   port, ray._node_label(n), n.port_base, n.port_base + 63));
+	ELSE
+		-- a node that ran keeps its ports (workers find the head by them)
+		UPDATE ray.node SET next_start_at = now() + interval '2 seconds',
+			last_exit = format('port %s is still in use; waiting for it', port)
+		WHERE node_id = id;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._local_ports_busy(bigint, integer) IS
+'A port of a node is taken: move a never-started node to other ports; a node that ran waits for its own.';
+
+/*
+ * What Ray's node state API (GET /api/v0/nodes?detail=1) says about a local
+ * group, or why it could not be asked.  Nodes are matched to their slots by
+ * the pgray-node label they were started with.  The group becomes READY once
+ * its head answers, every worker group has its minimum of live workers and
+ * no node waits to restart with a new spec; it is UPDATING while a change is
+ * rolled out and DEGRADED while a worker group is short of its minimum.
+ * Returns how many milliseconds until the group is to be observed again.
+ */
+CREATE FUNCTION ray._apply_local_nodes(group_name text, nodes jsonb, error text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	head ray.node;
+	short text;
+	converged boolean;
+	alive integer;
+	fast integer := 500;
+	slow integer := (extract(epoch FROM current_setting('pg_ray.observe_interval')::interval) * 1000)::integer;
+BEGIN
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR UPDATE;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	SELECT * INTO head FROM ray.node WHERE resource_group = group_name AND kind = 'head';
+	IF error IS NOT NULL THEN
+		-- a head that is still coming up does not answer yet: that is no failure
+		IF head.answered_at IS NULL AND head.started_at > now() - interval '2 minutes' THEN
+			RETURN fast;
+		END IF;
+		PERFORM ray._apply_group_check(group_name, NULL, error);
+		RETURN fast;
+	END IF;
+
+	UPDATE ray.node SET answered_at = now() WHERE node_id = head.node_id;
+	-- the newest report of each slot (a restarted node leaves a DEAD entry)
+	WITH reported AS (
+		SELECT DISTINCT ON (o ->> 'label') o
+		FROM (SELECT r || jsonb_build_object('label', r #>> '{labels,pgray-node}') AS o
+			  FROM jsonb_array_elements(coalesce(nodes #> '{data,result,result}', '[]')) r) x
+		WHERE o ->> 'label' ~ '^[0-9]{1,18}$'
+		ORDER BY o ->> 'label', o ->> 'state' = 'ALIVE' DESC, (o ->> 'start_time_ms')::bigint DESC
+	)
+	UPDATE ray.node n SET
+		ray_node_id = CASE WHEN n.started_at IS NULL THEN NULL ELSE r.o ->> 'node_id' END,
+		ray_state = CASE WHEN n.pid IS NULL THEN 'DEAD' ELSE r.o ->> 'state' END,
+		resources_total = r.o -> 'resources_total',
+		observed_at = now()
+	FROM reported r
+	WHERE n.resource_group = group_name AND n.node_id = (r.o ->> 'label')::bigint;
+	UPDATE ray.worker_group w SET live_workers = (
+		SELECT count(*) FROM ray.node n
+		WHERE n.resource_group = w.resource_group AND n.worker_group = w.name
+		  AND n.stop_requested_at IS NULL AND n.pid IS NOT NULL AND n.ray_state = 'ALIVE')
+	WHERE w.resource_group = group_name;
+	IF rg.unreachable_since IS NOT NULL THEN
+		PERFORM ray._apply_group_check(group_name, NULL, NULL);
+	END IF;
+	IF rg.delete_requested_at IS NOT NULL THEN
+		RETURN slow;
+	END IF;
+
+	SELECT string_agg(format('worker group %s has %s of its %s workers alive', name, live_workers,
+							 min_workers), '; ' ORDER BY name)
+	INTO short
+	FROM ray.worker_group WHERE resource_group = group_name AND live_workers < min_workers;
+	SELECT count(*) INTO alive FROM ray.node
+	WHERE resource_group = group_name AND kind = 'worker' AND ray_state = 'ALIVE' AND pid IS NOT NULL;
+	converged := short IS NULL AND NOT EXISTS (
+		SELECT FROM ray.node n WHERE n.resource_group = group_name
+		AND ((n.stop_requested_at IS NOT NULL AND n.restart_after_stop)
+			 OR (n.kind <> 'redis' AND n.config IS DISTINCT FROM
+				 ray._node_desired_config(group_name, n.kind, n.worker_group))));
+	IF converged THEN
+		UPDATE ray.resource_group SET observed_generation = generation WHERE name = group_name;
+		IF rg.state <> 'READY' THEN
+			PERFORM ray._group_transition(group_name, 'READY',
+				format('the head answers at %s with %s worker node%s alive', rg.dashboard_url, alive,
+					   CASE WHEN alive = 1 THEN '' ELSE 's' END), 'pg_ray worker');
+		END IF;
+		RETURN slow;
+	END IF;
+	IF rg.state = 'READY' AND rg.observed_generation < rg.generation THEN
+		PERFORM ray._group_transition(group_name, 'UPDATING',
+			coalesce(short, 'nodes restart with their new spec'), 'pg_ray worker');
+	ELSIF rg.state = 'READY' THEN
+		PERFORM ray._group_transition(group_name, 'DEGRADED', short, 'pg_ray worker');
+		UPDATE ray.resource_group SET last_error = short WHERE name = group_name;
+	END IF;
+	RETURN fast;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_local_nodes(text, jsonb, text) IS
+'Record what Ray''s node state API says of a local group (or why it could not be asked) and set the group''s state; returns the milliseconds until the next look.';
+
+/*
+ * Autoscaling on Ray's logical demand, from GET /api/cluster_status: tasks,
+ * actors and placement group bundles that wait because no node has room
+ * scale their worker group up, by at most pg_ray.scale_up_step nodes per
+ * pg_ray.scale_cooldown; nodes that ran nothing for the group's
+ * idle_timeout_seconds are stopped, down to min_workers.  A CPU-only bundle
+ * is for the CPU worker groups (a GPU group takes it only when no CPU group
+ * could), a bundle that asks for GPUs for the GPU groups, so CPU and GPU
+ * groups scale independently.  Every decision is an event with its reason.
+ */
+CREATE FUNCTION ray._apply_cluster_status(group_name text, status jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	wg record;
+	idle_node ray.node;
+	report jsonb := status #> '{data,clusterStatus,loadMetricsReport}';
+	idle_timeout integer;
+	demand jsonb;
+	add integer;
+	stopped integer;
+BEGIN
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR UPDATE;
+	IF NOT FOUND OR report IS NULL OR rg.delete_requested_at IS NOT NULL
+		OR rg.state NOT IN ('READY', 'DEGRADED', 'UPDATING') THEN
+		RETURN;
+	END IF;
+	idle_timeout := coalesce((rg.options ->> 'idle_timeout_seconds')::integer, 60);
+
+	-- what each node uses now; a node is idle when no CPU, GPU or memory is taken
+	UPDATE ray.node n SET
+		resources_used = u.usage,
+		idle_since = CASE WHEN u.busy THEN NULL ELSE coalesce(n.idle_since, now()) END
+	FROM (SELECT key AS ray_node_id, value AS usage,
+				 EXISTS (SELECT FROM jsonb_each(value) r
+						 WHERE r.key IN ('CPU', 'GPU', 'memory')
+						   AND (r.value ->> 0)::numeric > 0) AS busy
+		  FROM jsonb_each(coalesce(report -> 'usageByNode', '{}'))) u
+	WHERE n.resource_group = group_name AND n.ray_node_id = u.ray_node_id;
+
+	-- waiting tasks and actors, and the bundles of waiting placement groups
+	SELECT coalesce(jsonb_agg(jsonb_build_object('bundle', x.bundle, 'count', x.count)), '[]')
+	INTO demand
+	FROM (SELECT d -> 0 AS bundle, (d ->> 1)::integer AS count
+		  FROM jsonb_array_elements(coalesce(report -> 'resourceDemand', '[]')) d
+		  UNION ALL
+		  SELECT b -> 0, (b ->> 1)::integer * (p ->> 1)::integer
+		  FROM jsonb_array_elements(coalesce(report -> 'pgDemand', '[]')) p,
+			   jsonb_array_elements(coalesce(p #> '{0,bundles}', '[]')) b) x;
+
+	FOR wg IN
+		SELECT w.*, s.num_cpus AS cpus, s.memory_mb, ceil(s.num_gpus)::integer AS gpus,
+			   -- demand this worker group is the one to serve, in nodes' worth
+			   (SELECT coalesce(sum(d.count * greatest(
+						coalesce((d.bundle ->> 'CPU')::numeric, 0) / nullif(s.num_cpus, 0),
+						coalesce((d.bundle ->> 'GPU')::numeric, 0) / nullif(ceil(s.num_gpus), 0),
+						0.0001)), 0)
+				FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)
+				WHERE coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
+				  AND coalesce((d.bundle ->> 'GPU')::numeric, 0) <= ceil(s.num_gpus)
+				  AND coalesce((d.bundle ->> 'memory')::numeric, 0) <= s.memory_mb * 1048576.0
+				  AND NOT EXISTS (SELECT FROM jsonb_object_keys(d.bundle) k
+								  WHERE k NOT IN ('CPU', 'GPU', 'memory', 'object_store_memory'))
+				  AND (coalesce((d.bundle ->> 'GPU')::numeric, 0) > 0) = (w.resource_type = 'GPU')
+				   OR (w.resource_type = 'GPU' AND coalesce((d.bundle ->> 'GPU')::numeric, 0) = 0
+					   AND coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
+					   AND NOT EXISTS (
+						   SELECT FROM ray.worker_group c JOIN ray.node_spec cs ON cs.name = c.spec
+						   WHERE c.resource_group = w.resource_group AND c.resource_type = 'CPU'
+							 AND cs.num_cpus >= coalesce((d.bundle ->> 'CPU')::numeric, 0)))
+			   ) AS wanted_nodes,
+			   (SELECT string_agg(format('%s x%s', d.bundle, d.count), ', ') FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)) AS demand,
+			   (SELECT count(*) FROM ray.node nd WHERE nd.resource_group = w.resource_group
+				  AND nd.worker_group = w.name AND nd.stop_requested_at IS NULL
+				  AND (nd.pid IS NULL OR nd.ray_state IS DISTINCT FROM 'ALIVE')) AS starting
+		FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+		WHERE w.resource_group = group_name
+		ORDER BY w.name
+		FOR UPDATE OF w
+	LOOP
+		IF wg.wanted_nodes > 0 THEN
+			-- nodes still starting will take the demand first; and a cool-down between steps
+			IF wg.starting > 0 OR wg.desired_workers >= wg.max_workers
+				OR wg.last_scaled_at > now() - current_setting('pg_ray.scale_cooldown')::interval THEN
+				CONTINUE;
+			END IF;
+			add := least(ceil(wg.wanted_nodes)::integer, wg.max_workers - wg.desired_workers,
+						 current_setting('pg_ray.scale_up_step')::integer);
+			UPDATE ray.worker_group SET desired_workers = desired_workers + add, last_scaled_at = now()
+			WHERE resource_group = group_name AND name = wg.name;
+			PERFORM ray._group_note(group_name,
+				format('scaling worker group %s up from %s to %s workers: Ray has demand it cannot place (%s)',
+					   wg.name, wg.desired_workers, wg.desired_workers + add, wg.demand),
+				'pg_ray autoscaler');
+			CONTINUE;
+		END IF;
+
+		-- no demand for this group: stop what idled too long, down to its minimum
+		stopped := 0;
+		FOR idle_node IN SELECT * FROM ray.node
+				 WHERE resource_group = group_name AND worker_group = wg.name
+				   AND stop_requested_at IS NULL AND ray_state = 'ALIVE'
+				   AND idle_since < now() - make_interval(secs => idle_timeout)
+				 ORDER BY idle_since, node_id DESC
+				 LIMIT greatest(wg.desired_workers - wg.min_workers, 0) LOOP
+			PERFORM ray._stop_node(idle_node.node_id, format('idle for %s s, longer than the idle timeout of %s s',
+				extract(epoch FROM now() - idle_node.idle_since)::integer, idle_timeout));
+			stopped := stopped + 1;
+		END LOOP;
+		IF stopped > 0 THEN
+			UPDATE ray.worker_group SET desired_workers = desired_workers - stopped, last_scaled_at = now()
+			WHERE resource_group = group_name AND name = wg.name;
+			PERFORM ray._group_note(group_name,
+				format('scaling worker group %s down from %s to %s workers: %s node%s idle longer than %s s',
+					   wg.name, wg.desired_workers, wg.desired_workers - stopped, stopped,
+					   CASE WHEN stopped = 1 THEN ' was' ELSE 's were' END, idle_timeout),
+				'pg_ray autoscaler');
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._apply_cluster_status(text, jsonb) IS
+'Scale the worker groups of a local group on Ray''s pending demand and idle nodes (GET /api/cluster_status), recording each decision.';
+
+/* The nodes of local resource groups as Ray and pg_ray see them. */
+CREATE VIEW ray.nodes AS
+SELECT n.resource_group,
+	   n.node_id,
+	   n.kind,
+	   n.worker_group,
+	   CASE WHEN n.stop_requested_at IS NOT NULL THEN 'STOPPING'
+			WHEN n.pid IS NULL AND n.started_at IS NULL THEN 'PENDING'
+			WHEN n.pid IS NULL THEN 'RESTARTING'
+			WHEN n.kind = 'redis' THEN 'RUNNING'
+			ELSE coalesce(n.ray_state, 'STARTING') END AS state,
+	   n.ray_node_id,
+	   n.config ->> 'spec' AS spec,
+	   CASE WHEN n.resources_total IS NOT NULL THEN coalesce((n.resources_total ->> 'CPU')::numeric, 0) END AS cpus,
+	   CASE WHEN n.resources_total IS NOT NULL THEN coalesce((n.resources_total ->> 'GPU')::numeric, 0) END AS gpus,
+	   (n.resources_used #>> '{CPU,0}')::numeric AS cpus_used,
+	   (n.resources_used #>> '{GPU,0}')::numeric AS gpus_used,
+	   n.idle_since,
+	   n.pid,
+	   n.port_base AS port,
+	   n.started_at,
+	   n.observed_at,
+	   n.stop_reason,
+	   n.last_exit
+FROM ray.node n;
+COMMENT ON VIEW ray.nodes IS
+'Nodes of local resource groups: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
+
+/* ------------------------------------------------------------------------
  * Views for psql users and BI tools
  * ------------------------------------------------------------------------
  */
@@ -2369,7 +3273,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA ray FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
 
 GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
-	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups TO ray_user;
+	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes TO ray_user;
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;

@@ -54,7 +54,9 @@ typedef enum DispatchPurpose
 	DISPATCH_STOP,
 	DISPATCH_POLL_GROUP,
 	DISPATCH_FETCH_LOG,
-	DISPATCH_STOP_LOST
+	DISPATCH_STOP_LOST,
+	DISPATCH_OBSERVE_NODES,
+	DISPATCH_OBSERVE_DEMAND
 } DispatchPurpose;
 
 /*
@@ -70,9 +72,13 @@ typedef struct InFlight
 	TimestampTz cool_until;		/* 0 while in flight */
 } InFlight;
 
-/* When each group with runs in Ray is polled next. */
+/*
+ * When a group is polled next: for the runs it has in Ray (POLL_GROUP), or
+ * for the nodes of a local group (OBSERVE_NODES).
+ */
 typedef struct GroupPoll
 {
+	DispatchPurpose purpose;
 	char		group_name[64];
 	TimestampTz next_poll_at;
 	int			interval_ms;
@@ -103,7 +109,8 @@ static void dispatch_init(void);
 static bool dispatch_is_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
 static void dispatch_mark_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
 static void dispatch_clear_in_flight(DispatchPurpose purpose, int64 job_id, const char *key);
-static GroupPoll *dispatch_group_poll(const char *group_name);
+static GroupPoll *dispatch_group_poll(DispatchPurpose purpose, const char *group_name);
+static void dispatch_apply_observe(PgRayHttpRequest *req);
 static bool dispatch_endpoint(const char *group_name, RayEndpoint *endpoint);
 static void dispatch_plan_item(const char *action, const char *group_name, int64 job_id,
 							   int attempt, const char *submission_id);
@@ -218,6 +225,8 @@ dispatch_key(PgRayHttpRequest *req)
 	{
 		case DISPATCH_CHECK_GROUP:
 		case DISPATCH_POLL_GROUP:
+		case DISPATCH_OBSERVE_NODES:
+		case DISPATCH_OBSERVE_DEMAND:
 			return req->group_name;
 		default:
 			return req->submission_id;
@@ -226,10 +235,10 @@ dispatch_key(PgRayHttpRequest *req)
 
 /*
  * dispatch_group_poll
- *		The poll schedule of a group, made on first use.
+ *		The schedule of a group's polls of one purpose, made on first use.
  */
 static GroupPoll *
-dispatch_group_poll(const char *group_name)
+dispatch_group_poll(DispatchPurpose purpose, const char *group_name)
 {
 	ListCell   *lc;
 	GroupPoll  *poll;
@@ -238,11 +247,12 @@ dispatch_group_poll(const char *group_name)
 	foreach(lc, group_polls)
 	{
 		poll = lfirst(lc);
-		if (strcmp(poll->group_name, group_name) == 0)
+		if (poll->purpose == purpose && strcmp(poll->group_name, group_name) == 0)
 			return poll;
 	}
 	old = MemoryContextSwitchTo(dispatch_context);
 	poll = palloc0(sizeof(GroupPoll));
+	poll->purpose = purpose;
 	strlcpy(poll->group_name, group_name, sizeof(poll->group_name));
 	poll->interval_ms = pg_ray_poll_interval_min_ms;
 	poll->next_poll_at = 0;
@@ -258,7 +268,7 @@ dispatch_group_poll(const char *group_name)
 static void
 dispatch_poll_soon(const char *group_name)
 {
-	GroupPoll  *poll = dispatch_group_poll(group_name);
+	GroupPoll  *poll = dispatch_group_poll(DISPATCH_POLL_GROUP, group_name);
 
 	poll->interval_ms = pg_ray_poll_interval_min_ms;
 	poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), poll->interval_ms);
@@ -409,12 +419,14 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 		purpose = DISPATCH_FETCH_LOG;
 	else if (strcmp(action, "stop_lost") == 0)
 		purpose = DISPATCH_STOP_LOST;
+	else if (strcmp(action, "observe_group") == 0)
+		purpose = DISPATCH_OBSERVE_NODES, key = group_name;
 	else
 		elog(ERROR, "pg_ray worker: unknown action \"%s\"", action);
 
-	if (purpose == DISPATCH_POLL_GROUP)
+	if (purpose == DISPATCH_POLL_GROUP || purpose == DISPATCH_OBSERVE_NODES)
 	{
-		GroupPoll  *poll = dispatch_group_poll(group_name);
+		GroupPoll  *poll = dispatch_group_poll(purpose, group_name);
 		TimestampTz now = GetCurrentTimestamp();
 
 		poll->seen = true;
@@ -454,6 +466,11 @@ dispatch_plan_item(const char *action, const char *group_name, int64 job_id, int
 			req = ray_api_request(&endpoint, "GET", "/api/jobs/%s/logs", submission_id);
 			req->max_response_bytes = Max((size_t) DISPATCH_MAX_LIST_BYTES,
 										  (size_t) pg_ray_max_log_bytes * 2 + 65536);
+			break;
+		case DISPATCH_OBSERVE_NODES:
+			/* asked again on the schedule: a failure is not retried at once */
+			req = ray_api_request(&endpoint, "GET", "/api/v0/nodes?detail=1&limit=10000");
+			req->max_tries = 1;
 			break;
 		default:
 			elog(ERROR, "pg_ray worker: cannot plan purpose %d", (int) purpose);
@@ -523,7 +540,7 @@ pg_ray_dispatch_plan(void)
 	{
 		GroupPoll  *poll = lfirst(lc);
 
-		if (!poll->seen && !dispatch_is_in_flight(DISPATCH_POLL_GROUP, 0, poll->group_name))
+		if (!poll->seen && !dispatch_is_in_flight(poll->purpose, 0, poll->group_name))
 		{
 			group_polls = foreach_delete_current(group_polls, lc);
 			pfree(poll);
@@ -544,9 +561,9 @@ pg_ray_dispatch_start_planned(void)
 
 		planned = req->next;
 		req->next = NULL;
-		if (req->purpose == DISPATCH_POLL_GROUP)
+		if (req->purpose == DISPATCH_POLL_GROUP || req->purpose == DISPATCH_OBSERVE_NODES)
 		{
-			GroupPoll  *poll = dispatch_group_poll(req->group_name);
+			GroupPoll  *poll = dispatch_group_poll((DispatchPurpose) req->purpose, req->group_name);
 
 			poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 poll->interval_ms);
@@ -872,7 +889,7 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 	Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum		values[2] = {CStringGetTextDatum(req->group_name),
 	TimestampTzGetDatum(req->planned_at)};
-	GroupPoll  *poll = dispatch_group_poll(req->group_name);
+	GroupPoll  *poll = dispatch_group_poll(DISPATCH_POLL_GROUP, req->group_name);
 	uint32		hash;
 	SPITupleTable *tuptable;
 	uint64		n;
@@ -981,6 +998,60 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 }
 
 /*
+ * dispatch_apply_observe
+ *		What Ray says of a local group's nodes (then ask for its demand,
+ *		which the autoscaler acts on), or of its demand.  The node answer
+ *		says when the group is to be looked at again: soon while it comes up
+ *		or changes, every pg_ray.observe_interval once it is ready.
+ */
+static void
+dispatch_apply_observe(PgRayHttpRequest *req)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3] = {CStringGetTextDatum(req->group_name), (Datum) 0, (Datum) 0};
+	bool		answered = pg_ray_http_succeeded(req) && req->response != NULL;
+	RayEndpoint endpoint;
+	PgRayHttpRequest *next;
+
+	if (req->purpose == DISPATCH_OBSERVE_DEMAND)
+	{
+		if (!answered)
+		{
+			dispatch_ask_later = true;
+			return;
+		}
+		values[1] = dispatch_text(req->response);
+		dispatch_exec("SELECT ray._apply_cluster_status($1, $2::jsonb)", 2, types, values, NULL);
+		return;
+	}
+
+	if (answered)
+		values[1] = dispatch_text(req->response);
+	else
+		values[2] = CStringGetTextDatum(dispatch_failure(req));
+	dispatch_exec("SELECT ray._apply_local_nodes($1, $2::jsonb, $3)", 3, types, values,
+				  answered ? "  n" : " n ");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		next_ms = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		GroupPoll  *poll = dispatch_group_poll(DISPATCH_OBSERVE_NODES, req->group_name);
+
+		if (!isnull)
+		{
+			poll->interval_ms = DatumGetInt32(next_ms);
+			poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), poll->interval_ms);
+		}
+	}
+	if (!answered || dispatch_is_in_flight(DISPATCH_OBSERVE_DEMAND, 0, req->group_name) ||
+		!dispatch_endpoint(req->group_name, &endpoint))
+		return;
+	next = ray_api_request(&endpoint, "GET", "/api/cluster_status");
+	next->max_tries = 1;
+	dispatch_plan_request(next, DISPATCH_OBSERVE_DEMAND, req->group_name, 0, 0, NULL);
+}
+
+/*
  * dispatch_apply
  *		Apply one finished request, inside the caller's subtransaction.
  */
@@ -1058,6 +1129,10 @@ dispatch_apply(PgRayHttpRequest *req)
 			}
 		case DISPATCH_POLL_GROUP:
 			dispatch_apply_poll(req);
+			break;
+		case DISPATCH_OBSERVE_NODES:
+		case DISPATCH_OBSERVE_DEMAND:
+			dispatch_apply_observe(req);
 			break;
 		case DISPATCH_FETCH_LOG:
 			{

@@ -38,6 +38,17 @@ int			pg_ray_poll_interval_ms = 2000;
 int			pg_ray_poll_interval_min_ms = 200;
 int			pg_ray_cluster_unreachable_timeout = 60;
 int			pg_ray_max_working_dir_bytes = 100 * 1024 * 1024;
+char	   *pg_ray_ray_executable = NULL;
+char	   *pg_ray_redis_server = NULL;
+char	   *pg_ray_run_directory = NULL;
+int			pg_ray_port_range_start = 20000;
+int			pg_ray_port_range_end = 29999;
+int			pg_ray_node_stop_timeout_ms = 15000;
+int			pg_ray_observe_interval_ms = 2000;
+int			pg_ray_scale_up_step = 1;
+int			pg_ray_scale_cooldown_s = 10;
+bool		pg_ray_local_nodes = true;
+bool		pg_ray_stop_nodes_at_shutdown = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -169,6 +180,105 @@ pg_ray_define_gucs(void)
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.ray_executable",
+							   "The ray command the local provider starts Ray nodes with.",
+							   "Its directory goes first on the nodes' PATH, so that a virtualenv's python is used.",
+							   &pg_ray_ray_executable,
+							   "/opt/pg_ray/venv/bin/ray",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.redis_server",
+							   "The redis-server command the local provider starts for highly available heads.",
+							   NULL,
+							   &pg_ray_redis_server,
+							   "/usr/bin/redis-server",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.run_directory",
+							   "Directory under which the local provider keeps each Ray node's temp dir and log.",
+							   "Keep it short: Ray puts Unix sockets under it, whose paths are limited to 107 bytes.",
+							   &pg_ray_run_directory,
+							   "/tmp/pgray",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.port_range_start",
+							"First port the local provider assigns to Ray nodes.",
+							"Each node takes a block of 64 ports from pg_ray.port_range_start to pg_ray.port_range_end.",
+							&pg_ray_port_range_start,
+							20000, 1024, 65535,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.port_range_end",
+							"Last port the local provider assigns to Ray nodes.",
+							NULL,
+							&pg_ray_port_range_end,
+							29999, 1024, 65535,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.node_stop_timeout",
+							"How long a Ray node may take to stop after SIGTERM before it is killed.",
+							NULL,
+							&pg_ray_node_stop_timeout_ms,
+							15000, 100, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.observe_interval",
+							"Interval between two looks at the nodes and demand of a local resource group.",
+							"Autoscaling decisions and ray.nodes are as fresh as this.",
+							&pg_ray_observe_interval_ms,
+							2000, 100, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.scale_up_step",
+							"Most worker nodes a worker group gains in one autoscaling decision.",
+							NULL,
+							&pg_ray_scale_up_step,
+							1, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.scale_cooldown",
+							"Least time between two autoscaling decisions for one worker group.",
+							NULL,
+							&pg_ray_scale_cooldown_s,
+							10, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_ray.local_nodes",
+							 "Whether the background worker runs the nodes of local resource groups.",
+							 "Off, it leaves them alone: no node is added, started or stopped, and local groups stay as they are (for tests of the catalog alone).",
+							 &pg_ray_local_nodes,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_ray.stop_nodes_at_shutdown",
+							 "Whether local Ray nodes are stopped when the server shuts down.",
+							 "Off (the default), they keep running and are adopted when the server is back.",
+							 &pg_ray_stop_nodes_at_shutdown,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_ray");
 }

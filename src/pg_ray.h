@@ -42,6 +42,17 @@ extern int	pg_ray_poll_interval_ms;
 extern int	pg_ray_poll_interval_min_ms;
 extern int	pg_ray_cluster_unreachable_timeout;
 extern int	pg_ray_max_working_dir_bytes;
+extern char *pg_ray_ray_executable;
+extern char *pg_ray_redis_server;
+extern char *pg_ray_run_directory;
+extern int	pg_ray_port_range_start;
+extern int	pg_ray_port_range_end;
+extern int	pg_ray_node_stop_timeout_ms;
+extern int	pg_ray_observe_interval_ms;
+extern int	pg_ray_scale_up_step;
+extern int	pg_ray_scale_cooldown_s;
+extern bool pg_ray_local_nodes;
+extern bool pg_ray_stop_nodes_at_shutdown;
 
 /*
  * State of the background worker, in shared memory.  The worker writes it;
@@ -93,5 +104,12 @@ extern void pg_ray_dispatch_reset(void);
 extern bool pg_ray_dispatch_apply_done(void);
 extern long pg_ray_dispatch_next_poll_ms(void);
 extern void pg_ray_jobs_changed(void);
+
+/* provider_local.c */
+extern void pg_ray_local_round(bool first_round);
+extern long pg_ray_local_next_check_ms(void);
+extern bool pg_ray_local_check(void);
+extern void pg_ray_local_forget(void);
+extern void pg_ray_local_shutdown(void);
 
 #endif							/* PG_RAY_H */

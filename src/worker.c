@@ -41,6 +41,8 @@ static void pg_ray_worker_apply(bool unused);
 
 static bool pg_ray_worker_applied = false;
 
+static void pg_ray_worker_at_exit(int code, Datum arg);
+
 /*
  * pg_ray_register_worker
  *		Register the worker with the postmaster; called from _PG_init while
@@ -81,6 +83,7 @@ pg_ray_worker_main(Datum main_arg)
 
 	pg_ray_is_worker = true;
 	pg_ray_shared_attach_worker();
+	before_shmem_exit(pg_ray_worker_at_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnection(pg_ray_database_name, NULL, 0);
 	pgstat_report_appname("pg_ray worker");
@@ -98,6 +101,7 @@ pg_ray_worker_main(Datum main_arg)
 	{
 		long		timeout_ms;
 		long		retry_ms;
+		long		local_ms;
 		int			rc;
 
 		MemoryContextReset(worker_context);
@@ -119,6 +123,9 @@ pg_ray_worker_main(Datum main_arg)
 
 		/* sleep until a commit, a socket of a request to Ray, a poll or a retry */
 		timeout_ms = pg_ray_dispatch_next_poll_ms();
+		local_ms = pg_ray_local_next_check_ms();
+		if (local_ms >= 0 && (timeout_ms < 0 || local_ms < timeout_ms))
+			timeout_ms = local_ms;
 		if (last_failed)
 		{
 			/* polls and cool-downs wait for the retry: a round serves them */
@@ -147,10 +154,23 @@ pg_ray_worker_main(Datum main_arg)
 			need_round = true;
 		if (pg_ray_dispatch_next_poll_ms() == 0)
 			need_round = true;
+		/* a local node's process ended, or one is starting or stopping */
+		if (pg_ray_local_check())
+			need_round = true;
 		/* after a failed round, nothing but the retry time brings the next */
 		if (last_failed && GetCurrentTimestamp() < retry_at)
 			need_round = false;
 	}
+}
+
+/*
+ * pg_ray_worker_at_exit
+ *		before_shmem_exit callback: the local provider's say on its nodes.
+ */
+static void
+pg_ray_worker_at_exit(int code, Datum arg)
+{
+	pg_ray_local_shutdown();
 }
 
 /*

@@ -58,6 +58,11 @@ pg_ray_worker_round(bool first_round)
 		}
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: reconciling");
 		pg_ray_worker_exec("SELECT ray._worker_reconcile()");
+		if (pg_ray_local_nodes)
+		{
+			pgstat_report_activity(STATE_RUNNING, "pg_ray: managing local Ray nodes");
+			pg_ray_local_round(first_round);
+		}
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: planning requests to Ray");
 		pg_ray_dispatch_plan();
 	}
@@ -74,7 +79,11 @@ pg_ray_worker_round(bool first_round)
 		pg_ray_dispatch_start_planned();
 	}
 	else
-		pg_ray_dispatch_reset();	/* nothing to poll or ask without it */
+	{
+		/* nothing to poll, ask or watch without it */
+		pg_ray_dispatch_reset();
+		pg_ray_local_forget();
+	}
 	pg_ray_shared_note_round(NULL);
 }
 
