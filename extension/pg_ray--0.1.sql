@@ -117,6 +117,13 @@ AS 'MODULE_PATHNAME', 'pg_ray_http_job_logs';
 COMMENT ON FUNCTION ray._http_job_logs(text, text, text, text) IS
 'GET /api/jobs/{id}/logs of a Ray dashboard, in this backend, bounded by pg_ray.max_log_bytes.';
 
+CREATE FUNCTION ray._http_cluster_status(url text, token text, ca_file text)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_http_cluster_status';
+COMMENT ON FUNCTION ray._http_cluster_status(text, text, text) IS
+'GET /api/cluster_status?format=1 of a Ray dashboard, in this backend: the JSON text of the autoscaler''s report.';
+
 CREATE FUNCTION ray.zip_directory(path text)
 RETURNS bytea
 LANGUAGE C VOLATILE
@@ -3145,6 +3152,51 @@ $$;
 COMMENT ON FUNCTION ray._apply_cluster_status(text, jsonb) IS
 'Scale the worker groups of a local group on Ray''s pending demand and idle nodes (GET /api/cluster_status), recording each decision.';
 
+/*
+ * What "ray status" prints for a group's cluster: its nodes, the resources
+ * in use and the demand Ray cannot place yet, as Ray's autoscaler reports
+ * them now.  For those who may use the group.
+ */
+CREATE FUNCTION ray.cluster_status(resource_group text)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(cluster_status.resource_group, 'none');
+	conn record;
+	report jsonb;
+BEGIN
+	IF NOT ray._can_use(rg.name, ray._calling_role()) THEN
+		RAISE EXCEPTION 'permission denied for resource group "%"', rg.name
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'A ray_admin can grant it with ray.grant_usage().';
+	END IF;
+	SELECT * INTO conn FROM ray._group_connection(rg.name);
+	IF conn.url IS NULL OR (rg.provider = 'local' AND NOT EXISTS (
+			SELECT FROM ray.node WHERE node.resource_group = rg.name AND kind = 'head'
+			AND pid IS NOT NULL AND answered_at IS NOT NULL)) THEN
+		RAISE EXCEPTION 'resource group "%" has no running head to ask', rg.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It is %s.', rg.state),
+				  HINT = 'Its nodes are in ray.nodes and its history in ray.resource_group_event.';
+	END IF;
+	BEGIN
+		report := ray._http_cluster_status(conn.url, conn.token, conn.ca_file)::jsonb;
+	EXCEPTION WHEN invalid_text_representation THEN
+		report := NULL;
+	END;
+	IF jsonb_typeof(report #> '{data,clusterStatus}') IS DISTINCT FROM 'string' THEN
+		RAISE EXCEPTION 'the Ray dashboard of resource group "%" sent no cluster status', rg.name
+			USING ERRCODE = 'protocol_violation',
+				  DETAIL = 'GET /api/cluster_status?format=1 gave no data.clusterStatus text.';
+	END IF;
+	RETURN report #>> '{data,clusterStatus}';
+END
+$$;
+COMMENT ON FUNCTION ray.cluster_status(text) IS
+'What "ray status" prints for a resource group''s cluster: nodes, resources in use, pending demand. For those who may use the group.';
+
 /* The nodes of local resource groups as Ray and pg_ray see them. */
 CREATE VIEW ray.nodes AS
 SELECT n.resource_group,
@@ -3284,7 +3336,8 @@ GRANT EXECUTE ON FUNCTION
 	ray.stop_job(bigint),
 	ray.wait_job(bigint, interval),
 	ray.job_logs(bigint),
-	ray.worker_status()
+	ray.worker_status(),
+	ray.cluster_status(text)
 TO ray_user;
 -- it reads server files: for superusers and pg_read_server_files, checked inside
 GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;

@@ -24,6 +24,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "pg_ray.h"
@@ -33,6 +34,7 @@
 PG_FUNCTION_INFO_V1(pg_ray_check_dashboard_url);
 PG_FUNCTION_INFO_V1(pg_ray_http_ray_version);
 PG_FUNCTION_INFO_V1(pg_ray_http_job_logs);
+PG_FUNCTION_INFO_V1(pg_ray_http_cluster_status);
 
 /*
  * ray_api_request
@@ -364,5 +366,27 @@ pg_ray_http_job_logs(PG_FUNCTION_ARGS)
 	pg_ray_http_request_free(req);
 	result = cstring_to_text(logs);
 	free(logs);
+	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * pg_ray_http_cluster_status
+ *		ray._http_cluster_status(url, token, ca_file): the answer of
+ *		GET /api/cluster_status?format=1, the autoscaler's report that
+ *		"ray status" prints, as JSON text for SQL to take apart.
+ */
+Datum
+pg_ray_http_cluster_status(PG_FUNCTION_ARGS)
+{
+	RayEndpoint endpoint = ray_api_endpoint_from_args(fcinfo);
+	PgRayHttpRequest *req = ray_api_request(&endpoint, "GET", "/api/cluster_status?format=1");
+	text	   *result;
+
+	ray_api_perform_or_error(req, psprintf("ask the Ray dashboard at %s for its cluster status",
+										   endpoint.url));
+	result = cstring_to_text(pg_any_to_server(req->response ? req->response : "",
+											  req->response ? (int) req->response_len : 0,
+											  PG_UTF8));
+	pg_ray_http_request_free(req);
 	PG_RETURN_TEXT_P(result);
 }

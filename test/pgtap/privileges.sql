@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(26);
+SELECT plan(36);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -58,7 +58,30 @@ SELECT throws_ok($$SELECT token FROM ray.resource_group_secret$$, '42501', NULL,
 				 'ben cannot read dashboard tokens');
 SELECT throws_ok($$SELECT ray._group_connection('tap')$$, '42501', NULL,
 				 'ben cannot call the worker''s functions');
+SELECT throws_ok($$SELECT * FROM ray._local_node_command(1, 0)$$, '42501', NULL,
+				 'ben cannot build a node''s command line, which holds the token');
+SELECT throws_ok($$SELECT * FROM ray._local_plan(0)$$, '42501', NULL,
+				 'ben cannot run the local provider''s plan');
+SELECT throws_ok($$SELECT ray._redis_password('tap')$$, '42501', NULL,
+				 'ben cannot derive a Redis password');
+SELECT throws_ok($$SELECT * FROM ray.node$$, '42501', NULL,
+				 'ben cannot read the node table, whose configs are the worker''s');
+SELECT lives_ok($$SELECT * FROM ray.nodes$$, 'ben reads ray.nodes');
+SELECT throws_ok($$SELECT ray.cluster_status('tap')$$, '55000', 'resource group "tap" has no running head to ask',
+				 'ben may ask a group he may use, which has no head yet');
 RESET ROLE;
+
+SELECT ray.create_resource_group('tap-closed');
+SET LOCAL ROLE tap_ben;
+SELECT throws_ok($$SELECT ray.cluster_status('tap-closed')$$, '42501',
+				 'permission denied for resource group "tap-closed"',
+				 'ben may not ask about a group he may not use');
+SELECT throws_ok($$SELECT ray.cluster_status(NULL)$$, '22004', NULL, 'a NULL group is refused');
+SELECT throws_ok($$SELECT ray.cluster_status('nope')$$, '42704', 'resource group "nope" does not exist',
+				 'an unknown group is refused');
+RESET ROLE;
+SELECT is((SELECT count(*)::integer FROM ray.resource_group_secret WHERE resource_group = 'tap-closed'), 1,
+		  'a local group gets a token of its own');
 
 SET LOCAL ROLE tap_outsider;
 SELECT throws_ok($$SELECT ray.submit_job('tap', 'x')$$, '42501', NULL,

@@ -2,15 +2,15 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(72);
+SELECT plan(75);
 
 SELECT has_schema('ray');
 SELECT has_table('ray', t, format('table ray.%s exists', t))
 FROM unnest(ARRAY['node_spec', 'resource_group', 'worker_group', 'resource_group_grant',
 				  'resource_group_event', 'resource_group_secret', 'installation', 'lost_run',
-				  'job', 'job_event', 'job_log']) AS t;
+				  'job', 'job_event', 'job_log', 'node']) AS t;
 SELECT has_view('ray', v, format('view ray.%s exists', v))
-FROM unnest(ARRAY['jobs', 'job_events', 'resource_groups', 'worker_groups']) AS v;
+FROM unnest(ARRAY['jobs', 'job_events', 'resource_groups', 'worker_groups', 'nodes']) AS v;
 
 SELECT has_column('ray', 'jobs', c, format('ray.jobs has %s', c))
 FROM unnest(ARRAY['job_id', 'resource_group', 'owner', 'kind', 'state', 'attempts',
@@ -28,7 +28,7 @@ SELECT has_function('ray', f, format('function ray.%s exists', f))
 FROM unnest(ARRAY['create_resource_group', 'alter_resource_group', 'drop_resource_group',
 				  'add_worker_group', 'alter_worker_group', 'drop_worker_group',
 				  'submit_job', 'stop_job', 'grant_usage', 'revoke_usage', 'worker_status',
-				  'register_cluster', 'wait_job', 'job_logs']) AS f;
+				  'register_cluster', 'wait_job', 'job_logs', 'cluster_status']) AS f;
 
 SELECT is(count(*)::integer, 0, 'every SECURITY DEFINER function sets search_path')
 FROM pg_proc

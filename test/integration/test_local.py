@@ -1,0 +1,387 @@
+"""The local provider: resource groups that run as real Ray processes here.
+
+One group is shared by the tests of this file (Ray takes seconds to start
+on two cores), in the order they are written: it comes up, runs a job,
+scales on demand and back, survives a server restart and the death of its
+head, changes with its spec, and leaves nothing behind when dropped.  A
+second, highly available group shows a worker node surviving its head.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+
+from conftest import ROOT, connect, wait_for, wait_for_state, wait_for_worker
+
+GROUP = "it-local"
+READY_TIMEOUT = 180
+
+
+def reload_settings(db: psycopg.Connection, **settings: str | None) -> None:
+    for name, value in settings.items():
+        if value is None:
+            db.execute(f"ALTER SYSTEM RESET pg_ray.{name}")
+        else:
+            db.execute(f"ALTER SYSTEM SET pg_ray.{name} = '{value}'")
+    db.execute("SELECT pg_reload_conf()")
+    for name, value in settings.items():
+        expected = value if value is not None else None
+        if expected is not None:
+            wait_for(lambda: connect().execute(f"SHOW pg_ray.{name}").fetchone()[0] == expected,
+                     f"pg_ray.{name} to be {expected}")
+
+
+def group_row(db: psycopg.Connection, name: str = GROUP) -> dict[str, Any] | None:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute("SELECT * FROM ray.resource_groups WHERE name = %s", (name,)).fetchone()
+
+
+def describe(pids: list[int]) -> str:
+    out = []
+    for pid in pids:
+        try:
+            out.append(f"{pid}: " + Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+        except OSError:
+            out.append(f"{pid}: gone")
+    return "; ".join(out)
+
+
+def assert_all_gone(prefix: str, gcs_port: int, timeout: float = 30) -> None:
+    """No process of the group is left: nodes, their workers, job drivers."""
+    deadline = time.monotonic() + timeout
+    while (left := processes_under(prefix) + driver_processes(gcs_port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, "left behind: " + describe(left)
+
+
+def wait_for_group_state(db: psycopg.Connection, state: str, name: str = GROUP,
+                         timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    return wait_for(lambda: (row := group_row(db, name)) and row["state"] == state and row,
+                    f"resource group {name} to be {state}", timeout)
+
+
+def nodes(db: psycopg.Connection, name: str = GROUP) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute("SELECT * FROM ray.nodes WHERE resource_group = %s ORDER BY node_id",
+                           (name,)).fetchall()
+
+
+def workers_alive(db: psycopg.Connection, count: int, name: str = GROUP) -> list[dict[str, Any]] | None:
+    alive = [n for n in nodes(db, name) if n["kind"] == "worker" and n["state"] == "ALIVE"]
+    others = [n for n in nodes(db, name) if n["kind"] == "worker" and n["state"] != "ALIVE"]
+    return alive if len(alive) == count and not others else None
+
+
+def events_since(db: psycopg.Connection, event_id: int, name: str = GROUP) -> list[tuple[str, str, str]]:
+    return db.execute("SELECT to_state, actor, message FROM ray.resource_group_event "
+                      "WHERE resource_group = %s AND event_id > %s ORDER BY event_id",
+                      (name, event_id)).fetchall()
+
+
+def last_event_id(db: psycopg.Connection) -> int:
+    return db.execute("SELECT coalesce(max(event_id), 0) FROM ray.resource_group_event").fetchone()[0]
+
+
+def run_directory(db: psycopg.Connection) -> str:
+    return db.execute("SELECT format('%s/%s/', rtrim(current_setting('pg_ray.run_directory'), '/'), id) "
+                      "FROM ray.installation").fetchone()[0]
+
+
+def processes_under(prefix: str) -> list[int]:
+    """Pids whose command line or RAY_ADDRESS points into the group's nodes: what must be gone."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        if prefix in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def driver_processes(gcs_port: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(b"RAY_ADDRESS=") and e.endswith(f":{gcs_port}".encode()) for e in environ):
+            found.append(int(entry.name))
+    return found
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a TCP port listens on, from /proc/net/tcp."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def http_status(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def group_token(db: psycopg.Connection, name: str = GROUP) -> str:
+    return db.execute("SELECT token FROM ray.resource_group_secret WHERE resource_group = %s",
+                      (name,)).fetchone()[0]
+
+
+def drop_and_wait(db: psycopg.Connection, name: str) -> None:
+    db.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
+               "WHERE name = %s AND delete_requested_at IS NULL", (name,))
+    wait_for(lambda: not db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = %s)",
+                                    (name,)).fetchone()[0], f"resource group {name} to be removed", 120)
+
+
+@pytest.fixture(scope="module")
+def local_nodes() -> Iterator[psycopg.Connection]:
+    """The worker runs local nodes for this module; everything is dropped after it."""
+    conn = wait_for(lambda: connect(), "the server to accept connections")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
+    reload_settings(conn, local_nodes="on", observe_interval="500ms", scale_cooldown="2s")
+    yield conn
+    conn = wait_for(lambda: connect(), "the server to accept connections")
+    for (name,) in conn.execute("SELECT name FROM ray.resource_group WHERE provider = 'local'").fetchall():
+        drop_and_wait(conn, name)
+    reload_settings(conn, local_nodes=None, observe_interval=None, scale_cooldown=None)
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def local_group(local_nodes: psycopg.Connection) -> str:
+    """The shared group: a head and one CPU worker group of 1 to 2 small workers."""
+    db = local_nodes
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (GROUP, '{"object_store_memory_mb": 100, "idle_timeout_seconds": 10}'))
+    db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 2)", (GROUP,))
+    db.execute("SELECT ray.grant_usage(%s, 'public')", (GROUP,))
+    wait_for_group_state(db, "READY")
+    return GROUP
+
+
+def test_group_becomes_ready_with_a_head_and_its_workers(local_nodes: psycopg.Connection,
+                                                         local_group: str) -> None:
+    db = local_nodes
+    row = group_row(db)
+    assert row["live_workers"] == 1 and row["desired_workers"] == 1
+    assert row["ray_version"] or wait_for(lambda: group_row(db)["ray_version"], "the Ray version")
+    head, worker = nodes(db)
+    assert (head["kind"], head["state"], head["cpus"]) == ("head", "ALIVE", 0)
+    assert (worker["kind"], worker["worker_group"], worker["state"], worker["cpus"]) == \
+        ("worker", "cpu", "ALIVE", 1)
+    assert row["dashboard_url"] == f"http://127.0.0.1:{head['port'] + 1}"
+    assert row["client_address"] == f"ray://127.0.0.1:{head['port'] + 2}"
+    low, high = (int(db.execute(f"SHOW pg_ray.port_range_{s}").fetchone()[0]) for s in ("start", "end"))
+    assert all(low <= n["port"] <= high - 63 for n in (head, worker))
+    assert head["port"] != worker["port"]
+    # each node is a process of its own, leading its own session, run by the server's user
+    for node in (head, worker):
+        assert os.getsid(node["pid"]) == node["pid"]
+        assert Path(f"/proc/{node['pid']}").stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    # the dashboard wants the group's token
+    assert http_status(row["dashboard_url"] + "/api/version") == 401
+    assert http_status(row["dashboard_url"] + "/api/version", group_token(db)) == 200
+
+
+def test_dashboard_listens_on_loopback_only(local_nodes: psycopg.Connection, local_group: str) -> None:
+    head = nodes(local_nodes)[0]
+    assert listening_addresses(head["port"] + 1) == {"127.0.0.1"}
+
+
+def test_cluster_status_shows_what_ray_status_would(local_nodes: psycopg.Connection,
+                                                    local_group: str) -> None:
+    status = wait_for(lambda: (text := local_nodes.execute("SELECT ray.cluster_status(%s)", (GROUP,)
+                                                            ).fetchone()[0]) and "Active:" in text and text,
+                      "the autoscaler's first report")
+    assert "Autoscaler status" in status and "Resources" in status
+    assert "CPU" in status
+
+
+def test_a_job_runs_on_the_local_group(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = local_nodes
+    job_id = db.execute("SELECT ray.submit_job(%s, %s)", (GROUP, "python -c \"import ray; ray.init(); "
+                        "print('nodes', len([n for n in ray.nodes() if n['Alive']]))\"")).fetchone()[0]
+    assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 180) == "SUCCEEDED"
+    log = wait_for(lambda: db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0],
+                   "the job's log")
+    assert "nodes 2" in log
+
+
+SCALING_JOB = (
+    "python -c \"import ray, time; ray.init()\n"
+    "@ray.remote(num_cpus=1)\n"
+    "def f(i):\n"
+    "    time.sleep(8); return i\n"
+    "print(ray.get([f.remote(i) for i in range(2)]))\""
+)
+
+
+def test_scales_up_on_demand_and_down_when_idle(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = local_nodes
+    since = last_event_id(db)
+    job_id = db.execute("SELECT ray.submit_job(%s, %s)", (GROUP, SCALING_JOB)).fetchone()[0]
+    # two 1-CPU tasks on one 1-CPU worker: one waits, and the group grows
+    wait_for(lambda: workers_alive(db, 2), "a second worker", 120)
+    assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 120) == "SUCCEEDED"
+    up = [e for e in events_since(db, since) if e[1] == "pg_ray autoscaler" and "up from 1 to 2" in e[2]]
+    assert up and "cannot place" in up[0][2] and '"CPU": 1' in up[0][2]
+    # idle for longer than idle_timeout_seconds: back to min_workers
+    wait_for(lambda: workers_alive(db, 1), "the group to scale back to one worker", 120)
+    down = [e for e in events_since(db, since) if e[1] == "pg_ray autoscaler" and "down from 2 to 1" in e[2]]
+    assert down and "idle longer than 10 s" in down[0][2]
+    assert group_row(db)["desired_workers"] == 1
+
+
+def test_never_beyond_max_workers(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = local_nodes
+    since = last_event_id(db)
+    job_id = db.execute("SELECT ray.submit_job(%s, %s)",
+                        (GROUP, SCALING_JOB.replace("range(2)", "range(4)"))).fetchone()[0]
+    assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 180) == "SUCCEEDED"
+    ups = [e for e in events_since(db, since) if e[1] == "pg_ray autoscaler" and " up " in e[2]]
+    assert len(ups) <= 1
+    assert db.execute("SELECT max_workers >= desired_workers FROM ray.worker_group WHERE resource_group = %s",
+                      (GROUP,)).fetchone()[0]
+    wait_for(lambda: workers_alive(db, 1), "the group to scale back to one worker", 120)
+
+
+def test_postgres_restart_adopts_the_running_nodes(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = local_nodes
+    before = {n["node_id"]: n["pid"] for n in nodes(db)}
+    prefix = run_directory(db)
+    leaders_before = sorted(p for p in processes_under(prefix) if os.getsid(p) == p)
+    since = last_event_id(db)
+    subprocess.run([str(ROOT / "scripts/test-cluster"), "restart"], check=True, capture_output=True)
+    wait_for_worker()
+    db2 = wait_for(lambda: connect(), "the server to accept connections")
+    # the new worker has been through its rounds and still sees the same processes
+    wait_for(lambda: db2.execute("SELECT rounds > 2 FROM ray.worker_status()").fetchone()[0],
+             "the new worker's rounds")
+    wait_for_group_state(db2, "READY")
+    after = {n["node_id"]: n["pid"] for n in nodes(db2)}
+    assert after == before
+    assert sorted(p for p in processes_under(prefix) if os.getsid(p) == p) == leaders_before
+    assert not [e for e in events_since(db2, since) if "started" in e[2]]
+
+
+def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    head = nodes(db)[0]
+    since = last_event_id(db)
+    os.killpg(head["pid"], signal.SIGKILL)
+    wait_for(lambda: [e for e in events_since(db, since) if "head node" in e[2] and "exited" in e[2]],
+             "the worker to notice the head's death", 60)
+    row = wait_for_group_state(db, "READY")
+    new_head = nodes(db)[0]
+    assert new_head["node_id"] == head["node_id"] and new_head["pid"] != head["pid"]
+    assert new_head["port"] == head["port"]
+    assert http_status(row["dashboard_url"] + "/api/version", group_token(db)) == 200
+    # without HA the cluster started anew, and its worker with it
+    wait_for(lambda: workers_alive(db, 1), "the worker to rejoin")
+    states = [e[0] for e in events_since(db, since) if e[1] == "pg_ray worker"]
+    assert "DEGRADED" in states and states[-1] == "READY"
+
+
+def test_alter_and_drop_worker_group_have_their_effects(local_nodes: psycopg.Connection,
+                                                        local_group: str) -> None:
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    db.execute("SELECT ray.alter_worker_group(%s, 'cpu', min_workers => 2)", (GROUP,))
+    wait_for(lambda: workers_alive(db, 2), "two workers after raising min_workers")
+    wait_for_group_state(db, "READY")
+    # lowering max_workers below the count deletes workers
+    before = {n["node_id"] for n in nodes(db) if n["kind"] == "worker"}
+    db.execute("SELECT ray.alter_worker_group(%s, 'cpu', min_workers => 1, max_workers => 1)", (GROUP,))
+    remaining = wait_for(lambda: workers_alive(db, 1), "one worker after lowering max_workers")
+    assert remaining[0]["node_id"] in before
+    # a different resource type or spec restarts the workers: new nodes
+    since = last_event_id(db)
+    db.execute("SELECT ray.alter_worker_group(%s, 'cpu', disk_gb => 50)", (GROUP,))
+    restarted = wait_for(lambda: (w := workers_alive(db, 1)) and w[0]["node_id"] not in before and w,
+                         "the worker to restart with its new spec")
+    assert restarted
+    assert any("changed" in e[2] for e in events_since(db, since))
+    wait_for_group_state(db, "READY")
+    # dropping the worker group deletes its workers
+    db.execute("SELECT ray.drop_worker_group(%s, 'cpu')", (GROUP,))
+    wait_for(lambda: not [n for n in nodes(db) if n["kind"] == "worker"], "the workers to go")
+    db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 2)", (GROUP,))
+    wait_for(lambda: workers_alive(db, 1), "a worker of the new worker group")
+    wait_for_group_state(db, "READY")
+
+
+def test_drop_interrupts_jobs_and_leaves_nothing(local_nodes: psycopg.Connection, local_group: str) -> None:
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    head = nodes(db)[0]
+    prefix = run_directory(db)
+    job_id = db.execute("SELECT ray.submit_job(%s, 'python -c \"import time; time.sleep(600)\"')",
+                        (GROUP,)).fetchone()[0]
+    wait_for_state(db, job_id, {"RUNNING"}, 120)
+    assert driver_processes(head["port"])
+    db.execute("SELECT ray.drop_resource_group(%s, force => true)", (GROUP,))
+    # the job is interrupted at once, and says so
+    state, message = wait_for(lambda: (r := db.execute("SELECT state, message FROM ray.jobs WHERE job_id = %s",
+                                                       (job_id,)).fetchone())[0] == "STOPPED" and r,
+                              "the job to be stopped", 30)
+    assert "was dropped" in message
+    wait_for(lambda: not db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = %s)",
+                                    (GROUP,)).fetchone()[0], "the group to be removed", 120)
+    assert not db.execute("SELECT count(*) FROM ray.node WHERE resource_group = %s", (GROUP,)).fetchone()[0]
+    assert_all_gone(prefix, head["port"])
+
+
+def test_ha_head_restarts_and_a_worker_survives(local_nodes: psycopg.Connection) -> None:
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    name = "it-local-ha"
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (name, '{"object_store_memory_mb": 100, "ha": true}'))
+    db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (name,))
+    wait_for_group_state(db, "READY", name)
+    kinds = [n["kind"] for n in nodes(db, name)]
+    assert sorted(kinds) == ["head", "redis", "worker"]
+    head = next(n for n in nodes(db, name) if n["kind"] == "head")
+    worker = next(n for n in nodes(db, name) if n["kind"] == "worker")
+    since = last_event_id(db)
+    os.killpg(head["pid"], signal.SIGKILL)
+    wait_for(lambda: [e for e in events_since(db, since, name) if "exited" in e[2]],
+             "the worker to notice the head's death", 60)
+    wait_for_group_state(db, "READY", name)
+    token = group_token(db, name)
+    url = group_row(db, name)["dashboard_url"]
+    assert http_status(url + "/api/version", token) == 200
+    # the worker node kept its process and its Ray node id through the head's restart
+    survivor = next(n for n in nodes(db, name) if n["kind"] == "worker")
+    assert (survivor["node_id"], survivor["pid"], survivor["ray_node_id"]) == \
+        (worker["node_id"], worker["pid"], worker["ray_node_id"])
+    assert survivor["state"] == "ALIVE"
+    prefix = run_directory(db)
+    drop_and_wait(db, name)
+    assert_all_gone(prefix, head["port"])
