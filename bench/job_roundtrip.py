@@ -24,8 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
-import statistics
 import subprocess
 import time
 import urllib.request
@@ -34,16 +32,11 @@ from pathlib import Path
 
 import psycopg
 
+from common import machine, read_env, summary
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "python -c \"print('hi')\""
 
-
-def read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key] = value
-    return values
 
 
 def rest(url: str, token: str, method: str, path: str, body: object = None) -> object:
@@ -85,9 +78,6 @@ def run_rest(url: str, token: str) -> float:
         time.sleep(0.1)
     return time.perf_counter() - start
 
-
-def summary(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
 def main() -> None:
@@ -140,14 +130,12 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     col = {k: [r[k] for r in rows] for k in rows[0]}
-    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
-               f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-               f"PostgreSQL {pg_version}, Ray {ray_version}")
+    where = machine(pg_version, ray_version)
     (args.out / f"{name}.md").write_text(f"""# Job round trip
 
 A trivial job (`{ENTRYPOINT}`) from submission to its terminal state, on one
 Ray head, {repeat} rounds alternating the three ways after a warm-up.
-Machine: {machine}. pg_ray polls between {poll[0]} and {poll[1]}.
+Machine: {where}. pg_ray polls between {poll[0]} and {poll[1]}.
 
 | way | min / median / max (s) |
 | --- | --- |

@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -38,18 +37,13 @@ from pathlib import Path
 
 import psycopg
 
+from common import machine, read_env, summary
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("PG_RAY_VENV", "/opt/pg_ray/venv"))
 OPTIONS = {"object_store_memory_mb": 100}
 MANAGED_SERVICE_PROMISE_S = 5.0
 
-
-def read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key] = value
-    return values
 
 
 def get(url: str, token: str) -> tuple[int, bytes]:
@@ -183,9 +177,6 @@ def kill_head(db: psycopg.Connection, name: str) -> float:
     return elapsed
 
 
-def summary(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -244,12 +235,10 @@ def main() -> None:
 
     def column(kind: str, key: str) -> list[float]:
         return [float(r[key]) for r in rows if r["kind"] == kind]
-    machine = (f"{platform.node()}: {os.cpu_count()} cores, "
-               f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-               f"PostgreSQL {pg_version}, Ray {ray_version}")
+    where = machine(pg_version, ray_version)
     (args.out / f"{name}.md").write_text(f"""# Local resource groups: start and head recovery
 
-{repeat} rounds each after a warm-up, on {machine}.
+{repeat} rounds each after a warm-up, on {where}.
 Object stores of 100 MB; one `small` CPU worker (1 CPU).
 
 ## Group created -> READY

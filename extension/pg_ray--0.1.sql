@@ -1114,10 +1114,13 @@ BEGIN
 	-- The validation trigger speaks first: an invalid change reports no effects.
 	UPDATE ray.resource_group g SET head_spec = new_head, options = new_options
 	WHERE g.name = rg.name;
-	IF new_head IS DISTINCT FROM rg.head_spec
+	-- the object store size is every node's: all of them restart
+	IF (new_options -> 'object_store_memory_mb') IS DISTINCT FROM (rg.options -> 'object_store_memory_mb') THEN
+		PERFORM ray._guard_interruption(rg.name, 'restarting every node', force);
+		RAISE NOTICE 'every node of resource group "%" will restart', rg.name;
+	ELSIF new_head IS DISTINCT FROM rg.head_spec
 		OR (new_options -> 'ha') IS DISTINCT FROM (rg.options -> 'ha')
-		OR (new_options -> 'redis_url') IS DISTINCT FROM (rg.options -> 'redis_url')
-		OR (new_options -> 'object_store_memory_mb') IS DISTINCT FROM (rg.options -> 'object_store_memory_mb') THEN
+		OR (new_options -> 'redis_url') IS DISTINCT FROM (rg.options -> 'redis_url') THEN
 		PERFORM ray._guard_interruption(rg.name, 'restarting the head node', force);
 		RAISE NOTICE 'the head node of resource group "%" will restart', rg.name;
 	END IF;
@@ -1997,6 +2000,25 @@ $$;
 COMMENT ON FUNCTION ray._forget_run(bigint, text) IS
 'Give up on a job''s current run (remembered in ray.lost_run, to be stopped if it reappears) and requeue or fail the job.';
 
+/* Give up on every run a group may have in Ray: its cluster lost them. */
+CREATE FUNCTION ray._forget_group_runs(group_name text, why text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+BEGIN
+	FOR id IN SELECT job_id FROM ray.job
+			  WHERE resource_group = group_name AND state IN ('SUBMITTING', 'PENDING', 'RUNNING')
+			  ORDER BY job_id LOOP
+		PERFORM ray._forget_run(id, why);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._forget_group_runs(text, text) IS
+'Give up on the runs of every unfinished job of a group that may be in Ray (see ray._forget_run).';
+
 /*
  * The answer to GET /api/version: the group is reachable (version) or not
  * (error).  A group unreachable for longer than
@@ -2009,7 +2031,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rg ray.resource_group;
-	id bigint;
 	host text;
 BEGIN
 	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR UPDATE;
@@ -2056,13 +2077,8 @@ BEGIN
 	END IF;
 	IF now() - rg.unreachable_since
 		> current_setting('pg_ray.cluster_unreachable_timeout')::interval THEN
-		FOR id IN SELECT job_id FROM ray.job
-				  WHERE resource_group = group_name
-					AND state IN ('SUBMITTING', 'PENDING', 'RUNNING')
-				  ORDER BY job_id LOOP
-			PERFORM ray._forget_run(id, format('resource group "%s" unreachable since %s',
-											   group_name, rg.unreachable_since));
-		END LOOP;
+		PERFORM ray._forget_group_runs(group_name,
+			format('resource group "%s" unreachable since %s', group_name, rg.unreachable_since));
 	END IF;
 END
 $$;
@@ -2574,6 +2590,13 @@ BEGIN
 			PERFORM ray._add_node(rg.name, 'head', NULL, 'the group needs a head');
 		ELSIF n.config IS DISTINCT FROM desired AND n.stop_requested_at IS NULL THEN
 			PERFORM ray._stop_node(n.node_id, 'its spec changed', true);
+			-- a head that keeps no state in Redis comes back as a new cluster
+			IF NOT (coalesce((n.config ->> 'ha')::boolean, false) AND (desired ->> 'ha')::boolean) THEN
+				FOR id IN SELECT node_id FROM ray.node WHERE resource_group = rg.name AND kind = 'worker'
+						  AND stop_requested_at IS NULL ORDER BY node_id LOOP
+					PERFORM ray._stop_node(id, 'the head restarts without its state, so the cluster starts anew', true);
+				END LOOP;
+			END IF;
 		END IF;
 
 		-- workers of dropped worker groups, or started with another config
@@ -2744,38 +2767,46 @@ COMMENT ON FUNCTION ray._local_node_command(bigint, integer) IS
  */
 CREATE FUNCTION ray._local_plan(host_gpus integer)
 RETURNS TABLE (action text, node_id bigint, pid integer, run_dir text, port_base integer,
-			   stop_elapsed_ms bigint, argv text[], env text[])
+			   elapsed_ms bigint, argv text[], env text[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM ray._local_reconcile_nodes();
 	RETURN QUERY
+	WITH slot AS (
+		SELECT n.*,
+			   n.next_start_at <= now()
+			   -- Redis before the head, the head before workers; a worker
+			   -- waits for the head's GCS by itself, so it starts alongside
+			   AND CASE n.kind
+				   WHEN 'redis' THEN true
+				   WHEN 'head' THEN NOT EXISTS (
+					   SELECT FROM ray.node r WHERE r.resource_group = n.resource_group AND r.kind = 'redis'
+					   AND (r.pid IS NULL OR r.stop_requested_at IS NOT NULL))
+				   ELSE EXISTS (
+					   SELECT FROM ray.node h WHERE h.resource_group = n.resource_group AND h.kind = 'head'
+					   AND h.pid IS NOT NULL AND h.stop_requested_at IS NULL) END AS startable
+		FROM ray.node n
+	)
 	SELECT CASE WHEN n.stop_requested_at IS NOT NULL THEN 'stop'
-				WHEN n.pid IS NOT NULL THEN 'check' ELSE 'start' END,
+				WHEN n.pid IS NOT NULL THEN 'check'
+				WHEN n.startable THEN 'start' ELSE 'wait' END,
 		   n.node_id, n.pid, n.run_dir, n.port_base,
-		   (extract(epoch FROM now() - n.stop_requested_at) * 1000)::bigint,
+		   CASE WHEN n.stop_requested_at IS NOT NULL
+				THEN (extract(epoch FROM now() - n.stop_requested_at) * 1000)::bigint
+				-- a node to start later: when to look again
+				WHEN n.pid IS NULL AND NOT n.startable
+				THEN greatest((extract(epoch FROM n.next_start_at - now()) * 1000)::bigint, 0) END,
 		   cmd.argv, cmd.env
-	FROM ray.node n
-	JOIN ray.resource_group g ON g.name = n.resource_group
+	FROM slot n
 	LEFT JOIN LATERAL ray._local_node_command(n.node_id, host_gpus) cmd
-		ON n.pid IS NULL AND n.stop_requested_at IS NULL
-	WHERE n.stop_requested_at IS NOT NULL OR n.pid IS NOT NULL
-	   OR (n.next_start_at <= now()
-		   -- Redis before the head, the head's dashboard before workers
-		   AND CASE n.kind
-			   WHEN 'redis' THEN true
-			   WHEN 'head' THEN NOT EXISTS (
-				   SELECT FROM ray.node r WHERE r.resource_group = n.resource_group AND r.kind = 'redis'
-				   AND (r.pid IS NULL OR r.stop_requested_at IS NOT NULL))
-			   ELSE EXISTS (
-				   SELECT FROM ray.node h WHERE h.resource_group = n.resource_group AND h.kind = 'head'
-				   AND h.pid IS NOT NULL AND h.answered_at >= h.started_at) END)
+		ON n.pid IS NULL AND n.stop_requested_at IS NULL AND n.startable
 	ORDER BY n.node_id;
 END
 $$;
 COMMENT ON FUNCTION ray._local_plan(integer) IS
-'The worker''s to-do list for local nodes: start, check or stop each, in dependency order.';
+'The worker''s to-do list for local nodes: start, check or stop each, or wait (elapsed_ms: until when) to start it.';
 
 /* The worker started a node's process, or found it already running. */
 CREATE FUNCTION ray._local_node_started(id bigint, leader_pid integer, adopted boolean)
@@ -2827,8 +2858,10 @@ BEGIN
 		RETURN;
 	END IF;
 	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR UPDATE;
-	-- a node that ran for a while had succeeded: its failures start again
-	failures := CASE WHEN n.started_at < now() - interval '60 seconds' THEN 1
+	-- a node that came up (Ray reported it, or it ran for a minute) had
+	-- succeeded: its failures in a row start again
+	failures := CASE WHEN n.answered_at IS NOT NULL OR n.ray_state = 'ALIVE'
+					   OR n.started_at < now() - interval '60 seconds' THEN 1
 				ELSE n.start_failures + 1 END;
 	delay := least(60, (2 ^ least(failures - 1, 6))::integer) - 1;
 	UPDATE ray.node SET pid = NULL, last_exit = why, start_failures = failures,
@@ -2849,6 +2882,14 @@ BEGIN
 				 AND stop_requested_at IS NULL LOOP
 			PERFORM ray._stop_node(w.node_id, 'the head restarts without HA, so the cluster starts anew', true);
 		END LOOP;
+	END IF;
+	-- Job supervisors live on the head: its runs died with it.  Even with
+	-- HA, Ray keeps listing them as running until its job manager is asked
+	-- to act, so they are given up on now (and stopped should they show up
+	-- again) and requeued as new attempts.
+	IF n.kind = 'head' THEN
+		PERFORM ray._forget_group_runs(n.resource_group,
+			format('the head node of resource group "%s" died (%s)', n.resource_group, why));
 	END IF;
 	IF failures >= 5 AND rg.state <> 'FAILED' THEN
 		PERFORM ray._group_transition(n.resource_group, 'FAILED',

@@ -115,6 +115,7 @@ static bool dispatch_endpoint(const char *group_name, RayEndpoint *endpoint);
 static void dispatch_plan_item(const char *action, const char *group_name, int64 job_id,
 							   int attempt, const char *submission_id);
 static void dispatch_apply(PgRayHttpRequest *req);
+static void dispatch_apply_one(void *req);
 static void dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first);
 static void dispatch_apply_poll(PgRayHttpRequest *req);
 static void dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values,
@@ -1052,6 +1053,16 @@ dispatch_apply_observe(PgRayHttpRequest *req)
 }
 
 /*
+ * dispatch_apply_one
+ *		dispatch_apply for pg_ray_subtransaction.
+ */
+static void
+dispatch_apply_one(void *req)
+{
+	dispatch_apply((PgRayHttpRequest *) req);
+}
+
+/*
  * dispatch_apply
  *		Apply one finished request, inside the caller's subtransaction.
  */
@@ -1205,8 +1216,7 @@ pg_ray_dispatch_apply_done(void)
 
 	for (; req != NULL; req = pg_ray_http_next_done())
 	{
-		MemoryContext outer = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
+		ErrorData  *error;
 
 		/* an answer of a request made before the extension was created anew */
 		if (req->epoch != dispatch_epoch)
@@ -1217,38 +1227,19 @@ pg_ray_dispatch_apply_done(void)
 		dispatch_clear_in_flight((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
 		dispatch_ask_later = false;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(outer);
-		PG_TRY();
+		error = pg_ray_subtransaction(dispatch_apply_one, req);
+		if (error != NULL)
 		{
-			dispatch_apply(req);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(outer);
-			CurrentResourceOwner = owner;
-			/* nothing settled: the same request is not made again at once */
-			if (dispatch_ask_later)
-				dispatch_cool_down((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(outer);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(outer);
-			CurrentResourceOwner = owner;
-			/* SPI is reset by the subtransaction's abort; carry on with the next */
 			ereport(WARNING,
-					(errmsg("pg_ray could not apply an answer from Ray: %s", edata->message),
+					(errmsg("pg_ray could not apply an answer from Ray: %s", error->message),
 					 errdetail("%s %s for resource group \"%s\"; asking again in %d s.",
 							   req->method, req->url, req->group_name,
 							   pg_ray_error_retry_seconds)));
-			FreeErrorData(edata);
-			dispatch_cool_down((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
+			FreeErrorData(error);
 		}
-		PG_END_TRY();
+		/* nothing settled: the same request is not made again at once */
+		if (error != NULL || dispatch_ask_later)
+			dispatch_cool_down((DispatchPurpose) req->purpose, req->job_id, dispatch_key(req));
 		pg_ray_http_request_free(req);
 	}
 

@@ -95,6 +95,7 @@ extern PGDLLEXPORT void pg_ray_worker_main(Datum main_arg);
 
 /* worker_round.c */
 extern void pg_ray_worker_round(bool first_round);
+extern ErrorData *pg_ray_subtransaction(void (*work) (void *arg), void *arg);
 
 /* dispatcher.c */
 extern void pg_ray_dispatch_plan(void);

@@ -59,6 +59,9 @@
 /* Exit statuses of children reaped between rounds, for the exit message. */
 #define LOCAL_MAX_REAPED 64
 
+/* Called for each process by local_each_process; false stops the walk. */
+typedef bool (*LocalVisit) (pid_t pid, pid_t session, void *arg);
+
 typedef struct LocalReaped
 {
 	pid_t		pid;
@@ -78,6 +81,9 @@ static int	local_reaped_count = 0;
 static List *local_watched = NIL;
 static bool local_busy = false;
 static TimestampTz local_next_watch_at = 0;
+
+/* When a node waiting to be started is due, or 0 when none waits. */
+static TimestampTz local_next_start_at = 0;
 static MemoryContext local_context = NULL;
 
 /* The run directory prefix of this installation's nodes, once known. */
@@ -89,7 +95,9 @@ static List *local_terminated = NIL;
 static void local_reap(void);
 static bool local_read_file(const char *path, char *buf, size_t size, size_t *len);
 static bool local_proc_stat(pid_t pid, char *state, pid_t *session);
+static char *local_cmdline(pid_t pid, char *buf, size_t size);
 static bool local_cmdline_has(pid_t pid, const char *marker);
+static void local_each_process(LocalVisit visit, void *arg);
 static bool local_leader_alive(pid_t pid, const char *marker);
 static pid_t local_find_leader(const char *marker);
 static int	local_signal_session(pid_t session, int sig);
@@ -105,8 +113,6 @@ static void local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_b
 					   int64 elapsed_ms);
 static void local_sweep(const char *prefix, bool everything);
 static void local_exec(const char *sql, int nargs, Oid *types, Datum *values);
-static void local_act(const char *action, int64 node_id, pid_t pid, const char *run_dir,
-					  int port_base, int64 elapsed_ms, HeapTuple row, TupleDesc desc);
 static int	local_host_gpus(void);
 static int	local_signal_drivers(int gcs_port, int sig);
 static void local_free_watched(void);
@@ -193,25 +199,37 @@ local_proc_stat(pid_t pid, char *state, pid_t *session)
 }
 
 /*
+ * local_cmdline
+ *		A process's command line with its arguments joined by spaces (a
+ *		process title that a program set itself, as Redis does, reads the
+ *		same way), or NULL when it cannot be read.  In buf.
+ */
+static char *
+local_cmdline(pid_t pid, char *buf, size_t size)
+{
+	char		path[64];
+	size_t		len;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+	if (!local_read_file(path, buf, size, &len))
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	return buf;
+}
+
+/*
  * local_cmdline_has
- *		Whether a process's command line contains marker.  Arguments are
- *		joined with spaces; a process title that a program set itself (Redis
- *		does) is read the same way.
+ *		Whether a process's command line contains marker.
  */
 static bool
 local_cmdline_has(pid_t pid, const char *marker)
 {
-	char		path[64];
 	char		buf[8192];
-	size_t		len;
+	char	   *cmdline = local_cmdline(pid, buf, sizeof(buf));
 
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-	if (!local_read_file(path, buf, sizeof(buf), &len))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	return strstr(buf, marker) != NULL;
+	return cmdline != NULL && strstr(cmdline, marker) != NULL;
 }
 
 /*
@@ -233,6 +251,53 @@ local_leader_alive(pid_t pid, const char *marker)
 }
 
 /*
+ * local_each_process
+ *		Call visit for every live process of this host (zombies left out)
+ *		with its session id, until it returns false.
+ */
+static void
+local_each_process(LocalVisit visit, void *arg)
+{
+	DIR		   *dir = opendir("/proc");
+	struct dirent *de;
+
+	if (dir == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL)
+	{
+		pid_t		pid = (pid_t) atoi(de->d_name);
+		char		state;
+		pid_t		session;
+
+		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || state == 'Z' || state == 'X')
+			continue;
+		if (!visit(pid, session, arg))
+			break;
+	}
+	closedir(dir);
+}
+
+/* local_find_leader's search: the first leader with the marker. */
+typedef struct LocalLeaderSearch
+{
+	const char *marker;
+	pid_t		found;
+} LocalLeaderSearch;
+
+static bool
+local_visit_leader(pid_t pid, pid_t session, void *arg)
+{
+	LocalLeaderSearch *search = arg;
+
+	if (session == pid && local_cmdline_has(pid, search->marker))
+	{
+		search->found = pid;
+		return false;
+	}
+	return true;
+}
+
+/*
  * local_find_leader
  *		The leader of a node's processes running now, found by its run
  *		directory, or 0.  This is how a node is adopted after a restart of
@@ -241,24 +306,32 @@ local_leader_alive(pid_t pid, const char *marker)
 static pid_t
 local_find_leader(const char *marker)
 {
-	DIR		   *dir = opendir("/proc");
-	struct dirent *de;
-	pid_t		found = 0;
+	LocalLeaderSearch search = {marker, 0};
 
-	if (dir == NULL)
-		return 0;
-	while ((de = readdir(dir)) != NULL)
+	local_each_process(local_visit_leader, &search);
+	return search.found;
+}
+
+/* local_signal_session's visit: one session, one signal, a count. */
+typedef struct LocalSignal
+{
+	pid_t		session;
+	int			sig;
+	int			count;
+} LocalSignal;
+
+static bool
+local_visit_session(pid_t pid, pid_t session, void *arg)
+{
+	LocalSignal *request = arg;
+
+	if (session == request->session)
 	{
-		pid_t		pid = (pid_t) atoi(de->d_name);
-
-		if (pid > 1 && local_leader_alive(pid, marker))
-		{
-			found = pid;
-			break;
-		}
+		request->count++;
+		if (request->sig != 0)
+			(void) kill(pid, request->sig);
 	}
-	closedir(dir);
-	return found;
+	return true;
 }
 
 /*
@@ -272,31 +345,12 @@ local_find_leader(const char *marker)
 static int
 local_signal_session(pid_t session, int sig)
 {
-	DIR		   *dir;
-	struct dirent *de;
-	int			count = 0;
+	LocalSignal request = {session, sig, 0};
 
 	if (session <= 1)
 		return 0;
-	dir = opendir("/proc");
-	if (dir == NULL)
-		return 0;
-	while ((de = readdir(dir)) != NULL)
-	{
-		pid_t		pid = (pid_t) atoi(de->d_name);
-		char		state;
-		pid_t		sid;
-
-		if (pid <= 1 || !local_proc_stat(pid, &state, &sid) || sid != session)
-			continue;
-		if (state == 'Z' || state == 'X')
-			continue;
-		count++;
-		if (sig != 0)
-			(void) kill(pid, sig);
-	}
-	closedir(dir);
-	return count;
+	local_each_process(local_visit_session, &request);
+	return request.count;
 }
 
 /*
@@ -610,8 +664,9 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
 /*
  * local_stop
  *		A node asked to stop: SIGTERM to its session once, SIGKILL to what
- *		is left after pg_ray.node_stop_timeout, and the slot is released
- *		once nothing of it runs.  Ray starts job drivers in sessions of their
+ *		is left once its leader has exited (Ray's agents ignore SIGTERM when
+ *		their raylet is gone) or after pg_ray.node_stop_timeout, and the slot
+ *		is released once nothing of it runs.  Ray starts job drivers in sessions of their
  *		own, so they are found by the GCS address in their environment and
  *		stopped with the node (only a head's first port is a GCS port).
  */
@@ -632,6 +687,9 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	if (left > 0)
 	{
 		local_busy = true;
+		/* once "ray start" has exited, what is left of its session is stuck */
+		if (pid > 0 && !overdue && !local_leader_alive(pid, local_marker(run_dir)))
+			(void) local_signal_session(pid, SIGKILL);
 		if (overdue)
 		{
 			if (pid > 0)
@@ -655,6 +713,51 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	local_busy = true;
 }
 
+/* local_signal_drivers' visit: the processes whose RAY_ADDRESS ends so. */
+typedef struct LocalDrivers
+{
+	char		suffix[32];
+	int			sig;
+	int			count;
+} LocalDrivers;
+
+static bool
+local_visit_driver(pid_t pid, pid_t session, void *arg)
+{
+	LocalDrivers *drivers = arg;
+	size_t		suffix_len = strlen(drivers->suffix);
+	char		path[64];
+	char		buf[65536];
+	size_t		len;
+
+	if (pid == getpid())
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
+	if (!local_read_file(path, buf, sizeof(buf), &len))
+		return true;
+	for (size_t at = 0; at < len;)
+	{
+		const char *entry = buf + at;
+		size_t		entry_len = strnlen(entry, len - at);
+
+		if (entry_len > 12 + suffix_len && strncmp(entry, "RAY_ADDRESS=", 12) == 0 &&
+			strncmp(entry + entry_len - suffix_len, drivers->suffix, suffix_len) == 0)
+		{
+			drivers->count++;
+			if (drivers->sig != 0)
+			{
+				if (session > 1 && session != getsid(0))
+					(void) local_signal_session(session, drivers->sig);
+				else
+					(void) kill(pid, drivers->sig);
+			}
+			break;
+		}
+		at += entry_len + 1;
+	}
+	return true;
+}
+
 /*
  * local_signal_drivers
  *		Send sig to the sessions of the Ray job drivers of the cluster whose
@@ -665,55 +768,13 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 static int
 local_signal_drivers(int gcs_port, int sig)
 {
-	DIR		   *dir = opendir("/proc");
-	struct dirent *de;
-	char		suffix[32];
-	size_t		suffix_len;
-	int			count = 0;
+	LocalDrivers drivers;
 
-	if (dir == NULL)
-		return 0;
-	snprintf(suffix, sizeof(suffix), ":%d", gcs_port);
-	suffix_len = strlen(suffix);
-	while ((de = readdir(dir)) != NULL)
-	{
-		pid_t		pid = (pid_t) atoi(de->d_name);
-		char		path[64];
-		char		buf[65536];
-		size_t		len;
-		char		state;
-		pid_t		session;
-
-		if (pid <= 1 || pid == getpid() || !local_proc_stat(pid, &state, &session) ||
-			state == 'Z' || state == 'X')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
-		if (!local_read_file(path, buf, sizeof(buf), &len))
-			continue;
-		for (size_t at = 0; at < len;)
-		{
-			const char *entry = buf + at;
-			size_t		entry_len = strnlen(entry, len - at);
-
-			if (entry_len > 12 && strncmp(entry, "RAY_ADDRESS=", 12) == 0 &&
-				entry_len >= 12 + suffix_len &&
-				strncmp(entry + entry_len - suffix_len, suffix, suffix_len) == 0)
-			{
-				count++;
-				if (sig != 0)
-				{
-					if (session > 1 && session != getsid(0))
-						(void) local_signal_session(session, sig);
-					else
-						(void) kill(pid, sig);
-				}
-				break;
-			}
-			at += entry_len + 1;
-		}
-	}
-	closedir(dir);
-	return count;
+	snprintf(drivers.suffix, sizeof(drivers.suffix), ":%d", gcs_port);
+	drivers.sig = sig;
+	drivers.count = 0;
+	local_each_process(local_visit_driver, &drivers);
+	return drivers.count;
 }
 
 /*
@@ -737,6 +798,30 @@ local_host_gpus(void)
 	return count;
 }
 
+/* local_sweep's visit: the leaders under a prefix, with their node ids. */
+typedef struct LocalSweep
+{
+	const char *prefix;
+	List	   *pids;
+	List	   *node_ids;
+} LocalSweep;
+
+static bool
+local_visit_sweep(pid_t pid, pid_t session, void *arg)
+{
+	LocalSweep *sweep = arg;
+	char		buf[8192];
+	char	   *cmdline;
+	char	   *at;
+
+	if (session != pid || (cmdline = local_cmdline(pid, buf, sizeof(buf))) == NULL ||
+		(at = strstr(cmdline, sweep->prefix)) == NULL)
+		return true;
+	sweep->pids = lappend_int(sweep->pids, (int) pid);
+	sweep->node_ids = lappend_int(sweep->node_ids, atoi(at + strlen(sweep->prefix)));
+	return true;
+}
+
 /*
  * local_sweep
  *		Kill node processes under prefix (the run directories of one
@@ -750,43 +835,12 @@ local_host_gpus(void)
 static void
 local_sweep(const char *prefix, bool everything)
 {
-	DIR		   *dir;
-	struct dirent *de;
-	List	   *pids = NIL;
-	List	   *ids = NIL;
+	LocalSweep	sweep = {prefix, NIL, NIL};
 	ListCell   *lc_pid;
 	ListCell   *lc_id;
 
-	dir = opendir("/proc");
-	if (dir == NULL)
-		return;
-	while ((de = readdir(dir)) != NULL)
-	{
-		pid_t		pid = (pid_t) atoi(de->d_name);
-		char		path[64];
-		char		buf[8192];
-		size_t		len;
-		char		state;
-		pid_t		session;
-		char	   *at;
-
-		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || session != pid || state == 'Z')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-		if (!local_read_file(path, buf, sizeof(buf), &len))
-			continue;
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\0')
-				buf[i] = ' ';
-		at = strstr(buf, prefix);
-		if (at == NULL)
-			continue;
-		pids = lappend_int(pids, (int) pid);
-		ids = lappend_int(ids, atoi(at + strlen(prefix)));
-	}
-	closedir(dir);
-
-	forboth(lc_pid, pids, lc_id, ids)
+	local_each_process(local_visit_sweep, &sweep);
+	forboth(lc_pid, sweep.pids, lc_id, sweep.node_ids)
 	{
 		Oid			types[1] = {INT8OID};
 		Datum		values[1] = {Int64GetDatum((int64) lfirst_int(lc_id))};
@@ -802,8 +856,49 @@ local_sweep(const char *prefix, bool everything)
 						lfirst_int(lc_pid), lfirst_int(lc_id))));
 		(void) local_signal_session((pid_t) lfirst_int(lc_pid), SIGKILL);
 	}
-	list_free(pids);
-	list_free(ids);
+	list_free(sweep.pids);
+	list_free(sweep.node_ids);
+}
+
+/* One node's action of a round, for local_act_one. */
+typedef struct LocalAction
+{
+	const char *action;
+	int64		node_id;
+	pid_t		pid;
+	const char *run_dir;
+	int			port_base;
+	int64		elapsed_ms;
+	HeapTuple	row;
+	TupleDesc	desc;
+} LocalAction;
+
+/*
+ * local_act_one
+ *		Start, check or stop one node.
+ */
+static void
+local_act_one(void *arg)
+{
+	LocalAction *a = arg;
+
+	if (strcmp(a->action, "start") == 0)
+	{
+		bool		argv_null;
+		bool		env_null;
+		Datum		argv_datum = SPI_getbinval(a->row, a->desc, 7, &argv_null);
+		Datum		env_datum = SPI_getbinval(a->row, a->desc, 8, &env_null);
+
+		if (argv_null || env_null)
+			elog(ERROR, "pg_ray worker: node " INT64_FORMAT " has no command", a->node_id);
+		local_start(a->node_id, a->run_dir, a->port_base, argv_datum, env_datum);
+	}
+	else if (strcmp(a->action, "check") == 0)
+		local_check(a->node_id, a->pid, a->run_dir);
+	else if (strcmp(a->action, "stop") == 0)
+		local_stop(a->node_id, a->pid, a->run_dir, a->port_base, a->elapsed_ms);
+	else
+		elog(ERROR, "pg_ray worker: unknown node action \"%s\"", a->action);
 }
 
 /*
@@ -813,55 +908,18 @@ local_sweep(const char *prefix, bool everything)
  *		is logged and retried while the other nodes and groups go on.
  */
 static void
-local_act(const char *action, int64 node_id, pid_t pid, const char *run_dir, int port_base,
-		  int64 elapsed_ms, HeapTuple row, TupleDesc desc)
+local_act(LocalAction *action)
 {
-	MemoryContext outer = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *error = pg_ray_subtransaction(local_act_one, action);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(outer);
-	PG_TRY();
-	{
-		if (strcmp(action, "start") == 0)
-		{
-			bool		argv_null;
-			bool		env_null;
-			Datum		argv_datum = SPI_getbinval(row, desc, 7, &argv_null);
-			Datum		env_datum = SPI_getbinval(row, desc, 8, &env_null);
-
-			if (argv_null || env_null)
-				elog(ERROR, "pg_ray worker: node " INT64_FORMAT " has no command", node_id);
-			local_start(node_id, run_dir, port_base, argv_datum, env_datum);
-		}
-		else if (strcmp(action, "check") == 0)
-			local_check(node_id, pid, run_dir);
-		else if (strcmp(action, "stop") == 0)
-			local_stop(node_id, pid, run_dir, port_base, elapsed_ms);
-		else
-			elog(ERROR, "pg_ray worker: unknown node action \"%s\"", action);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(outer);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(outer);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(outer);
-		CurrentResourceOwner = owner;
-		ereport(WARNING,
-				(errmsg("pg_ray could not %s Ray node " INT64_FORMAT ": %s", action, node_id,
-						edata->message),
-				 errdetail("Its run directory is \"%s\"; the next round tries again.", run_dir)));
-		FreeErrorData(edata);
-		local_busy = true;
-	}
-	PG_END_TRY();
+	if (error == NULL)
+		return;
+	ereport(WARNING,
+			(errmsg("pg_ray could not %s Ray node " INT64_FORMAT ": %s", action->action,
+					action->node_id, error->message),
+			 errdetail("Its run directory is \"%s\"; the next round tries again.", action->run_dir)));
+	FreeErrorData(error);
+	local_busy = true;
 }
 
 /*
@@ -875,6 +933,7 @@ pg_ray_local_round(bool first_round)
 {
 	SPITupleTable *tuptable;
 	uint64		n;
+	long		next_wait_ms = -1;
 
 	if (local_context == NULL)
 		local_context = AllocSetContextCreate(TopMemoryContext, "pg_ray local provider",
@@ -907,7 +966,7 @@ pg_ray_local_round(bool first_round)
 		Oid			plan_types[1] = {INT4OID};
 		Datum		plan_values[1] = {Int32GetDatum(local_host_gpus())};
 
-		local_exec("SELECT action, node_id, pid, run_dir, port_base, stop_elapsed_ms, argv, env "
+		local_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env "
 				   "FROM ray._local_plan($1)", 1, plan_types, plan_values);
 	}
 	tuptable = SPI_tuptable;
@@ -916,41 +975,65 @@ pg_ray_local_round(bool first_round)
 	{
 		HeapTuple	row = tuptable->vals[i];
 		TupleDesc	desc = tuptable->tupdesc;
+		LocalAction action;
 		bool		isnull;
-		char	   *action = SPI_getvalue(row, desc, 1);
-		int64		node_id = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-		Datum		pid_datum = SPI_getbinval(row, desc, 3, &isnull);
-		pid_t		pid = isnull ? 0 : (pid_t) DatumGetInt32(pid_datum);
-		char	   *run_dir = SPI_getvalue(row, desc, 4);
-		int			port_base = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
-		Datum		elapsed = SPI_getbinval(row, desc, 6, &isnull);
-		int64		elapsed_ms = isnull ? 0 : DatumGetInt64(elapsed);
+		Datum		value;
 
-		local_act(action, node_id, pid, run_dir, port_base, elapsed_ms, row, desc);
+		action.action = SPI_getvalue(row, desc, 1);
+		action.node_id = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+		value = SPI_getbinval(row, desc, 3, &isnull);
+		action.pid = isnull ? 0 : (pid_t) DatumGetInt32(value);
+		action.run_dir = SPI_getvalue(row, desc, 4);
+		action.port_base = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+		value = SPI_getbinval(row, desc, 6, &isnull);
+		action.elapsed_ms = isnull ? 0 : DatumGetInt64(value);
+		action.row = row;
+		action.desc = desc;
+		if (strcmp(action.action, "wait") == 0)
+		{
+			/* to be started later: after its backoff, or soon once what it waits for runs */
+			long		wait_ms = isnull ? LOCAL_BUSY_MS : (long) Max(action.elapsed_ms, LOCAL_BUSY_MS);
+
+			if (next_wait_ms < 0 || wait_ms < next_wait_ms)
+				next_wait_ms = wait_ms;
+			continue;
+		}
+		local_act(&action);
 	}
 	local_next_watch_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  local_busy ? LOCAL_BUSY_MS : LOCAL_WATCH_MS);
+	local_next_start_at = next_wait_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), next_wait_ms);
 }
 
 /*
  * pg_ray_local_next_check_ms
- *		Milliseconds until the processes are looked at again, or -1 when no
- *		local node is running, starting or stopping.
+ *		Milliseconds until the processes are looked at again or a node that
+ *		waits to be started is due, or -1 when no local node runs, starts,
+ *		stops or waits.
  */
 long
 pg_ray_local_next_check_ms(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due;
 
 	if (local_watched == NIL && !local_busy)
+		due = local_next_start_at;
+	else if (local_next_start_at != 0)
+		due = Min(local_next_watch_at, local_next_start_at);
+	else
+		due = local_next_watch_at;
+	if (due == 0)
 		return -1;
-	return local_next_watch_at <= now ? 0 : (long) ((local_next_watch_at - now + 999) / 1000);
+	return due <= now ? 0 : (long) ((due - now + 999) / 1000);
 }
 
 /*
  * pg_ray_local_check
  *		Between rounds, without a query: whether a round is needed because a
- *		watched leader is gone or a node is starting or stopping.
+ *		watched leader is gone, a node is starting or stopping, or a node
+ *		waiting to be started is due.
  */
 bool
 pg_ray_local_check(void)
@@ -959,9 +1042,12 @@ pg_ray_local_check(void)
 
 	if (pg_ray_local_next_check_ms() != 0)
 		return false;
-	local_next_watch_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LOCAL_WATCH_MS);
-	if (local_busy)
+	if (local_busy || (local_next_start_at != 0 && local_next_start_at <= GetCurrentTimestamp()))
+	{
+		local_next_start_at = 0;
 		return true;
+	}
+	local_next_watch_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LOCAL_WATCH_MS);
 	local_reap();
 	foreach(lc, local_watched)
 	{
@@ -1010,6 +1096,7 @@ pg_ray_local_forget(void)
 	list_free(local_terminated);
 	local_terminated = NIL;
 	local_busy = false;
+	local_next_start_at = 0;
 }
 
 /*

@@ -17,3 +17,13 @@ def test_job_roundtrip_benchmark_runs(ray_head: RayHead, ray_group: str, tmp_pat
     rows = (tmp_path / "job_roundtrip_smoke.csv").read_text().splitlines()
     assert rows[0].startswith("round,pg_ray_s,ray_cli_s,rest_poll_s") and len(rows) == 2
     assert "| pg_ray / CLI |" in (tmp_path / "job_roundtrip_smoke.md").read_text()
+
+
+def test_local_group_benchmark_runs(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench/local_group.py"), "--smoke",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    rows = (tmp_path / "local_group_smoke.csv").read_text().splitlines()
+    assert rows[0] == "kind,round,pg_ray_s,by_hand_s,ratio"
+    assert [r.split(",")[0] for r in rows[1:]] == ["create_to_ready", "head_death_no_ha", "head_death_ha"]
+    assert "| with HA (Redis-backed GCS, workers stay) |" in (tmp_path / "local_group_smoke.md").read_text()

@@ -219,11 +219,11 @@ def test_dashboard_listens_on_loopback_only(local_nodes: psycopg.Connection, loc
 
 def test_cluster_status_shows_what_ray_status_would(local_nodes: psycopg.Connection,
                                                     local_group: str) -> None:
+    # the autoscaler reports every few seconds: wait for one that has the worker's CPU
     status = wait_for(lambda: (text := local_nodes.execute("SELECT ray.cluster_status(%s)", (GROUP,)
-                                                            ).fetchone()[0]) and "Active:" in text and text,
-                      "the autoscaler's first report")
-    assert "Autoscaler status" in status and "Resources" in status
-    assert "CPU" in status
+                                                            ).fetchone()[0]) and "/1.0 CPU" in text and text,
+                      "the autoscaler's report of the worker")
+    assert "Autoscaler status" in status and "Pending Demands" in status
 
 
 def test_a_job_runs_on_the_local_group(local_nodes: psycopg.Connection, local_group: str) -> None:
@@ -296,6 +296,10 @@ def test_postgres_restart_adopts_the_running_nodes(local_nodes: psycopg.Connecti
 def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: str) -> None:
     db = wait_for(lambda: connect(), "the server to accept connections")
     head = nodes(db)[0]
+    # a run the head takes with it is requeued as a new attempt
+    job_id = db.execute("SELECT ray.submit_job(%s, 'python -c \"import time; time.sleep(5)\"', "
+                        "max_attempts => 2)", (GROUP,)).fetchone()[0]
+    wait_for_state(db, job_id, {"RUNNING"}, 120)
     since = last_event_id(db)
     os.killpg(head["pid"], signal.SIGKILL)
     wait_for(lambda: [e for e in events_since(db, since) if "head node" in e[2] and "exited" in e[2]],
@@ -309,6 +313,9 @@ def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: st
     wait_for(lambda: workers_alive(db, 1), "the worker to rejoin")
     states = [e[0] for e in events_since(db, since) if e[1] == "pg_ray worker"]
     assert "DEGRADED" in states and states[-1] == "READY"
+    assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 180) == "SUCCEEDED"
+    attempts, = db.execute("SELECT attempts FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()
+    assert attempts == 2
 
 
 def test_alter_and_drop_worker_group_have_their_effects(local_nodes: psycopg.Connection,
@@ -369,6 +376,10 @@ def test_ha_head_restarts_and_a_worker_survives(local_nodes: psycopg.Connection)
     assert sorted(kinds) == ["head", "redis", "worker"]
     head = next(n for n in nodes(db, name) if n["kind"] == "head")
     worker = next(n for n in nodes(db, name) if n["kind"] == "worker")
+    # Ray would list the run as running forever: pg_ray gives it up and requeues it
+    job_id = db.execute("SELECT ray.submit_job(%s, 'python -c \"import time; time.sleep(5)\"', "
+                        "max_attempts => 2)", (name,)).fetchone()[0]
+    wait_for_state(db, job_id, {"RUNNING"}, 120)
     since = last_event_id(db)
     os.killpg(head["pid"], signal.SIGKILL)
     wait_for(lambda: [e for e in events_since(db, since, name) if "exited" in e[2]],
@@ -382,6 +393,8 @@ def test_ha_head_restarts_and_a_worker_survives(local_nodes: psycopg.Connection)
     assert (survivor["node_id"], survivor["pid"], survivor["ray_node_id"]) == \
         (worker["node_id"], worker["pid"], worker["ray_node_id"])
     assert survivor["state"] == "ALIVE"
+    assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 180) == "SUCCEEDED"
+    assert db.execute("SELECT attempts FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == 2
     prefix = run_directory(db)
     drop_and_wait(db, name)
     assert_all_gone(prefix, head["port"])
