@@ -2537,11 +2537,104 @@ COMMENT ON FUNCTION ray._stop_node(bigint, text, boolean) IS
 'Ask the worker to stop a node''s processes (and start it again with its desired config when restart).';
 
 /*
- * Bring the node slots of local groups in line with their desired spec:
- * a head (and a Redis for HA without redis_url) per group, desired_workers
- * nodes per worker group, restarts where the config changed, stops for
- * what was dropped or scaled away.  Level-triggered: it looks at the rows
- * as they are, so running it twice changes nothing the second time.
+ * Bring the node slots of one local group in line with its desired spec:
+ * a head (and a Redis for HA without redis_url), desired_workers nodes per
+ * worker group, restarts where the config changed, stops for what was
+ * dropped or scaled away.  Level-triggered: it looks at the rows as they
+ * are, so running it twice changes nothing the second time.
+ */
+CREATE FUNCTION ray._local_reconcile_group(rg ray.resource_group)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wg ray.worker_group;
+	n ray.node;
+	id bigint;
+	wants_redis boolean;
+	active integer;
+	desired jsonb;
+BEGIN
+	IF rg.delete_requested_at IS NOT NULL THEN
+		-- stopping the nodes ends the runs at once: say so on the jobs
+		FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
+				  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
+			PERFORM ray._job_transition(id, 'STOPPED',
+				format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
+				'pg_ray worker');
+		END LOOP;
+		FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND stop_requested_at IS NULL
+				 ORDER BY node_id LOOP
+			PERFORM ray._stop_node(n.node_id, 'the resource group is dropped');
+		END LOOP;
+		RETURN;
+	END IF;
+
+	-- Redis first: a highly available head keeps its state there
+	wants_redis := coalesce((rg.options ->> 'ha')::boolean, false) AND NOT rg.options ? 'redis_url';
+	IF wants_redis AND NOT EXISTS (SELECT FROM ray.node WHERE resource_group = rg.name AND kind = 'redis') THEN
+		PERFORM ray._add_node(rg.name, 'redis', NULL, 'the head is highly available');
+	ELSIF NOT wants_redis THEN
+		FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND kind = 'redis'
+				 AND stop_requested_at IS NULL LOOP
+			PERFORM ray._stop_node(n.node_id, 'the head no longer keeps its state in this Redis');
+		END LOOP;
+	END IF;
+
+	desired := ray._node_desired_config(rg.name, 'head', NULL);
+	SELECT * INTO n FROM ray.node WHERE resource_group = rg.name AND kind = 'head';
+	IF NOT FOUND THEN
+		PERFORM ray._add_node(rg.name, 'head', NULL, 'the group needs a head');
+	ELSIF n.config IS DISTINCT FROM desired AND n.stop_requested_at IS NULL THEN
+		PERFORM ray._stop_node(n.node_id, 'its spec changed', true);
+		-- a head that keeps no state in Redis comes back as a new cluster
+		IF NOT (coalesce((n.config ->> 'ha')::boolean, false) AND (desired ->> 'ha')::boolean) THEN
+			FOR id IN SELECT node_id FROM ray.node WHERE resource_group = rg.name AND kind = 'worker'
+					  AND stop_requested_at IS NULL ORDER BY node_id LOOP
+				PERFORM ray._stop_node(id, 'the head restarts without its state, so the cluster starts anew', true);
+			END LOOP;
+		END IF;
+	END IF;
+
+	-- workers of dropped worker groups, or started with another config
+	FOR n IN SELECT * FROM ray.node nd WHERE nd.resource_group = rg.name AND nd.kind = 'worker'
+			 AND nd.stop_requested_at IS NULL ORDER BY nd.node_id LOOP
+		desired := ray._node_desired_config(rg.name, 'worker', n.worker_group);
+		IF desired IS NULL THEN
+			PERFORM ray._stop_node(n.node_id, format('worker group %s was dropped', n.worker_group));
+		ELSIF n.config IS DISTINCT FROM desired THEN
+			PERFORM ray._stop_node(n.node_id, format('worker group %s changed', n.worker_group));
+		END IF;
+	END LOOP;
+
+	-- as many live slots per worker group as desired
+	FOR wg IN SELECT * FROM ray.worker_group WHERE resource_group = rg.name ORDER BY name LOOP
+		SELECT count(*) INTO active FROM ray.node
+		WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL;
+		WHILE active < wg.desired_workers LOOP
+			PERFORM ray._add_node(rg.name, 'worker', wg.name,
+				format('worker group %s wants %s workers', wg.name, wg.desired_workers));
+			active := active + 1;
+		END LOOP;
+		-- too many: not started ones first, then the idlest, then the newest
+		FOR n IN SELECT * FROM ray.node
+				 WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL
+				 ORDER BY pid IS NOT NULL, idle_since NULLS LAST, node_id DESC
+				 LIMIT greatest(active - wg.desired_workers, 0) LOOP
+			PERFORM ray._stop_node(n.node_id,
+				format('worker group %s wants %s workers', wg.name, wg.desired_workers));
+		END LOOP;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._local_reconcile_group(ray.resource_group) IS
+'Add, restart and stop the node slots of one local group until they match its desired spec.';
+
+/*
+ * Reconcile every local group, each on its own: a group that cannot be
+ * reconciled (no ports left, a broken spec) records why in its last_error
+ * and history, and the others go on.
  */
 CREATE FUNCTION ray._local_reconcile_nodes()
 RETURNS void
@@ -2550,89 +2643,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rg ray.resource_group;
-	wg ray.worker_group;
-	n ray.node;
-	id bigint;
-	wants_redis boolean;
-	active integer;
-	desired jsonb;
+	failure text;
 BEGIN
 	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name FOR UPDATE LOOP
-		IF rg.delete_requested_at IS NOT NULL THEN
-			-- stopping the nodes ends the runs at once: say so on the jobs
-			FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
-					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
-				PERFORM ray._job_transition(id, 'STOPPED',
-					format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
-					'pg_ray worker');
-			END LOOP;
-			FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND stop_requested_at IS NULL
-					 ORDER BY node_id LOOP
-				PERFORM ray._stop_node(n.node_id, 'the resource group is dropped');
-			END LOOP;
-			CONTINUE;
-		END IF;
-
-		-- Redis first: a highly available head keeps its state there
-		wants_redis := coalesce((rg.options ->> 'ha')::boolean, false) AND NOT rg.options ? 'redis_url';
-		IF wants_redis AND NOT EXISTS (SELECT FROM ray.node WHERE resource_group = rg.name AND kind = 'redis') THEN
-			PERFORM ray._add_node(rg.name, 'redis', NULL, 'the head is highly available');
-		ELSIF NOT wants_redis THEN
-			FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND kind = 'redis'
-					 AND stop_requested_at IS NULL LOOP
-				PERFORM ray._stop_node(n.node_id, 'the head no longer keeps its state in this Redis');
-			END LOOP;
-		END IF;
-
-		desired := ray._node_desired_config(rg.name, 'head', NULL);
-		SELECT * INTO n FROM ray.node WHERE resource_group = rg.name AND kind = 'head';
-		IF NOT FOUND THEN
-			PERFORM ray._add_node(rg.name, 'head', NULL, 'the group needs a head');
-		ELSIF n.config IS DISTINCT FROM desired AND n.stop_requested_at IS NULL THEN
-			PERFORM ray._stop_node(n.node_id, 'its spec changed', true);
-			-- a head that keeps no state in Redis comes back as a new cluster
-			IF NOT (coalesce((n.config ->> 'ha')::boolean, false) AND (desired ->> 'ha')::boolean) THEN
-				FOR id IN SELECT node_id FROM ray.node WHERE resource_group = rg.name AND kind = 'worker'
-						  AND stop_requested_at IS NULL ORDER BY node_id LOOP
-					PERFORM ray._stop_node(id, 'the head restarts without its state, so the cluster starts anew', true);
-				END LOOP;
+		BEGIN
+			PERFORM ray._local_reconcile_group(rg);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+			failure := format('could not manage its nodes: %s', failure);
+			IF rg.last_error IS DISTINCT FROM failure THEN
+				UPDATE ray.resource_group SET last_error = failure WHERE name = rg.name;
+				PERFORM ray._group_note(rg.name, failure);
 			END IF;
-		END IF;
-
-		-- workers of dropped worker groups, or started with another config
-		FOR n IN SELECT * FROM ray.node nd WHERE nd.resource_group = rg.name AND nd.kind = 'worker'
-				 AND nd.stop_requested_at IS NULL ORDER BY nd.node_id LOOP
-			desired := ray._node_desired_config(rg.name, 'worker', n.worker_group);
-			IF desired IS NULL THEN
-				PERFORM ray._stop_node(n.node_id, format('worker group %s was dropped', n.worker_group));
-			ELSIF n.config IS DISTINCT FROM desired THEN
-				PERFORM ray._stop_node(n.node_id, format('worker group %s changed', n.worker_group));
-			END IF;
-		END LOOP;
-
-		-- as many live slots per worker group as desired
-		FOR wg IN SELECT * FROM ray.worker_group WHERE resource_group = rg.name ORDER BY name LOOP
-			SELECT count(*) INTO active FROM ray.node
-			WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL;
-			WHILE active < wg.desired_workers LOOP
-				PERFORM ray._add_node(rg.name, 'worker', wg.name,
-					format('worker group %s wants %s workers', wg.name, wg.desired_workers));
-				active := active + 1;
-			END LOOP;
-			-- too many: not started ones first, then the idlest, then the newest
-			FOR n IN SELECT * FROM ray.node
-					 WHERE resource_group = rg.name AND worker_group = wg.name AND stop_requested_at IS NULL
-					 ORDER BY pid IS NOT NULL, idle_since NULLS LAST, node_id DESC
-					 LIMIT greatest(active - wg.desired_workers, 0) LOOP
-				PERFORM ray._stop_node(n.node_id,
-					format('worker group %s wants %s workers', wg.name, wg.desired_workers));
-			END LOOP;
-		END LOOP;
+		END;
 	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION ray._local_reconcile_nodes() IS
-'Add, restart and stop node slots of local groups until they match the desired spec.';
+'Reconcile the node slots of every local group, each on its own: one that fails records why and does not stop the others.';
 
 /* The password of a group's own Redis, derived from its token so that one secret is kept. */
 CREATE FUNCTION ray._redis_password(group_name text)

@@ -665,10 +665,11 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
  * local_stop
  *		A node asked to stop: SIGTERM to its session once, SIGKILL to what
  *		is left once its leader has exited (Ray's agents ignore SIGTERM when
- *		their raylet is gone) or after pg_ray.node_stop_timeout, and the slot
- *		is released once nothing of it runs.  Ray starts job drivers in sessions of their
- *		own, so they are found by the GCS address in their environment and
- *		stopped with the node (only a head's first port is a GCS port).
+ *		their raylet is gone) or after pg_ray.node_stop_timeout, and the
+ *		slot is released once nothing of it runs.  Ray starts job drivers in
+ *		sessions of their own, so they are found by the GCS address in their
+ *		environment and stopped with the node (only a head's first port is a
+ *		GCS port).
  */
 static void
 local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 elapsed_ms)

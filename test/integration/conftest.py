@@ -100,6 +100,15 @@ def group(db: psycopg.Connection, request: pytest.FixtureRequest) -> Iterator[st
                      "WHERE name = %s AND delete_requested_at IS NULL", (name,))
 
 
+def drop_local_groups(conn: psycopg.Connection) -> None:
+    """Drop every local resource group and wait until they are gone: the catalog tests
+    leave groups behind, which must not become Ray clusters once local nodes are on."""
+    conn.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
+                 "WHERE provider = 'local' AND delete_requested_at IS NULL")
+    wait_for(lambda: not conn.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE provider = 'local')"
+                                      ).fetchone()[0], "the local groups to be dropped", 120)
+
+
 RAY_DIR = Path(os.environ.get("PG_RAY_RAY_DIR", "/tmp/pgray_ray"))
 ROOT = Path(__file__).resolve().parents[2]
 

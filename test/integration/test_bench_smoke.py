@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, RayHead
+import psycopg
+
+from conftest import ROOT, RayHead, drop_local_groups
 
 
 def test_job_roundtrip_benchmark_runs(ray_head: RayHead, ray_group: str, tmp_path: Path) -> None:
@@ -19,7 +21,8 @@ def test_job_roundtrip_benchmark_runs(ray_head: RayHead, ray_group: str, tmp_pat
     assert "| pg_ray / CLI |" in (tmp_path / "job_roundtrip_smoke.md").read_text()
 
 
-def test_local_group_benchmark_runs(tmp_path: Path) -> None:
+def test_local_group_benchmark_runs(db: psycopg.Connection, tmp_path: Path) -> None:
+    drop_local_groups(db)
     result = subprocess.run([sys.executable, str(ROOT / "bench/local_group.py"), "--smoke",
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr

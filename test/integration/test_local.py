@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from conftest import ROOT, connect, wait_for, wait_for_state, wait_for_worker
+from conftest import ROOT, connect, drop_local_groups, wait_for, wait_for_state, wait_for_worker
 
 GROUP = "it-local"
 READY_TIMEOUT = 180
@@ -57,7 +57,7 @@ def describe(pids: list[int]) -> str:
     return "; ".join(out)
 
 
-def assert_all_gone(prefix: str, gcs_port: int, timeout: float = 30) -> None:
+def assert_all_gone(prefix: list[str], gcs_port: int, timeout: float = 30) -> None:
     """No process of the group is left: nodes, their workers, job drivers."""
     deadline = time.monotonic() + timeout
     while (left := processes_under(prefix) + driver_processes(gcs_port)) and time.monotonic() < deadline:
@@ -98,8 +98,15 @@ def run_directory(db: psycopg.Connection) -> str:
                       "FROM ray.installation").fetchone()[0]
 
 
-def processes_under(prefix: str) -> list[int]:
-    """Pids whose command line or RAY_ADDRESS points into the group's nodes: what must be gone."""
+def run_directories(db: psycopg.Connection, name: str = GROUP) -> list[str]:
+    """The run directories of a group's nodes, each with its trailing slash."""
+    return [r[0] + "/" for r in db.execute("SELECT run_dir FROM ray.node WHERE resource_group = %s",
+                                           (name,)).fetchall()]
+
+
+def processes_under(prefixes: list[str] | str) -> list[int]:
+    """Pids whose command line points under these run directories (or this one)."""
+    prefixes = [prefixes] if isinstance(prefixes, str) else prefixes
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -111,7 +118,7 @@ def processes_under(prefix: str) -> list[int]:
             continue
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue
-        if prefix in cmdline:
+        if any(prefix in cmdline for prefix in prefixes):
             found.append(int(entry.name))
     return found
 
@@ -168,6 +175,8 @@ def local_nodes() -> Iterator[psycopg.Connection]:
     conn = wait_for(lambda: connect(), "the server to accept connections")
     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
     reload_settings(conn, local_nodes="on", observe_interval="500ms", scale_cooldown="2s")
+    # groups the catalog tests left: gone (with their nodes, should they have any) before ours
+    drop_local_groups(conn)
     yield conn
     conn = wait_for(lambda: connect(), "the server to accept connections")
     for (name,) in conn.execute("SELECT name FROM ray.resource_group WHERE provider = 'local'").fetchall():
@@ -348,7 +357,7 @@ def test_alter_and_drop_worker_group_have_their_effects(local_nodes: psycopg.Con
 def test_drop_interrupts_jobs_and_leaves_nothing(local_nodes: psycopg.Connection, local_group: str) -> None:
     db = wait_for(lambda: connect(), "the server to accept connections")
     head = nodes(db)[0]
-    prefix = run_directory(db)
+    prefix = run_directories(db)
     job_id = db.execute("SELECT ray.submit_job(%s, 'python -c \"import time; time.sleep(600)\"')",
                         (GROUP,)).fetchone()[0]
     wait_for_state(db, job_id, {"RUNNING"}, 120)
@@ -395,6 +404,6 @@ def test_ha_head_restarts_and_a_worker_survives(local_nodes: psycopg.Connection)
     assert survivor["state"] == "ALIVE"
     assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 180) == "SUCCEEDED"
     assert db.execute("SELECT attempts FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == 2
-    prefix = run_directory(db)
+    prefix = run_directories(db, name)
     drop_and_wait(db, name)
     assert_all_gone(prefix, head["port"])
