@@ -1758,12 +1758,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rg ray.resource_group;
+	id bigint;
 BEGIN
 	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
 	FOR rg IN SELECT * FROM ray.resource_group WHERE delete_requested_at IS NOT NULL
 			  ORDER BY name FOR UPDATE LOOP
 		IF rg.state <> 'DELETING' THEN
 			PERFORM ray._group_transition(rg.name, 'DELETING', 'dropping', 'pg_ray worker');
+		END IF;
+		-- a local group's nodes are stopped now, which ends its runs at once
+		IF rg.provider = 'local' THEN
+			FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
+					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
+				PERFORM ray._job_transition(id, 'STOPPED',
+					format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
+					'pg_ray worker');
+			END LOOP;
 		END IF;
 		IF NOT EXISTS (SELECT FROM ray.job WHERE resource_group = rg.name
 					   AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED'))
@@ -2557,13 +2567,6 @@ DECLARE
 	desired jsonb;
 BEGIN
 	IF rg.delete_requested_at IS NOT NULL THEN
-		-- stopping the nodes ends the runs at once: say so on the jobs
-		FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
-				  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
-			PERFORM ray._job_transition(id, 'STOPPED',
-				format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
-				'pg_ray worker');
-		END LOOP;
 		FOR n IN SELECT * FROM ray.node WHERE resource_group = rg.name AND stop_requested_at IS NULL
 				 ORDER BY node_id LOOP
 			PERFORM ray._stop_node(n.node_id, 'the resource group is dropped');
