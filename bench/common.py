@@ -3,10 +3,15 @@ they ran on, and how a series of timings is summarised."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
 from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -28,3 +33,22 @@ def machine(pg_version: str, ray_version: str) -> str:
 def summary(values: list[float]) -> str:
     """min / median / max, two decimals."""
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def arguments(description: str, repeat: int) -> tuple[argparse.Namespace, int]:
+    """The options every benchmark takes (--repeat, --smoke, --out), and the rounds to run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--smoke", action="store_true", help="one round, to check the benchmark runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    args = parser.parse_args()
+    return args, 1 if args.smoke else args.repeat
+
+
+def connect(autocommit: bool = True) -> psycopg.Connection:
+    """A superuser connection to the test cluster's database (scripts/test-cluster), pg_ray in it."""
+    pg = read_env(Path(os.environ.get("PG_RAY_TEST_DIR", "/tmp/pg_ray_test")) / "env")
+    db = psycopg.connect(host=pg["PGHOST"], port=pg["PGPORT"], user="postgres", dbname="postgres",
+                         autocommit=autocommit)
+    db.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
+    return db

@@ -20,7 +20,6 @@ Markdown into bench/results/ (or --out).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -32,9 +31,8 @@ from pathlib import Path
 
 import psycopg
 
-from common import machine, read_env, summary
+from common import arguments, connect, machine, read_env, summary
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = "python -c \"print('hi')\""
 
 
@@ -81,21 +79,13 @@ def run_rest(url: str, token: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--smoke", action="store_true", help="one round, to check the benchmark runs")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
-    args = parser.parse_args()
-    repeat = 1 if args.smoke else args.repeat
+    args, repeat = arguments(__doc__.splitlines()[0], 7)
 
-    pg = read_env(Path(os.environ.get("PG_RAY_TEST_DIR", "/tmp/pg_ray_test")) / "env")
     ray_env = read_env(Path(os.environ.get("PG_RAY_RAY_DIR", "/tmp/pgray_ray")) / "env")
     url, token = ray_env["RAY_TEST_URL"], ray_env["RAY_TEST_TOKEN"]
     venv = Path(os.environ.get("PG_RAY_VENV", "/opt/pg_ray/venv"))
 
-    db = psycopg.connect(host=pg["PGHOST"], port=pg["PGPORT"], user="postgres", dbname="postgres",
-                         autocommit=True)
-    db.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
+    db = connect()
     if not db.execute("SELECT EXISTS (SELECT FROM ray.resource_groups WHERE name = 'bench')").fetchone()[0]:
         db.execute("SELECT ray.register_cluster('bench', %s, %s)", (url, token))
     while db.execute("SELECT state FROM ray.resource_groups WHERE name = 'bench'").fetchone()[0] != "READY":

@@ -20,7 +20,6 @@ Writes CSV and Markdown into bench/results/ (or --out).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -37,9 +36,8 @@ from pathlib import Path
 
 import psycopg
 
-from common import machine, read_env, summary
+from common import arguments, connect, machine, summary
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("PG_RAY_VENV", "/opt/pg_ray/venv"))
 OPTIONS = {"object_store_memory_mb": 100}
 MANAGED_SERVICE_PROMISE_S = 5.0
@@ -179,22 +177,13 @@ def kill_head(db: psycopg.Connection, name: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="one round, to check the benchmark runs")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
-    args = parser.parse_args()
-    repeat = 1 if args.smoke else args.repeat
+    args, repeat = arguments(__doc__.splitlines()[0], 5)
 
-    pg = read_env(Path(os.environ.get("PG_RAY_TEST_DIR", "/tmp/pg_ray_test")) / "env")
-    db = psycopg.connect(host=pg["PGHOST"], port=pg["PGPORT"], user="postgres", dbname="postgres",
-                         autocommit=True)
-    db.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
+    db = connect()
     local_nodes = db.execute("SHOW pg_ray.local_nodes").fetchone()[0]
     db.execute("ALTER SYSTEM SET pg_ray.local_nodes = on")
     db.execute("SELECT pg_reload_conf()")
-    wait_until(lambda: psycopg.connect(host=pg["PGHOST"], port=pg["PGPORT"], user="postgres",
-                                       dbname="postgres").execute("SHOW pg_ray.local_nodes").fetchone()[0] == "on",
+    wait_until(lambda: connect().execute("SHOW pg_ray.local_nodes").fetchone()[0] == "on",
                "pg_ray.local_nodes to be on")
     rows = []
     try:

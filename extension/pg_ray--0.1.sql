@@ -1529,17 +1529,27 @@ BEGIN
 	END IF;
 	SELECT l.log INTO saved FROM ray.job_log l
 	WHERE l.job_id = job.job_id ORDER BY l.attempt DESC LIMIT 1;
-	-- live only while a run is in Ray; otherwise the saved log, if any
-	IF job.state NOT IN ('PENDING', 'RUNNING') OR job.ray_submission_id IS NULL THEN
+	-- live while a run is in Ray, and for a run that just ended until the
+	-- worker has saved its log; otherwise the saved log, if any
+	IF job.ray_submission_id IS NULL
+		OR (job.state NOT IN ('PENDING', 'RUNNING') AND (saved IS NOT NULL OR job.log_error IS NOT NULL)) THEN
 		RETURN coalesce(saved, '');
 	END IF;
 	conn := ray._group_connection(job.resource_group);
 	IF conn.url IS NULL THEN
 		RETURN coalesce(saved, '');
 	END IF;
-	-- NULL: Ray has no such run (any more)
-	RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id),
-					saved, '');
+	IF job.state IN ('PENDING', 'RUNNING') THEN
+		-- NULL: Ray has no such run (any more)
+		RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id),
+						saved, '');
+	END IF;
+	-- an ended run whose log is not saved yet: what Ray still has, or nothing
+	BEGIN
+		RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id), '');
+	EXCEPTION WHEN connection_failure OR protocol_violation THEN
+		RETURN '';
+	END;
 END
 $$;
 COMMENT ON FUNCTION ray.job_logs(bigint) IS
