@@ -32,7 +32,7 @@ PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
 # connected to pg_ray.database_name, so the database cannot be dropped and
 # re-created around the tests as pg_regress would otherwise do.
 PG_RAY_TEST_DB ?= postgres
-REGRESS = setup resource_groups worker_groups jobs usage
+REGRESS = setup resource_groups worker_groups jobs usage models
 REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
