@@ -4,6 +4,7 @@ they ran on, and how a series of timings is summarised."""
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import statistics
@@ -52,3 +53,14 @@ def connect(autocommit: bool = True) -> psycopg.Connection:
                          autocommit=autocommit)
     db.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
     return db
+
+
+def write_csv(args: argparse.Namespace, benchmark: str, rows: list[dict]) -> str:
+    """Write the raw rows of a run to <out>/<benchmark>[_smoke].csv; returns the results' base name."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"{benchmark}_smoke" if args.smoke else benchmark
+    with open(args.out / f"{name}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return name

@@ -20,7 +20,6 @@ Markdown into bench/results/ (or --out).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 
-from common import arguments, connect, machine, read_env, summary
+from common import arguments, connect, machine, read_env, summary, write_csv
 
 ENTRYPOINT = "python -c \"print('hi')\""
 
@@ -113,12 +112,7 @@ def main() -> None:
             db.execute("SHOW pg_ray.poll_interval").fetchone()[0])
     db.close()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "job_roundtrip_smoke" if args.smoke else "job_roundtrip"
-    with open(args.out / f"{name}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    name = write_csv(args, "job_roundtrip", rows)
     col = {k: [r[k] for r in rows] for k in rows[0]}
     where = machine(pg_version, ray_version)
     (args.out / f"{name}.md").write_text(f"""# Job round trip

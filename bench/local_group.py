@@ -20,7 +20,6 @@ Writes CSV and Markdown into bench/results/ (or --out).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from common import arguments, connect, machine, summary
+from common import arguments, connect, machine, summary, write_csv
 
 VENV = Path(os.environ.get("PG_RAY_VENV", "/opt/pg_ray/venv"))
 OPTIONS = {"object_store_memory_mb": 100}
@@ -215,12 +214,7 @@ def main() -> None:
         db.execute("SELECT pg_reload_conf()")
         db.close()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = "local_group_smoke" if args.smoke else "local_group"
-    with open(args.out / f"{name}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    name = write_csv(args, "local_group", rows)
 
     def column(kind: str, key: str) -> list[float]:
         return [float(r[key]) for r in rows if r["kind"] == kind]

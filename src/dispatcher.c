@@ -118,8 +118,6 @@ static void dispatch_apply(PgRayHttpRequest *req);
 static void dispatch_apply_one(void *req);
 static void dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first);
 static void dispatch_apply_poll(PgRayHttpRequest *req);
-static void dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values,
-						  const char *nulls);
 static const char *dispatch_key(PgRayHttpRequest *req);
 
 /*
@@ -339,19 +337,6 @@ pg_ray_dispatch_next_poll_ms(void)
 }
 
 /*
- * dispatch_exec
- *		Run one statement of the dispatcher through SPI; failures are errors.
- */
-static void
-dispatch_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	if (ret < 0)
-		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
-}
-
-/*
  * dispatch_endpoint
  *		How to reach a group's dashboard; false when it has none (yet).
  *		Strings are palloc'd in the current (transaction) context.
@@ -363,7 +348,7 @@ dispatch_endpoint(const char *group_name, RayEndpoint *endpoint)
 	Datum		values[1] = {CStringGetTextDatum(group_name)};
 	bool		isnull;
 
-	dispatch_exec("SELECT url, token, ca_file FROM ray._group_connection($1)",
+	pg_ray_spi_exec("SELECT url, token, ca_file FROM ray._group_connection($1)",
 				  1, types, values, NULL);
 	if (SPI_processed != 1)
 		return false;
@@ -494,7 +479,7 @@ pg_ray_dispatch_plan(void)
 	dispatch_init();
 
 	/* a new installation: nothing from before applies to it */
-	dispatch_exec("SELECT id FROM ray.installation", 0, NULL, NULL, NULL);
+	pg_ray_spi_exec("SELECT id FROM ray.installation", 0, NULL, NULL, NULL);
 	if (SPI_processed == 1)
 	{
 		char	   *installation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -507,8 +492,8 @@ pg_ray_dispatch_plan(void)
 		}
 	}
 
-	dispatch_exec("SELECT ray._begin_attempts()", 0, NULL, NULL, NULL);
-	dispatch_exec("SELECT action, resource_group, job_id, attempt, submission_id "
+	pg_ray_spi_exec("SELECT ray._begin_attempts()", 0, NULL, NULL, NULL);
+	pg_ray_spi_exec("SELECT action, resource_group, job_id, attempt, submission_id "
 				  "FROM ray._worker_work() ORDER BY action, resource_group, job_id",
 				  0, NULL, NULL, NULL);
 
@@ -626,7 +611,7 @@ dispatch_unreachable(PgRayHttpRequest *req)
 	Datum		values[3] = {CStringGetTextDatum(req->group_name), (Datum) 0,
 	CStringGetTextDatum(dispatch_failure(req))};
 
-	dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, types, values, " n ");
+	pg_ray_spi_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, types, values, " n ");
 }
 
 /*
@@ -709,7 +694,7 @@ dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info)
 	nulls[7] = info->end_time_ms > 0 ? ' ' : 'n';
 	values[8] = info->job_id ? dispatch_text(info->job_id) : (Datum) 0;
 	nulls[8] = info->job_id ? ' ' : 'n';
-	dispatch_exec("SELECT ray._apply_job_info($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	pg_ray_spi_exec("SELECT ray._apply_job_info($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 				  9, types, values, nulls);
 }
 
@@ -730,7 +715,7 @@ dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first)
 	bool		isnull;
 
 	/* also settles a stop request that came before the run existed */
-	dispatch_exec("SELECT ray._submission_body($1, $2)", 2, types, values, NULL);
+	pg_ray_spi_exec("SELECT ray._submission_body($1, $2)", 2, types, values, NULL);
 	if (SPI_processed != 1)
 		return;
 	body = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -740,7 +725,7 @@ dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first)
 
 	if (upload_first)
 	{
-		dispatch_exec("SELECT package, content FROM ray.job_package WHERE job_id = $1",
+		pg_ray_spi_exec("SELECT package, content FROM ray.job_package WHERE job_id = $1",
 					  1, types, values, NULL);
 		if (SPI_processed == 1)
 		{
@@ -784,14 +769,14 @@ dispatch_apply_upload(PgRayHttpRequest *req)
 		dispatch_plan_submission(req, false);
 	else if (dispatch_no_answer(req))
 	{
-		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+		pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
 		if (dispatch_cluster_unreachable(req))
 			dispatch_unreachable(req);
 		dispatch_ask_later = true;
 	}
 	else
 		/* refused for good, such as a package over the cluster's limit */
-		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, NULL);
+		pg_ray_spi_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, NULL);
 }
 
 /*
@@ -813,7 +798,7 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 		if (!ray_parse_job_info(req->response, req->response_len, &info, errbuf))
 		{
 			values[2] = CStringGetTextDatum(psprintf("GET %s: %s", req->url, errbuf));
-			dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+			pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
 			return;
 		}
 		PG_TRY();
@@ -833,7 +818,7 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 		return;
 	}
 	values[2] = CStringGetTextDatum(dispatch_failure(req));
-	dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+	pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
 	if (dispatch_cluster_unreachable(req))
 		dispatch_unreachable(req);
 	dispatch_ask_later = true;
@@ -852,7 +837,7 @@ dispatch_apply_submit(PgRayHttpRequest *req)
 
 	if (pg_ray_http_succeeded(req))
 	{
-		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
+		pg_ray_spi_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
 		dispatch_poll_soon(req->group_name);
 		return;
 	}
@@ -865,12 +850,12 @@ dispatch_apply_submit(PgRayHttpRequest *req)
 	 * other client error, such as a runtime_env Ray does not accept.
 	 */
 	if (req->response && strstr(req->response, "already exists"))
-		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+		pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
 	else if (!dispatch_no_answer(req) && req->status >= 400 && req->status < 500)
-		dispatch_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
+		pg_ray_spi_exec("SELECT ray._apply_submitted($1, $2, $3)", 3, types, values, nulls);
 	else
 	{
-		dispatch_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+		pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
 		if (dispatch_cluster_unreachable(req))
 			dispatch_unreachable(req);
 		dispatch_ask_later = true;
@@ -920,11 +905,11 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 		Datum		reachable[3] = {CStringGetTextDatum(req->group_name), (Datum) 0, (Datum) 0};
 		Oid			reachable_types[3] = {TEXTOID, TEXTOID, TEXTOID};
 
-		dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, reachable_types,
+		pg_ray_spi_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, reachable_types,
 					  reachable, " nn");
 
 		/* runs in Ray since before the list was asked for */
-		dispatch_exec("SELECT job_id, attempts, ray_submission_id FROM ray.job "
+		pg_ray_spi_exec("SELECT job_id, attempts, ray_submission_id FROM ray.job "
 					  "WHERE resource_group = $1 AND state IN ('PENDING', 'RUNNING') "
 					  "AND state_changed_at < $2 ORDER BY job_id",
 					  2, types, values, NULL);
@@ -956,7 +941,7 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 					CStringGetTextDatum(psprintf("Ray at %s no longer knows run %s (its head may have restarted)",
 												 req->url, submission_id))};
 
-				dispatch_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, missing_types,
+				pg_ray_spi_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, missing_types,
 							  missing, NULL);
 			}
 		}
@@ -982,7 +967,7 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 		bool		isnull;
 		int64		age_ms = 0;
 
-		dispatch_exec("SELECT (extract(epoch FROM now() - max(coalesce(started_at, state_changed_at))) * 1000)::int8 "
+		pg_ray_spi_exec("SELECT (extract(epoch FROM now() - max(coalesce(started_at, state_changed_at))) * 1000)::int8 "
 					  "FROM ray.job WHERE resource_group = $1 AND state IN ('PENDING', 'RUNNING')",
 					  1, age_types, age_values, NULL);
 		if (SPI_processed == 1)
@@ -1022,7 +1007,7 @@ dispatch_apply_observe(PgRayHttpRequest *req)
 			return;
 		}
 		values[1] = dispatch_text(req->response);
-		dispatch_exec("SELECT ray._apply_cluster_status($1, $2::jsonb)", 2, types, values, NULL);
+		pg_ray_spi_exec("SELECT ray._apply_cluster_status($1, $2::jsonb)", 2, types, values, NULL);
 		return;
 	}
 
@@ -1030,7 +1015,7 @@ dispatch_apply_observe(PgRayHttpRequest *req)
 		values[1] = dispatch_text(req->response);
 	else
 		values[2] = CStringGetTextDatum(dispatch_failure(req));
-	dispatch_exec("SELECT ray._apply_local_nodes($1, $2::jsonb, $3)", 3, types, values,
+	pg_ray_spi_exec("SELECT ray._apply_local_nodes($1, $2::jsonb, $3)", 3, types, values,
 				  answered ? "  n" : " n ");
 	if (SPI_processed == 1)
 	{
@@ -1086,7 +1071,7 @@ dispatch_apply(PgRayHttpRequest *req)
 				{
 					group_values[1] = dispatch_text(version);
 					free(version);
-					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
+					pg_ray_spi_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
 								  group_values, "  n");
 				}
 				else
@@ -1095,7 +1080,7 @@ dispatch_apply(PgRayHttpRequest *req)
 					group_values[2] = CStringGetTextDatum(pg_ray_http_succeeded(req) ?
 														  psprintf("GET %s: %s", req->url, errbuf) :
 														  dispatch_failure(req));
-					dispatch_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
+					pg_ray_spi_exec("SELECT ray._apply_group_check($1, $2, $3)", 3, group_types,
 								  group_values, " n ");
 					dispatch_ask_later = true;
 				}
@@ -1121,14 +1106,14 @@ dispatch_apply(PgRayHttpRequest *req)
 				{
 					values[2] = BoolGetDatum(stopped);
 					types[2] = BOOLOID;
-					dispatch_exec("SELECT ray._apply_stop_sent($1, $2, $3)", 3, types, values, NULL);
+					pg_ray_spi_exec("SELECT ray._apply_stop_sent($1, $2, $3)", 3, types, values, NULL);
 					dispatch_poll_soon(req->group_name);
 				}
 				else if (req->status == 404)
 				{
 					values[2] = CStringGetTextDatum("Ray does not know the run to stop");
 					types[2] = TEXTOID;
-					dispatch_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, types, values, NULL);
+					pg_ray_spi_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, types, values, NULL);
 				}
 				else
 				{
@@ -1175,7 +1160,7 @@ dispatch_apply(PgRayHttpRequest *req)
 													psprintf("GET %s: %s", req->url, errbuf) :
 													dispatch_failure(req));
 				}
-				dispatch_exec("SELECT ray._save_job_log($1, $2, $3, $4, $5)", 5, types, values, nulls);
+				pg_ray_spi_exec("SELECT ray._save_job_log($1, $2, $3, $4, $5)", 5, types, values, nulls);
 				break;
 			}
 		case DISPATCH_STOP_LOST:
@@ -1185,7 +1170,7 @@ dispatch_apply(PgRayHttpRequest *req)
 				Datum		lost[2] = {CStringGetTextDatum(req->submission_id),
 				BoolGetDatum(req->status == 404)};
 
-				dispatch_exec("SELECT ray._lost_run_settled($1, $2)", 2, lost_types, lost, NULL);
+				pg_ray_spi_exec("SELECT ray._lost_run_settled($1, $2)", 2, lost_types, lost, NULL);
 			}
 			dispatch_ask_later = true;
 			break;

@@ -112,23 +112,9 @@ static void local_check(int64 node_id, pid_t pid, const char *run_dir);
 static void local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base,
 					   int64 elapsed_ms);
 static void local_sweep(const char *prefix, bool everything);
-static void local_exec(const char *sql, int nargs, Oid *types, Datum *values);
 static int	local_host_gpus(void);
 static int	local_signal_drivers(int gcs_port, int sig);
 static void local_free_watched(void);
-
-/*
- * local_exec
- *		Run one statement through SPI; failures are errors.
- */
-static void
-local_exec(const char *sql, int nargs, Oid *types, Datum *values)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (ret < 0)
-		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
-}
 
 /*
  * local_reap
@@ -576,7 +562,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	{
 		values[1] = Int32GetDatum((int32) pid);
 		values[2] = BoolGetDatum(true);
-		local_exec("SELECT ray._local_node_started($1, $2, $3)", 3, types, values);
+		pg_ray_spi_exec("SELECT ray._local_node_started($1, $2, $3)", 3, types, values, NULL);
 		return;
 	}
 
@@ -586,7 +572,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 		Oid			busy_types[2] = {INT8OID, INT4OID};
 		Datum		busy_values[2] = {Int64GetDatum(node_id), Int32GetDatum(busy)};
 
-		local_exec("SELECT ray._local_ports_busy($1, $2)", 2, busy_types, busy_values);
+		pg_ray_spi_exec("SELECT ray._local_ports_busy($1, $2)", 2, busy_types, busy_values, NULL);
 		return;
 	}
 
@@ -625,7 +611,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 
 	values[1] = Int32GetDatum((int32) pid);
 	values[2] = BoolGetDatum(false);
-	local_exec("SELECT ray._local_node_started($1, $2, $3)", 3, types, values);
+	pg_ray_spi_exec("SELECT ray._local_node_started($1, $2, $3)", 3, types, values, NULL);
 	local_busy = true;
 }
 
@@ -657,7 +643,7 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
 	(void) local_signal_session(pid, SIGKILL);
 	values[0] = Int64GetDatum(node_id);
 	values[1] = CStringGetTextDatum(local_exit_reason(pid, run_dir));
-	local_exec("SELECT ray._local_node_exited($1, $2)", 2, types, values);
+	pg_ray_spi_exec("SELECT ray._local_node_exited($1, $2)", 2, types, values, NULL);
 	local_busy = true;
 }
 
@@ -710,7 +696,7 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 		return;
 	}
 	local_terminated = list_delete_int(local_terminated, (int) node_id);
-	local_exec("SELECT ray._local_node_gone($1)", 1, types, values);
+	pg_ray_spi_exec("SELECT ray._local_node_gone($1)", 1, types, values, NULL);
 	local_busy = true;
 }
 
@@ -848,7 +834,7 @@ local_sweep(const char *prefix, bool everything)
 
 		if (!everything)
 		{
-			local_exec("SELECT 1 FROM ray.node WHERE node_id = $1", 1, types, values);
+			pg_ray_spi_exec("SELECT 1 FROM ray.node WHERE node_id = $1", 1, types, values, NULL);
 			if (SPI_processed > 0)
 				continue;
 		}
@@ -942,8 +928,8 @@ pg_ray_local_round(bool first_round)
 	local_reap();
 
 	/* the run directories of this installation start with this */
-	local_exec("SELECT format('%s/%s/n', rtrim(current_setting('pg_ray.run_directory'), '/'), id) "
-			   "FROM ray.installation", 0, NULL, NULL);
+	pg_ray_spi_exec("SELECT format('%s/%s/n', rtrim(current_setting('pg_ray.run_directory'), '/'), id) "
+			   "FROM ray.installation", 0, NULL, NULL, NULL);
 	if (SPI_processed == 1)
 	{
 		char	   *prefix = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -967,8 +953,8 @@ pg_ray_local_round(bool first_round)
 		Oid			plan_types[1] = {INT4OID};
 		Datum		plan_values[1] = {Int32GetDatum(local_host_gpus())};
 
-		local_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env "
-				   "FROM ray._local_plan($1)", 1, plan_types, plan_values);
+		pg_ray_spi_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env "
+				   "FROM ray._local_plan($1)", 1, plan_types, plan_values, NULL);
 	}
 	tuptable = SPI_tuptable;
 	n = SPI_processed;

@@ -28,7 +28,6 @@
 
 #include "pg_ray.h"
 
-static void pg_ray_worker_exec(const char *sql);
 
 /*
  * pg_ray_worker_round
@@ -54,10 +53,10 @@ pg_ray_worker_round(bool first_round)
 		if (first_round)
 		{
 			pgstat_report_activity(STATE_RUNNING, "pg_ray: recovering after start");
-			pg_ray_worker_exec("SELECT ray._worker_recover()");
+			pg_ray_spi_exec("SELECT ray._worker_recover()", 0, NULL, NULL, NULL);
 		}
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: reconciling");
-		pg_ray_worker_exec("SELECT ray._worker_reconcile()");
+		pg_ray_spi_exec("SELECT ray._worker_reconcile()", 0, NULL, NULL, NULL);
 		if (pg_ray_local_nodes)
 		{
 			pgstat_report_activity(STATE_RUNNING, "pg_ray: managing local Ray nodes");
@@ -88,14 +87,15 @@ pg_ray_worker_round(bool first_round)
 }
 
 /*
- * pg_ray_worker_exec
- *		Run one statement of the round; any failure is an error that aborts
- *		the round.
+ * pg_ray_spi_exec
+ *		Run one statement of the worker through SPI, with parameters (nulls
+ *		as SPI_execute_with_args takes them, NULL for none); any failure is
+ *		an error that aborts what the worker is doing.
  */
-static void
-pg_ray_worker_exec(const char *sql)
+void
+pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	int			ret = SPI_execute(sql, false, 0);
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
 	if (ret < 0)
 		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
