@@ -19,6 +19,8 @@ OBJS = \
 	src/dispatcher.o \
 	src/jobs.o \
 	src/package.o \
+	src/batch.o \
+	src/publish.o \
 	src/provider_local.o
 
 # The control file and scripts live in extension/, so they are installed as
@@ -32,7 +34,7 @@ PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
 # connected to pg_ray.database_name, so the database cannot be dropped and
 # re-created around the tests as pg_regress would otherwise do.
 PG_RAY_TEST_DB ?= postgres
-REGRESS = setup resource_groups worker_groups jobs usage models
+REGRESS = setup resource_groups worker_groups jobs usage models batch_inference
 REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -61,3 +63,16 @@ unittest: build/test_ray_parse
 	build/test_ray_parse
 
 .PHONY: unittest
+
+# The batch inference runner, zipped by ray._runner_package() into the
+# working directory of each run: share/extension/pg_ray/runner/pg_ray_runner.
+RUNNER_DIR = $(DESTDIR)$(datadir)/extension/pg_ray/runner/pg_ray_runner
+
+install: install-runner
+
+install-runner:
+	$(MKDIR_P) '$(RUNNER_DIR)'
+	rm -f '$(RUNNER_DIR)'/*.py
+	$(INSTALL_DATA) $(wildcard src/runner/pg_ray_runner/*.py) '$(RUNNER_DIR)/'
+
+.PHONY: install-runner

@@ -54,6 +54,10 @@ BEGIN
 	IF NOT pg_catalog.pg_has_role('ray_admin', 'ray_user', 'MEMBER') THEN
 		GRANT ray_user TO ray_admin;
 	END IF;
+	-- every batch inference run's login role, for pg_hba.conf (+ray_run)
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_run') THEN
+		CREATE ROLE ray_run NOLOGIN;
+	END IF;
 END
 $roles$;
 
@@ -130,6 +134,20 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_ray_zip_directory';
 COMMENT ON FUNCTION ray.zip_directory(text) IS
 'Zip a directory on the database server, files at the root, for submit_job''s working_dir. Superusers and members of pg_read_server_files only.';
+
+CREATE FUNCTION ray._describe_query(query text)
+RETURNS TABLE (column_name text, data_type text)
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pg_ray_describe_query';
+COMMENT ON FUNCTION ray._describe_query(text) IS
+'The columns (name, type) a source query yields, without running it; an error unless it is one SELECT.';
+
+CREATE FUNCTION ray._runner_package()
+RETURNS bytea
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pg_ray_runner_package';
+COMMENT ON FUNCTION ray._runner_package() IS
+'The batch inference runner installed with the extension, zipped as the working directory of a run.';
 
 CREATE FUNCTION ray.wait_job(job_id bigint, timeout interval DEFAULT '1 hour')
 RETURNS text
@@ -823,7 +841,8 @@ CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.resource_grou
 	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
 CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.worker_group
 	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
-CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.job
+-- not for the progress a run reports, which asks nothing of the worker
+CREATE TRIGGER wake_worker AFTER INSERT OR UPDATE OF state, stop_requested_at OR DELETE ON ray.job
 	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
 
 INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, num_gpus, gpu_model, cpu_units, description, builtin)
@@ -852,8 +871,8 @@ DECLARE
 	job ray.job;
 	allowed constant jsonb := '{
 		"QUEUED":     ["SUBMITTING", "STOPPED", "FAILED"],
-		"SUBMITTING": ["QUEUED", "SUBMITTING", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"],
-		"PENDING":    ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "STOPPED"],
+		"SUBMITTING": ["QUEUED", "SUBMITTING", "PENDING", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "STOPPED"],
+		"PENDING":    ["QUEUED", "RUNNING", "PUBLISHING", "SUCCEEDED", "FAILED", "STOPPED"],
 		"RUNNING":    ["QUEUED", "PUBLISHING", "SUCCEEDED", "FAILED", "STOPPED"],
 		"PUBLISHING": ["SUCCEEDED", "FAILED", "STOPPED"],
 		"SUCCEEDED":  [],
@@ -883,6 +902,10 @@ BEGIN
 	RETURNING * INTO job;
 	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
 	VALUES (id, previous, to_state, job.attempts, actor, why);
+	-- an attempt that ends takes its run's role and staging table with it
+	IF job.kind = 'batch_inference' AND (terminal OR to_state = 'QUEUED') THEN
+		PERFORM ray._end_batch_attempt(id);
+	END IF;
 	RETURN job;
 END
 $$;
@@ -1745,6 +1768,7 @@ DECLARE
 	id bigint;
 	n integer := 0;
 BEGIN
+	PERFORM ray._drop_stray_run_roles();
 	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id LOOP
 		PERFORM ray._job_transition(id, 'SUBMITTING',
 			'the pg_ray worker restarted during submission; Ray will be asked whether this attempt exists before it is submitted again',
@@ -1890,6 +1914,7 @@ DECLARE
 	n integer := 0;
 	install text := (SELECT i.id FROM ray.installation i);
 	sid text;
+	failure text;
 BEGIN
 	FOR id IN
 		SELECT j.job_id FROM ray.job j
@@ -1908,6 +1933,15 @@ BEGIN
 		RETURNING ray_submission_id INTO sid;
 		PERFORM ray._job_transition(id, 'SUBMITTING', format('submitting to Ray as %s', sid),
 									'pg_ray worker');
+		IF (SELECT kind FROM ray.job WHERE job_id = id) = 'batch_inference' THEN
+			BEGIN
+				PERFORM ray._begin_batch_attempt(id);
+			EXCEPTION WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+				PERFORM ray._job_transition(id, 'FAILED', format('could not prepare the run: %s', failure),
+											'pg_ray worker');
+			END;
+		END IF;
 		n := n + 1;
 	END LOOP;
 	RETURN n;
@@ -2132,7 +2166,8 @@ BEGIN
 		'entrypoint', job.entrypoint,
 		'runtime_env', nullif(job.runtime_env || coalesce(
 			(SELECT jsonb_build_object('working_dir', 'gcs://' || p.package)
-			 FROM ray.job_package p WHERE p.job_id = job.job_id), '{}'), '{}'),
+			 FROM ray.job_package p WHERE p.job_id = job.job_id), '{}')
+			|| ray._run_connection_env(job), '{}'),
 		'metadata', job.metadata || jsonb_build_object('pg_ray_job_id', job.job_id::text,
 													   'pg_ray_owner', job.owner,
 													   'pg_ray_attempt', job.attempts::text),
@@ -2223,7 +2258,7 @@ BEGIN
 	target := CASE reported_status
 		WHEN 'PENDING' THEN 'PENDING'
 		WHEN 'RUNNING' THEN 'RUNNING'
-		WHEN 'SUCCEEDED' THEN 'SUCCEEDED'
+		WHEN 'SUCCEEDED' THEN CASE WHEN job.kind = 'batch_inference' THEN 'PUBLISHING' ELSE 'SUCCEEDED' END
 		WHEN 'STOPPED' THEN 'STOPPED'
 		WHEN 'FAILED' THEN CASE WHEN job.stop_requested_at IS NOT NULL THEN 'STOPPED' ELSE 'FAILED' END
 	END;
@@ -2235,11 +2270,13 @@ BEGIN
 	END IF;
 	IF target <> job.state THEN
 		-- a RUNNING job seen finished passes through RUNNING for its times
-		IF target IN ('SUCCEEDED', 'FAILED', 'STOPPED') AND start_ms IS NOT NULL
+		IF target IN ('PUBLISHING', 'SUCCEEDED', 'FAILED', 'STOPPED') AND start_ms IS NOT NULL
 			AND job.state IN ('SUBMITTING', 'PENDING') THEN
 			PERFORM ray._job_transition(id, 'RUNNING', 'running in Ray', 'pg_ray worker');
 		END IF;
-		PERFORM ray._job_transition(id, target, nullif(why, ''), 'pg_ray worker');
+		PERFORM ray._job_transition(id, target,
+			CASE WHEN target = 'PUBLISHING' THEN 'the run succeeded in Ray; publishing its rows'
+				 ELSE nullif(why, '') END, 'pg_ray worker');
 	END IF;
 	-- Ray's clock for the times, but the first attempt's start is kept
 	UPDATE ray.job SET
@@ -3363,12 +3400,17 @@ BEGIN
 				  HINT = 'Pass the model''s bytes as data, or where it lives as uri.';
 	END IF;
 	IF data IS NOT NULL THEN
-		IF kind NOT IN ('sklearn', 'onnx') THEN
+		IF kind NOT IN ('sklearn', 'onnx', 'python') THEN
 			RAISE EXCEPTION 'a model of kind "%" cannot be stored in the database', kind
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = CASE kind WHEN 'python' THEN 'Name its class as uri => ''module:Class''.'
-									   WHEN 'http' THEN 'Give its endpoint as uri => ''https://...''.'
+					  HINT = CASE kind WHEN 'http' THEN 'Give its endpoint as uri => ''https://...''.'
 									   ELSE 'Give the model id or path as uri.' END;
+		END IF;
+		IF kind = 'python' AND coalesce(options ->> 'class', '') !~ '^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$' THEN
+			RAISE EXCEPTION 'a python model kept in the database needs its class in options'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Its data is the zip of its working directory, such as ray.zip_directory returns.',
+					  HINT = 'Add "class": "module:Class" to options, such as {"class": "scoring.model:ClickModel"}.';
 		END IF;
 		IF length(data) = 0 THEN
 			RAISE EXCEPTION 'model data must not be empty'
@@ -3380,6 +3422,11 @@ BEGIN
 		RAISE EXCEPTION 'invalid Python class "%"', uri
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'A python model is named as module:Class, such as scoring.model:ClickModel.';
+	END IF;
+	IF kind = 'python' AND options ? 'working_dir' AND coalesce(options ->> 'working_dir', '') !~ '^/' THEN
+		RAISE EXCEPTION 'invalid working_dir "%"', options ->> 'working_dir'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The working directory of a python model is an absolute path that every node of the cluster can read.';
 	END IF;
 	IF kind = 'http' AND uri !~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$' THEN
 		RAISE EXCEPTION 'invalid endpoint URL "%"', uri
@@ -3477,6 +3524,864 @@ END
 $$;
 COMMENT ON FUNCTION ray.drop_model(text, integer) IS
 'Drop a model (every version, or one); returns how many versions were dropped. Owners and admins only.';
+
+/* ------------------------------------------------------------------------
+ * Batch inference: score a table or a query with a registered model on a
+ * resource group, and publish the results into a table exactly once.
+ *
+ * ray.batch_inference plans the run as the calling role (so that what the
+ * caller may not read or write is an error before anything runs) and
+ * queues it as a job of kind batch_inference whose entrypoint is the
+ * runner (src/runner), uploaded with the job.  When an attempt begins, the
+ * worker makes it a login role that is a member of the job's owner and a
+ * staging table; the runner reads the source as that role and writes the
+ * results into the staging table.  When Ray reports success the job is
+ * PUBLISHING and the worker moves the staged rows into the target as the
+ * owner, in the transaction that marks the job SUCCEEDED (src/publish.c).
+ * Whatever way an attempt ends, its role and staging table go with it.
+ * ------------------------------------------------------------------------
+ */
+
+-- Staging tables of runs; only their run and the job's owner are granted them.
+CREATE SCHEMA ray_staging;
+REVOKE ALL ON SCHEMA ray_staging FROM PUBLIC;
+GRANT USAGE ON SCHEMA ray_staging TO PUBLIC;
+COMMENT ON SCHEMA ray_staging IS
+'Staging tables of batch inference runs, one per attempt, dropped when the attempt ends.';
+
+CREATE TABLE ray.batch_run (
+	job_id bigint PRIMARY KEY REFERENCES ray.job (job_id) ON DELETE CASCADE,
+	target text NOT NULL,
+	plan jsonb NOT NULL CONSTRAINT batch_run_plan_check CHECK (jsonb_typeof(plan) = 'object')
+);
+CREATE INDEX ON ray.batch_run (target);
+COMMENT ON TABLE ray.batch_run IS
+'What a batch inference job reads, runs and writes, as ray.batch_inference_plan showed it.';
+
+-- Read by the worker only: the run's password must not be readable by users.
+CREATE TABLE ray.batch_run_secret (
+	job_id bigint PRIMARY KEY REFERENCES ray.job (job_id) ON DELETE CASCADE,
+	attempt integer NOT NULL,
+	role_name name NOT NULL UNIQUE,
+	password text NOT NULL,
+	staging_table text NOT NULL
+);
+COMMENT ON TABLE ray.batch_run_secret IS
+'The login role, password and staging table of the current attempt of each batch inference job.';
+
+/* Types a model of kind sklearn or onnx can take as input. */
+CREATE FUNCTION ray._is_numeric_type(type_name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT type_name IN ('smallint', 'integer', 'bigint', 'real', 'double precision', 'boolean')
+		OR type_name LIKE 'numeric%'
+$$;
+COMMENT ON FUNCTION ray._is_numeric_type(text) IS
+'True for the column types that become numbers in a model''s input matrix.';
+
+/* The options of a batch inference run, checked, with their defaults. */
+CREATE FUNCTION ray._batch_options(options jsonb, model_kind text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	known constant text[] := ARRAY['batch_size', 'concurrency', 'num_cpus', 'num_gpus', 'output',
+								   'output_type', 'partitions', 'shard_key', 'max_attempts'];
+	unknown text;
+	result jsonb;
+BEGIN
+	IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'batch inference options must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"batch_size": 4096, "concurrency": 2}.';
+	END IF;
+	SELECT k INTO unknown FROM jsonb_object_keys(options) k WHERE k <> ALL (known) LIMIT 1;
+	IF unknown IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown batch inference option "%"', unknown
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Options: ' || array_to_string(known, ', ') || '.';
+	END IF;
+	result := jsonb_build_object('batch_size', 4096, 'concurrency', 2, 'num_cpus', 1, 'num_gpus', 0,
+								 'output', 'probability', 'partitions', NULL, 'max_attempts', 3)
+		|| options;
+	IF jsonb_typeof(result -> 'batch_size') <> 'number' OR (result ->> 'batch_size')::numeric NOT BETWEEN 1 AND 10000000
+		OR (result ->> 'batch_size')::numeric % 1 <> 0 THEN
+		RAISE EXCEPTION 'batch_size must be a whole number from 1 to 10000000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT ((jsonb_typeof(result -> 'concurrency') = 'number'
+			 AND (result ->> 'concurrency')::numeric BETWEEN 1 AND 1000
+			 AND (result ->> 'concurrency')::numeric % 1 = 0)
+			OR (jsonb_typeof(result -> 'concurrency') = 'array' AND jsonb_array_length(result -> 'concurrency') = 2
+				AND jsonb_typeof(result -> 'concurrency' -> 0) = 'number' AND jsonb_typeof(result -> 'concurrency' -> 1) = 'number'
+				AND (result -> 'concurrency' ->> 0)::numeric >= 1
+				AND (result -> 'concurrency' ->> 1)::numeric BETWEEN (result -> 'concurrency' ->> 0)::numeric AND 1000)) THEN
+		RAISE EXCEPTION 'concurrency must be a number of model replicas from 1 to 1000, or [min, max]'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('It is %s.', result -> 'concurrency');
+	END IF;
+	IF jsonb_typeof(result -> 'num_cpus') <> 'number' OR (result ->> 'num_cpus')::numeric < 0 THEN
+		RAISE EXCEPTION 'num_cpus must be a number of CPUs per model replica, 0 or more'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(result -> 'num_gpus') <> 'number' OR (result ->> 'num_gpus')::numeric < 0 THEN
+		RAISE EXCEPTION 'num_gpus must be a number of GPUs per model replica, 0 or more'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF result ->> 'output' IS NULL OR result ->> 'output' NOT IN ('probability', 'label') THEN
+		RAISE EXCEPTION 'output must be "probability" or "label"'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A classifier''s prediction is the probability of its positive class, or with "label" its predicted class.';
+	END IF;
+	IF result ? 'output_type' AND (jsonb_typeof(result -> 'output_type') <> 'string'
+								   OR to_regtype(result ->> 'output_type') IS NULL) THEN
+		RAISE EXCEPTION 'output_type "%" is not a type', result ->> 'output_type'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Name a type such as double precision, integer or text.';
+	END IF;
+	IF jsonb_typeof(result -> 'partitions') NOT IN ('null', 'number')
+		OR (result ->> 'partitions')::numeric NOT BETWEEN 1 AND 10000
+		OR (result ->> 'partitions')::numeric % 1 <> 0 THEN
+		RAISE EXCEPTION 'partitions must be a whole number from 1 to 10000'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF result ? 'shard_key' AND (jsonb_typeof(result -> 'shard_key') <> 'string' OR result ->> 'shard_key' !~ '\S') THEN
+		RAISE EXCEPTION 'shard_key must be an expression over the source''s columns'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'For example: {"shard_key": "user_id", "partitions": 8}.';
+	END IF;
+	IF jsonb_typeof(result -> 'max_attempts') <> 'number' OR (result ->> 'max_attempts')::numeric NOT BETWEEN 1 AND 100
+		OR (result ->> 'max_attempts')::numeric % 1 <> 0 THEN
+		RAISE EXCEPTION 'max_attempts must be a whole number from 1 to 100'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF model_kind = 'vllm' AND (result ->> 'num_gpus')::numeric = 0 THEN
+		result := result || '{"num_gpus": 1}';
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._batch_options(jsonb, text) IS
+'Check the options of a batch inference run and fill in their defaults.';
+
+/*
+ * Plan a run as the calling role: what it reads, with which model, and what
+ * it writes where.  Runs with the caller's privileges, so reading the source
+ * (LIMIT 0) fails here as it would in the run, and with the caller's
+ * search_path (no SET clause), so that names resolve as the caller means
+ * them; every name of its own is schema-qualified.
+ */
+CREATE FUNCTION ray._plan_batch_inference(source text, model text, target text, key text[],
+										  input_columns text[], output_column text, mode text,
+										  create_target boolean, options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	is_query boolean;
+	source_oid oid;
+	source_kind "char";
+	source_name text;
+	columns jsonb;
+	read_from text;
+	select_list text;
+	model_name text;
+	model_version integer;
+	m record;
+	opts jsonb;
+	inputs text[];
+	out_name text := coalesce(output_column, 'prediction');
+	out_type text;
+	target_oid oid;
+	target_schema text;
+	target_name text;
+	target_parts text[];
+	target_columns jsonb;
+	create_statement text;
+	missing text;
+BEGIN
+	IF source IS NULL OR source !~ '\S' THEN
+		RAISE EXCEPTION 'source must be a table name or a query'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF model IS NULL OR target IS NULL THEN
+		RAISE EXCEPTION 'model and target must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF mode IS NULL OR mode NOT IN ('append', 'overwrite', 'upsert') THEN
+		RAISE EXCEPTION 'unknown mode "%"', mode
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Modes: append (add the rows), overwrite (replace the target''s rows), upsert (insert or update on the key).';
+	END IF;
+	IF out_name !~ '\S' OR length(out_name) > 63 THEN
+		RAISE EXCEPTION 'invalid output column name "%"', out_name
+			USING ERRCODE = 'invalid_name';
+	END IF;
+
+	-- the model: name, or name:version
+	model_name := split_part(model, ':', 1);
+	IF model ~ '^[a-z][a-z0-9_-]*:[0-9]+$' THEN
+		model_version := split_part(model, ':', 2)::integer;
+	ELSIF model !~ '^[a-z][a-z0-9_-]*$' THEN
+		RAISE EXCEPTION 'invalid model "%"', model
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Name a registered model, or one of its versions as name:version.';
+	END IF;
+	SELECT v.name, v.version, v.kind INTO m FROM ray.models v
+	WHERE v.name = model_name AND (model_version IS NULL OR v.version = model_version)
+	ORDER BY v.version DESC LIMIT 1;
+	IF m.name IS NULL THEN
+		RAISE EXCEPTION 'model "%" does not exist', model
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your models with SELECT name, version, kind FROM ray.models.';
+	END IF;
+	opts := ray._batch_options(coalesce(options, '{}'), m.kind);
+
+	-- the source: a query, or a table (or view) by name
+	is_query := source ~* '^\s*\(*\s*(select|with|values|table)\M';
+	IF is_query THEN
+		SELECT jsonb_agg(jsonb_build_object('name', d.column_name, 'type', d.data_type))
+		INTO columns FROM ray._describe_query(source) d;
+		IF (SELECT count(DISTINCT e ->> 'name') FROM jsonb_array_elements(columns) e) <> jsonb_array_length(columns) THEN
+			RAISE EXCEPTION 'source query has two columns of the same name'
+				USING ERRCODE = 'duplicate_column',
+					  HINT = 'Name every column of the query differently, with AS.';
+		END IF;
+		read_from := format('(%s) q', source);
+	ELSE
+		source_oid := to_regclass(source);
+		IF source_oid IS NULL THEN
+			RAISE EXCEPTION 'relation "%" does not exist', source
+				USING ERRCODE = 'undefined_table',
+					  HINT = 'A source is a table name, or a query that starts with SELECT, WITH, VALUES or TABLE.';
+		END IF;
+		SELECT c2.relkind, format('%I.%I', n.nspname, c2.relname) INTO source_kind, source_name
+		FROM pg_class c2 JOIN pg_namespace n ON n.oid = c2.relnamespace WHERE c2.oid = source_oid;
+		IF (SELECT relpersistence FROM pg_class WHERE oid = source_oid) = 't' THEN
+			RAISE EXCEPTION 'source "%" is a temporary table', source
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'The run reads in sessions of its own, which cannot see this session''s temporary tables.';
+		END IF;
+		SELECT jsonb_agg(jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod))
+						 ORDER BY a.attnum)
+		INTO columns FROM pg_attribute a
+		WHERE a.attrelid = source_oid AND a.attnum > 0 AND NOT a.attisdropped;
+		read_from := source_name;
+		IF key IS NULL THEN
+			SELECT array_agg(a.attname ORDER BY array_position(i.indkey::int2[], a.attnum))
+			INTO key FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indrelid = source_oid AND i.indisprimary;
+		END IF;
+	END IF;
+	IF opts ? 'shard_key' AND NOT is_query THEN
+		RAISE EXCEPTION 'shard_key is for query sources'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A table is read in parallel by ranges of its blocks.';
+	END IF;
+
+	-- the key carried to the output, and the model's inputs
+	IF key IS NULL OR cardinality(key) = 0 THEN
+		RAISE EXCEPTION 'batch inference needs a key'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = CASE WHEN is_query THEN 'The source is a query.' ELSE format('Table %s has no primary key.', source) END,
+				  HINT = 'Name the columns that identify a row, such as key => ARRAY[''impression_id''].';
+	END IF;
+	SELECT k INTO missing FROM unnest(key) k
+	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'key column "%" is not a column of the source', missing
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	inputs := coalesce(input_columns,
+					   ARRAY(SELECT e ->> 'name' FROM jsonb_array_elements(columns) e
+							 WHERE e ->> 'name' <> ALL (key) AND e ->> 'name' <> out_name));
+	IF cardinality(inputs) = 0 THEN
+		RAISE EXCEPTION 'batch inference needs at least one input column'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The source has no columns besides its key.';
+	END IF;
+	SELECT k INTO missing FROM unnest(inputs) k
+	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'input column "%" is not a column of the source', missing
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	IF m.kind IN ('sklearn', 'onnx') THEN
+		SELECT e ->> 'name' || ' (' || (e ->> 'type') || ')' INTO missing
+		FROM jsonb_array_elements(columns) e
+		WHERE e ->> 'name' = ANY (inputs) AND NOT ray._is_numeric_type(e ->> 'type') LIMIT 1;
+		IF missing IS NOT NULL THEN
+			RAISE EXCEPTION 'input column % is not numeric', missing
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = format('A model of kind %s takes numbers.', m.kind),
+					  HINT = 'Encode it in a source query, or leave it out with input_columns.';
+		END IF;
+	END IF;
+	IF out_name = ANY (key) THEN
+		RAISE EXCEPTION 'output column "%" is also a key column', out_name
+			USING ERRCODE = 'duplicate_column';
+	END IF;
+	-- only the columns the run needs are read, key first
+	columns := (SELECT jsonb_agg(e ORDER BY coalesce(array_position(key, e ->> 'name'), 1000 + array_position(inputs, e ->> 'name')))
+				FROM jsonb_array_elements(columns) e
+				WHERE e ->> 'name' = ANY (key) OR e ->> 'name' = ANY (inputs));
+	select_list := (SELECT string_agg(quote_ident(e ->> 'name'), ', ') FROM jsonb_array_elements(columns) e);
+	-- the caller must be able to read what the run will read
+	EXECUTE format('SELECT %s FROM %s LIMIT 0', select_list, read_from);
+
+	out_type := coalesce((SELECT format_type(to_regtype(opts ->> 'output_type'), NULL)),
+						 CASE WHEN m.kind IN ('http', 'vllm') THEN 'text'
+							  WHEN opts ->> 'output' = 'label' THEN 'text'
+							  ELSE 'double precision' END);
+
+	-- the target: an existing table that fits, or one to create
+	target_parts := parse_ident(target);
+	IF cardinality(target_parts) > 2 THEN
+		RAISE EXCEPTION 'invalid target "%"', target
+			USING ERRCODE = 'invalid_name', HINT = 'Name a table as table or schema.table.';
+	END IF;
+	target_oid := to_regclass(target);
+	IF target_oid IS NOT NULL THEN
+		SELECT n.nspname, c2.relname INTO target_schema, target_name
+		FROM pg_class c2 JOIN pg_namespace n ON n.oid = c2.relnamespace WHERE c2.oid = target_oid;
+		IF (SELECT relkind FROM pg_class WHERE oid = target_oid) NOT IN ('r', 'p') THEN
+			RAISE EXCEPTION '"%" is not a table', target
+				USING ERRCODE = 'wrong_object_type';
+		END IF;
+		IF target_oid = source_oid THEN
+			RAISE EXCEPTION 'target "%" is the source', target
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Write the predictions into a table of their own and join them to the source.';
+		END IF;
+		IF NOT has_table_privilege(target_oid, 'INSERT')
+			OR (mode = 'overwrite' AND NOT has_table_privilege(target_oid, 'DELETE'))
+			OR (mode = 'upsert' AND NOT has_table_privilege(target_oid, 'UPDATE')) THEN
+			RAISE EXCEPTION 'permission denied for table %', target_name
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = CASE mode WHEN 'append' THEN 'Mode append needs INSERT on the target.'
+										 WHEN 'overwrite' THEN 'Mode overwrite needs INSERT and DELETE on the target.'
+										 ELSE 'Mode upsert needs INSERT and UPDATE on the target.' END;
+		END IF;
+		SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod)) INTO target_columns
+		FROM pg_attribute a WHERE a.attrelid = target_oid AND a.attnum > 0 AND NOT a.attisdropped;
+		SELECT k INTO missing FROM unnest(key || out_name) k WHERE NOT target_columns ? k LIMIT 1;
+		IF missing IS NOT NULL THEN
+			RAISE EXCEPTION 'target "%" has no column "%"', target, missing
+				USING ERRCODE = 'undefined_column',
+					  DETAIL = format('The run writes the key (%s) and the output column %s.',
+									  array_to_string(key, ', '), out_name);
+		END IF;
+		SELECT a.attname INTO missing FROM pg_attribute a
+		WHERE a.attrelid = target_oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attnotnull
+		  AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+		  AND a.attname <> ALL (key || out_name) LIMIT 1;
+		IF missing IS NOT NULL THEN
+			RAISE EXCEPTION 'target column "%" is NOT NULL without a default', missing
+				USING ERRCODE = 'not_null_violation',
+					  DETAIL = 'The run writes only the key and the output column.';
+		END IF;
+		IF mode = 'upsert' AND NOT EXISTS (
+			SELECT FROM pg_index i
+			WHERE i.indrelid = target_oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+			  AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+				   WHERE a.attrelid = target_oid AND a.attnum = ANY (i.indkey))
+				  = (SELECT array_agg(k ORDER BY k) FROM unnest(key) k)) THEN
+			RAISE EXCEPTION 'target "%" has no unique index on the key', target
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('Mode upsert updates the rows whose key (%s) is already there.', array_to_string(key, ', ')),
+					  HINT = 'Add a primary key or unique constraint on the key columns, or use mode append or overwrite.';
+		END IF;
+		-- the target's types win: COPY converts the run's output into them
+		out_type := target_columns ->> out_name;
+	ELSE
+		IF NOT coalesce(create_target, true) THEN
+			RAISE EXCEPTION 'relation "%" does not exist', target
+				USING ERRCODE = 'undefined_table',
+					  HINT = 'Create it, or let the run create it with create_target => true.';
+		END IF;
+		target_schema := CASE WHEN cardinality(target_parts) = 2 THEN target_parts[1] ELSE current_schema() END;
+		target_name := target_parts[cardinality(target_parts)];
+		IF target_schema IS NULL OR to_regnamespace(quote_ident(target_schema)) IS NULL THEN
+			RAISE EXCEPTION 'schema "%" does not exist', coalesce(target_schema, '')
+				USING ERRCODE = 'invalid_schema_name';
+		END IF;
+		IF NOT has_schema_privilege(quote_ident(target_schema), 'CREATE') THEN
+			RAISE EXCEPTION 'permission denied for schema %', target_schema
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('The run would create table %s there.', target_name);
+		END IF;
+		create_statement := format('CREATE TABLE %I.%I (%s, %I %s%s)', target_schema, target_name,
+			(SELECT string_agg(format('%I %s NOT NULL', e ->> 'name', e ->> 'type'), ', '
+							   ORDER BY array_position(key, e ->> 'name'))
+			 FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = ANY (key)),
+			out_name, out_type,
+			CASE WHEN mode IN ('overwrite', 'upsert')
+				 THEN format(', PRIMARY KEY (%s)', (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key) k))
+				 ELSE '' END);
+	END IF;
+
+	RETURN jsonb_build_object(
+		'source', jsonb_strip_nulls(jsonb_build_object(
+			'table', CASE WHEN NOT is_query AND source_kind IN ('r', 'm') THEN source_name END,
+			'query', CASE WHEN is_query THEN source
+						  WHEN source_kind NOT IN ('r', 'm') THEN 'SELECT * FROM ' || source_name END,
+			'select_list', select_list,
+			'shard_key', opts ->> 'shard_key',
+			-- names in a query resolve in the run as they did here
+			'search_path', (SELECT string_agg(quote_ident(s), ', ') FROM unnest(current_schemas(false)) s))),
+		'columns', columns,
+		'key', to_jsonb(key),
+		'inputs', to_jsonb(inputs),
+		'output', jsonb_build_object('name', out_name, 'type', out_type),
+		'target', jsonb_strip_nulls(jsonb_build_object(
+			'name', format('%I.%I', target_schema, target_name),
+			'exists', target_oid IS NOT NULL,
+			'create_statement', create_statement)),
+		'mode', mode,
+		'model', jsonb_build_object('name', m.name, 'version', m.version, 'kind', m.kind),
+		'options', opts - 'shard_key');
+END
+$$;
+COMMENT ON FUNCTION ray._plan_batch_inference(text, text, text, text[], text[], text, text, boolean, jsonb) IS
+'Plan a batch inference run as the calling role: source, model, key, inputs, output and target, checked.';
+
+CREATE FUNCTION ray.batch_inference_plan(
+	resource_group text,
+	source text,
+	model text,
+	target text,
+	key text[] DEFAULT NULL,
+	input_columns text[] DEFAULT NULL,
+	output_column text DEFAULT 'prediction',
+	mode text DEFAULT 'append',
+	create_target boolean DEFAULT true,
+	options jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE sql
+AS $$
+	SELECT ray._plan_batch_inference(source, model, target, key, input_columns, output_column,
+									 mode, create_target, options)
+$$;
+COMMENT ON FUNCTION ray.batch_inference_plan(text, text, text, text, text[], text[], text, text, boolean, jsonb) IS
+'What ray.batch_inference would do with these arguments, without doing it: columns read, model, options and the target (with the CREATE TABLE it would run).';
+
+/* Queue a planned run as a job of the caller; returns its id. */
+CREATE FUNCTION ray._submit_batch_inference(resource_group text, run_plan jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	caller name := ray._caller();
+	rg ray.resource_group := ray._resource_group(_submit_batch_inference.resource_group, 'share');
+	target_name text := run_plan -> 'target' ->> 'name';
+	runner bytea;
+	busy record;
+	id bigint;
+BEGIN
+	IF NOT ray._can_use(rg.name, caller_oid) THEN
+		RAISE EXCEPTION 'permission denied for resource group "%"', rg.name
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('A ray_admin can grant it with SELECT ray.grant_usage(%L, %L).', rg.name, caller);
+	END IF;
+	-- the plan was made by the caller; the model must still be theirs to use
+	IF NOT EXISTS (SELECT FROM ray.model m
+				   WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer
+					 AND (m.owner = caller OR ray._is_admin(caller_oid))) THEN
+		RAISE EXCEPTION 'model "%" does not exist', run_plan -> 'model' ->> 'name'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF (run_plan -> 'options' ->> 'num_gpus')::numeric > 0 AND NOT EXISTS (
+		SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
+		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Model %s (%s) asks for %s GPUs per replica.', run_plan -> 'model' ->> 'name',
+								  run_plan -> 'model' ->> 'kind', run_plan -> 'options' ->> 'num_gpus'),
+				  HINT = 'Add a GPU worker group with ray.add_worker_group, or run it on a group that has one.';
+	END IF;
+
+	-- One unfinished run per target: a nightly schedule that fires again
+	-- while last night's run is still going gets that run, not a second
+	-- copy of its rows.
+	PERFORM pg_advisory_xact_lock(hashtext('pg_ray batch target ' || target_name));
+	SELECT j.job_id, j.owner, b.plan = run_plan AS same INTO busy
+	FROM ray.batch_run b JOIN ray.job j ON j.job_id = b.job_id
+	WHERE b.target = target_name AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
+	ORDER BY j.job_id LIMIT 1;
+	IF busy.job_id IS NOT NULL THEN
+		IF busy.same AND busy.owner = caller THEN
+			RAISE NOTICE 'job % is already scoring into %; returning it instead of starting another', busy.job_id, target_name
+				USING HINT = format('Wait for it with SELECT ray.wait_job(%s).', busy.job_id);
+			RETURN busy.job_id;
+		END IF;
+		RAISE EXCEPTION 'target % is being written by another batch inference run', target_name
+			USING ERRCODE = 'object_in_use',
+				  DETAIL = CASE WHEN busy.owner = caller THEN format('Job %s, with other arguments, has not finished.', busy.job_id)
+								ELSE 'A run of another role has not finished.' END,
+				  HINT = 'Wait for it to finish, or write into another table.';
+	END IF;
+
+	runner := ray._runner_package();
+	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
+						 max_attempts, retry_on_failure, target_table)
+	VALUES (caller, rg.name, 'batch_inference', 'python -m pg_ray_runner',
+			'{"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}',
+			jsonb_build_object('pg_ray_model', format('%s:%s', run_plan -> 'model' ->> 'name', run_plan -> 'model' ->> 'version')),
+			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name)
+	RETURNING job_id INTO id;
+	INSERT INTO ray.job_package (job_id, package, content)
+	VALUES (id, '_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);
+	INSERT INTO ray.batch_run (job_id, target, plan) VALUES (id, target_name, run_plan);
+	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+	VALUES (id, NULL, 'QUEUED', 0, caller,
+			format('batch inference of %s with model %s:%s into %s (%s)',
+				   coalesce(run_plan -> 'source' ->> 'table', 'a query'), run_plan -> 'model' ->> 'name',
+				   run_plan -> 'model' ->> 'version', target_name, run_plan ->> 'mode'));
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION ray._submit_batch_inference(text, jsonb) IS
+'Queue a batch inference run planned by ray._plan_batch_inference as a job of the caller.';
+
+CREATE FUNCTION ray.batch_inference(
+	resource_group text,
+	source text,
+	model text,
+	target text,
+	key text[] DEFAULT NULL,
+	input_columns text[] DEFAULT NULL,
+	output_column text DEFAULT 'prediction',
+	mode text DEFAULT 'append',
+	create_target boolean DEFAULT true,
+	options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE sql
+AS $$
+	SELECT ray._submit_batch_inference(resource_group,
+		ray._plan_batch_inference(source, model, target, key, input_columns, output_column,
+								  mode, create_target, options))
+$$;
+COMMENT ON FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb) IS
+'Score a table or query with a registered model on a resource group; the results are published into target exactly once when the run succeeds. Returns the job id.';
+
+/*
+ * An attempt of a batch inference job begins: its login role (a member of
+ * the owner, so it reads with the owner's privileges and no more) and its
+ * staging table.  The role's password is known to the worker only.
+ */
+CREATE FUNCTION ray._begin_batch_attempt(id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job;
+	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
+	run_role text;
+	run_password text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+	staging text;
+BEGIN
+	SELECT * INTO job FROM ray.job WHERE job_id = id;
+	PERFORM ray._end_batch_attempt(id);
+	run_role := format('pgray_run_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
+					   id, job.attempts);
+	staging := format('ray_staging.%I', format('job_%s_%s', id, job.attempts));
+	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L VALID UNTIL %L IN ROLE %I, ray_run',
+				   run_role, run_password, now() + interval '2 days', job.owner);
+	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
+	EXECUTE format('CREATE TABLE %s (%s, %I %s)', staging,
+				   (SELECT string_agg(format('%I %s', e ->> 'name', e ->> 'type'), ', ')
+					FROM jsonb_array_elements(plan -> 'columns') e
+					WHERE e ->> 'name' IN (SELECT jsonb_array_elements_text(plan -> 'key'))),
+				   plan -> 'output' ->> 'name', plan -> 'output' ->> 'type');
+	EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', staging, run_role);
+	EXECUTE format('GRANT SELECT ON %s TO %I', staging, job.owner);
+	INSERT INTO ray.batch_run_secret (job_id, attempt, role_name, password, staging_table)
+	VALUES (id, job.attempts, run_role, run_password, staging);
+	UPDATE ray.job SET rows_processed = NULL, rows_total = NULL, rows_written = NULL WHERE job_id = id;
+END
+$$;
+COMMENT ON FUNCTION ray._begin_batch_attempt(bigint) IS
+'Make the login role and the staging table of a batch inference job''s new attempt.';
+
+/*
+ * An attempt ends (published, failed, stopped or lost): its sessions are
+ * ended, its staging table and its role dropped.  What it staged is never
+ * published by a later attempt, which is why a retry cannot duplicate rows.
+ */
+CREATE FUNCTION ray._end_batch_attempt(id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret;
+BEGIN
+	FOR s IN DELETE FROM ray.batch_run_secret WHERE job_id = id RETURNING * LOOP
+		PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = s.role_name;
+		EXECUTE format('DROP TABLE IF EXISTS %s', s.staging_table);
+		IF EXISTS (SELECT FROM pg_roles WHERE rolname = s.role_name) THEN
+			EXECUTE format('DROP OWNED BY %I', s.role_name);
+			EXECUTE format('DROP ROLE %I', s.role_name);
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._end_batch_attempt(bigint) IS
+'End a batch inference attempt: its sessions, staging table and login role go.';
+
+/*
+ * The environment a run connects to this server with: libpq's variables,
+ * its login role and password.  Only in the submission sent to Ray, never
+ * in a row a user can read.
+ */
+CREATE FUNCTION ray._run_connection_env(job ray.job)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((
+		SELECT jsonb_build_object('env_vars', coalesce(job.runtime_env -> 'env_vars', '{}') || jsonb_build_object(
+			'PGHOST', current_setting('pg_ray.runner_host'),
+			'PGPORT', current_setting('port'),
+			'PGDATABASE', current_database(),
+			'PGUSER', s.role_name,
+			'PGPASSWORD', s.password,
+			'PGAPPNAME', format('pg_ray run %s/%s', s.job_id, s.attempt),
+			'PGCONNECT_TIMEOUT', '10'))
+		FROM ray.batch_run_secret s
+		WHERE s.job_id = job.job_id AND s.attempt = job.attempts), '{}')
+$$;
+COMMENT ON FUNCTION ray._run_connection_env(ray.job) IS
+'The runtime_env part that lets a batch inference run connect back: libpq variables with its role and password.';
+
+/* Run roles left by a server crash between their creation and their job's end. */
+CREATE FUNCTION ray._drop_stray_run_roles()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r name;
+	n integer := 0;
+BEGIN
+	FOR r IN
+		SELECT rolname FROM pg_roles
+		WHERE rolname LIKE format('pgray\_run\_%s\_%%', (SELECT oid FROM pg_database WHERE datname = current_database()))
+		  AND rolname NOT IN (SELECT role_name FROM ray.batch_run_secret)
+	LOOP
+		PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = r;
+		EXECUTE format('DROP OWNED BY %I', r);
+		EXECUTE format('DROP ROLE %I', r);
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._drop_stray_run_roles() IS
+'Drop login roles of batch inference runs that no attempt owns any more.';
+
+/* The run a runner's session belongs to, if that run is still current. */
+CREATE FUNCTION ray._current_run()
+RETURNS ray.batch_run_secret
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret;
+BEGIN
+	SELECT r.* INTO s FROM ray.batch_run_secret r JOIN ray.job j ON j.job_id = r.job_id
+	WHERE r.role_name = session_user AND j.attempts = r.attempt
+	  AND j.state IN ('SUBMITTING', 'PENDING', 'RUNNING');
+	IF s.job_id IS NULL THEN
+		RAISE EXCEPTION 'not a current batch inference run'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the login role of a running batch inference attempt may ask for its run.';
+	END IF;
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION ray._current_run() IS
+'The attempt whose login role this session is, while the attempt runs; an error otherwise.';
+
+/* What the runner is to do, for the run whose login role asks. */
+CREATE FUNCTION ray._run_spec()
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = s.job_id);
+	m ray.model;
+	model_options jsonb;
+	model_uri text;
+BEGIN
+	SELECT * INTO m FROM ray.model
+	WHERE name = plan -> 'model' ->> 'name' AND version = (plan -> 'model' ->> 'version')::integer;
+	IF m.name IS NULL THEN
+		RAISE EXCEPTION 'model %:% was dropped', plan -> 'model' ->> 'name', plan -> 'model' ->> 'version'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- the runner's view of a model: python code as a directory, endpoints as base_url
+	model_options := m.options;
+	model_uri := m.uri;
+	IF m.kind = 'python' AND m.data IS NULL THEN
+		model_options := model_options || jsonb_build_object('class', m.uri);
+		model_uri := m.options ->> 'working_dir';
+	ELSIF m.kind = 'http' THEN
+		model_options := model_options || jsonb_build_object('base_url', m.uri);
+	END IF;
+	RETURN jsonb_build_object(
+		'job_id', s.job_id,
+		'attempt', s.attempt,
+		'source', plan -> 'source',
+		'columns', plan -> 'columns',
+		'key', plan -> 'key',
+		'inputs', plan -> 'inputs',
+		'output', plan -> 'output',
+		'staging_table', s.staging_table,
+		'staging_columns', (plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name'),
+		'model', jsonb_build_object('name', m.name, 'version', m.version, 'kind', m.kind,
+									'options', model_options, 'uri', model_uri,
+									'has_data', m.data IS NOT NULL),
+		'options', plan -> 'options');
+END
+$$;
+COMMENT ON FUNCTION ray._run_spec() IS
+'For a runner: what its run reads, runs and writes (source, columns, model, staging table, options).';
+
+CREATE FUNCTION ray._run_model_data()
+RETURNS bytea
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT m.data FROM ray.model m JOIN ray.batch_run b
+		ON m.name = b.plan -> 'model' ->> 'name' AND m.version = (b.plan -> 'model' ->> 'version')::integer
+	WHERE b.job_id = (ray._current_run()).job_id
+$$;
+COMMENT ON FUNCTION ray._run_model_data() IS
+'For a runner: the bytes of its model, when the model is kept in the database.';
+
+CREATE FUNCTION ray._run_progress(rows_done bigint, rows_total bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+BEGIN
+	IF rows_done < 0 OR rows_total < 0 THEN
+		RAISE EXCEPTION 'row counts must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE ray.job SET
+		rows_processed = coalesce(rows_processed, 0) + coalesce(_run_progress.rows_done, 0),
+		rows_total = coalesce(_run_progress.rows_total, ray.job.rows_total)
+	WHERE job_id = s.job_id AND attempts = s.attempt;
+END
+$$;
+COMMENT ON FUNCTION ray._run_progress(bigint, bigint) IS
+'For a runner: add rows scored and staged, and set the total to score, for ray.jobs and ray.wait_job.';
+
+/*
+ * What publishing a job runs as its owner: create the target if it is to be
+ * created, clear it for overwrite, move the staged rows.  A stop asked for
+ * before publishing wins: nothing is published.
+ */
+CREATE FUNCTION ray._publish_plan(id bigint, attempt integer, OUT owner_oid oid, OUT statements text[])
+RETURNS record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['PUBLISHING']);
+	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
+	staging text := (SELECT s.staging_table FROM ray.batch_run_secret s WHERE s.job_id = id AND s.attempt = _publish_plan.attempt);
+	target_name text := plan -> 'target' ->> 'name';
+	written text;
+	keys text;
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN;
+	END IF;
+	IF job.stop_requested_at IS NOT NULL THEN
+		PERFORM ray._job_transition(id, 'STOPPED',
+			format('stopped by %s before its results were published; nothing was published', job.stopped_by),
+			'pg_ray worker');
+		RETURN;
+	END IF;
+	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner);
+	IF owner_oid IS NULL OR staging IS NULL THEN
+		PERFORM ray._job_transition(id, 'FAILED',
+			CASE WHEN owner_oid IS NULL THEN format('role %s no longer exists; nothing was published', job.owner)
+				 ELSE 'the staging table of this attempt is gone; nothing was published' END,
+			'pg_ray worker');
+		owner_oid := NULL;
+		RETURN;
+	END IF;
+	written := (SELECT string_agg(quote_ident(k), ', ')
+				FROM jsonb_array_elements_text((plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name')) k);
+	keys := (SELECT string_agg(quote_ident(k), ', ') FROM jsonb_array_elements_text(plan -> 'key') k);
+	statements := ARRAY[]::text[];
+	IF plan -> 'target' ? 'create_statement' THEN
+		statements := statements || regexp_replace(plan -> 'target' ->> 'create_statement',
+												   '^CREATE TABLE ', 'CREATE TABLE IF NOT EXISTS ');
+	END IF;
+	IF plan ->> 'mode' = 'overwrite' THEN
+		statements := statements || format('DELETE FROM %s', target_name);
+	END IF;
+	statements := statements || (format('INSERT INTO %s (%s) SELECT %s FROM %s', target_name, written, written, staging)
+		|| CASE WHEN plan ->> 'mode' = 'upsert'
+				THEN format(' ON CONFLICT (%s) DO UPDATE SET %I = EXCLUDED.%I', keys,
+							plan -> 'output' ->> 'name', plan -> 'output' ->> 'name')
+				ELSE '' END);
+END
+$$;
+COMMENT ON FUNCTION ray._publish_plan(bigint, integer) IS
+'The statements that publish a job''s staged rows, to be run as its owner; NULL when there is nothing to publish.';
+
+/* The staged rows are in the target: the job succeeded, in this transaction. */
+CREATE FUNCTION ray._published(id bigint, attempt integer, rows_moved bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job := ray._current_attempt(id, attempt, ARRAY['PUBLISHING']);
+BEGIN
+	IF job.job_id IS NULL THEN
+		RETURN;
+	END IF;
+	UPDATE ray.job SET rows_written = rows_moved WHERE job_id = id;
+	PERFORM ray._job_transition(id, 'SUCCEEDED',
+		format('published %s rows into %s (%s)', rows_moved, job.target_table,
+			   (SELECT b.plan ->> 'mode' FROM ray.batch_run b WHERE b.job_id = id)),
+		'pg_ray worker');
+END
+$$;
+COMMENT ON FUNCTION ray._published(bigint, integer, bigint) IS
+'Record that a job''s rows were published: rows written and SUCCEEDED, in the publishing transaction.';
+
+CREATE FUNCTION ray._publish_failed(id bigint, attempt integer, error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF (ray._current_attempt(id, attempt, ARRAY['PUBLISHING'])).job_id IS NOT NULL THEN
+		PERFORM ray._job_transition(id, 'FAILED',
+			format('could not publish into %s: %s; nothing was published',
+				   (SELECT target_table FROM ray.job WHERE job_id = id), error),
+			'pg_ray worker');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._publish_failed(bigint, integer, text) IS
+'A job''s rows could not be published (a constraint, a privilege): it fails and publishes nothing.';
 
 /* ------------------------------------------------------------------------
  * Views for psql users and BI tools
@@ -3593,6 +4498,8 @@ GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_g
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
+-- and the passwords of batch inference runs, by the worker only
+REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
@@ -3608,6 +4515,18 @@ GRANT EXECUTE ON FUNCTION
 TO ray_user;
 -- it reads server files: for superusers and pg_read_server_files, checked inside
 GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
+-- batch inference is planned as the caller, then queued by the definer
+GRANT EXECUTE ON FUNCTION
+	ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray.batch_inference_plan(text, text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray._plan_batch_inference(text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray._batch_options(jsonb, text),
+	ray._describe_query(text),
+	ray._is_numeric_type(text),
+	ray._submit_batch_inference(text, jsonb)
+TO ray_user;
+-- a run's login role asks for its run; they check that it is one
+GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	ray.create_resource_group(text, text, text, jsonb),
 	ray.register_cluster(text, text, text, jsonb),

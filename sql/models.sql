@@ -22,6 +22,10 @@ SELECT ray.register_model('m', 'sklearn', ''::bytea);
 SELECT ray.register_model('m', 'python', '\x01'::bytea);
 SELECT ray.register_model('m', 'http', '\x01'::bytea);
 SELECT ray.register_model('m', 'python', uri => 'scoring/model.py');
+-- python code kept in the database names its class; a working directory is absolute
+SELECT ray.register_model('m', 'python', '\x01'::bytea, '{"class": "scoring.model:ClickModel"}');
+SELECT ray.drop_model('m');
+SELECT ray.register_model('m', 'python', uri => 'scoring.model:ClickModel', options => '{"working_dir": "models"}');
 SELECT ray.register_model('m', 'http', uri => 'ftp://host/v1');
 SELECT ray.register_model('m', 'http', uri => 'https://user:secret@host/v1');
 SELECT ray.register_model('m', 'onnx', uri => '');

@@ -50,6 +50,31 @@ wait_job_is_terminal(const char *state)
 }
 
 /*
+ * wait_job_report_progress
+ *		Say how far a batch inference run has got, once per tenth of its
+ *		rows, from the row (state, rows_processed, rows_total) of ray.jobs.
+ */
+static void
+wait_job_report_progress(int64 job_id, SPITupleTable *table, int *last_tenth)
+{
+	bool		done_null;
+	bool		total_null;
+	int64		done = DatumGetInt64(SPI_getbinval(table->vals[0], table->tupdesc, 2, &done_null));
+	int64		total = DatumGetInt64(SPI_getbinval(table->vals[0], table->tupdesc, 3, &total_null));
+	int			tenth;
+
+	if (done_null || total_null || total <= 0 || done <= 0)
+		return;
+	tenth = (int) Min(10, done * 10 / total);
+	if (tenth <= *last_tenth)
+		return;
+	*last_tenth = tenth;
+	ereport(NOTICE,
+			(errmsg("job " INT64_FORMAT ": " INT64_FORMAT " of " INT64_FORMAT " rows scored (%d%%)",
+					job_id, done, total, (int) Min(100, done * 100 / total))));
+}
+
+/*
  * pg_ray_wait_job
  *		ray.wait_job(job_id, timeout): wait until the job has finished or the
  *		timeout has passed; return its state then.  State changes are
@@ -66,6 +91,7 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 	MemoryContext caller_context = CurrentMemoryContext;
 	char	   *last_state = NULL;
 	char	   *state = NULL;
+	int			last_tenth = -1;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
 
@@ -107,7 +133,7 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 		/* prepare first, so that a broadcast during the check is not missed */
 		ConditionVariablePrepareToSleep(cv);
 
-		ret = SPI_execute_with_args("SELECT state FROM ray.jobs WHERE job_id = $1",
+		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total FROM ray.jobs WHERE job_id = $1",
 									1, types, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read job " INT64_FORMAT ": SPI code %d", job_id, ret);
@@ -124,6 +150,7 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 				pfree(state);
 			state = MemoryContextStrdup(caller_context, value);
 			pfree(value);
+			wait_job_report_progress(job_id, SPI_tuptable, &last_tenth);
 			SPI_freetuptable(SPI_tuptable);
 		}
 

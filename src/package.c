@@ -35,6 +35,7 @@
 #include "pg_ray.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_zip_directory);
+PG_FUNCTION_INFO_V1(pg_ray_runner_package);
 
 typedef struct ZipWalk
 {
@@ -141,13 +142,13 @@ package_add_directory(ZipWalk *walk, const char *relative)
 }
 
 /*
- * pg_ray_zip_directory
- *		ray.zip_directory(path): the directory as a zip, files at the root.
+ * pg_ray_zip_path
+ *		The directory at an absolute path as a zip, files at the root.  The
+ *		caller has decided that the directory may be read.
  */
-Datum
-pg_ray_zip_directory(PG_FUNCTION_ARGS)
+bytea *
+pg_ray_zip_path(const char *path)
 {
-	char	   *path;
 	struct stat st;
 	ZipWalk		walk;
 	zip_source_t *buffer;
@@ -155,18 +156,6 @@ pg_ray_zip_directory(PG_FUNCTION_ARGS)
 	zip_stat_t	zst;
 	bytea	   *result;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("path must not be null")));
-	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to zip a directory on the server"),
-				 errdetail("Only roles with privileges of the \"%s\" role may read server files.",
-						   "pg_read_server_files"),
-				 errhint("Zip the directory on the client and pass it as working_dir.")));
-	path = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (!is_absolute_path(path))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -244,5 +233,44 @@ pg_ray_zip_directory(PG_FUNCTION_ARGS)
 	}
 	zip_source_close(buffer);
 	zip_source_free(buffer);
-	PG_RETURN_BYTEA_P(result);
+	return result;
+}
+
+/*
+ * pg_ray_zip_directory
+ *		ray.zip_directory(path): the directory as a zip, files at the root.
+ */
+Datum
+pg_ray_zip_directory(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("path must not be null")));
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to zip a directory on the server"),
+				 errdetail("Only roles with privileges of the \"%s\" role may read server files.",
+						   "pg_read_server_files"),
+				 errhint("Zip the directory on the client and pass it as working_dir.")));
+	PG_RETURN_BYTEA_P(pg_ray_zip_path(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/*
+ * pg_ray_runner_package
+ *		ray._runner_package(): the batch inference runner installed with the
+ *		extension (share/extension/pg_ray/runner), zipped as the working
+ *		directory of a run, so that a cluster needs only Ray and the
+ *		runner's Python packages.
+ */
+Datum
+pg_ray_runner_package(PG_FUNCTION_ARGS)
+{
+	char		share[MAXPGPATH];
+	char		path[MAXPGPATH];
+
+	get_share_path(my_exec_path, share);
+	snprintf(path, sizeof(path), "%s/extension/pg_ray/runner", share);
+	PG_RETURN_BYTEA_P(pg_ray_zip_path(path));
 }

@@ -49,6 +49,7 @@ int			pg_ray_scale_up_step = 1;
 int			pg_ray_scale_cooldown_s = 10;
 bool		pg_ray_local_nodes = true;
 bool		pg_ray_stop_nodes_at_shutdown = false;
+char	   *pg_ray_runner_host = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -279,6 +280,15 @@ pg_ray_define_gucs(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.runner_host",
+							   "The host name or address batch inference runs connect to this server at.",
+							   "The runs of a local cluster are on this host; a remote cluster needs an address its nodes can reach.  The port is the server's.",
+							   &pg_ray_runner_host,
+							   "127.0.0.1",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_ray");
 }

@@ -53,6 +53,7 @@ extern int	pg_ray_scale_up_step;
 extern int	pg_ray_scale_cooldown_s;
 extern bool pg_ray_local_nodes;
 extern bool pg_ray_stop_nodes_at_shutdown;
+extern char *pg_ray_runner_host;
 
 /*
  * State of the background worker, in shared memory.  The worker writes it;
@@ -107,6 +108,12 @@ extern void pg_ray_dispatch_reset(void);
 extern bool pg_ray_dispatch_apply_done(void);
 extern long pg_ray_dispatch_next_poll_ms(void);
 extern void pg_ray_jobs_changed(void);
+
+/* package.c */
+extern bytea *pg_ray_zip_path(const char *path);
+
+/* publish.c */
+extern void pg_ray_publish_round(void);
 
 /* provider_local.c */
 extern void pg_ray_local_round(bool first_round);

@@ -62,6 +62,8 @@ pg_ray_worker_round(bool first_round)
 			pgstat_report_activity(STATE_RUNNING, "pg_ray: managing local Ray nodes");
 			pg_ray_local_round(first_round);
 		}
+		pgstat_report_activity(STATE_RUNNING, "pg_ray: publishing batch inference results");
+		pg_ray_publish_round();
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: planning requests to Ray");
 		pg_ray_dispatch_plan();
 	}

@@ -187,3 +187,40 @@ def wait_for_state(db: psycopg.Connection, job_id: int, states: set[str], timeou
 def events(db: psycopg.Connection, job_id: int) -> list[tuple[str | None, str, int, str]]:
     return db.execute("SELECT from_state, to_state, attempt, message FROM ray.job_event "
                       "WHERE job_id = %s ORDER BY event_id", (job_id,)).fetchall()
+
+
+def reload_settings(db: psycopg.Connection, **settings: str | None) -> None:
+    for name, value in settings.items():
+        if value is None:
+            db.execute(f"ALTER SYSTEM RESET pg_ray.{name}")
+        else:
+            db.execute(f"ALTER SYSTEM SET pg_ray.{name} = '{value}'")
+    db.execute("SELECT pg_reload_conf()")
+    for name, value in settings.items():
+        expected = value if value is not None else None
+        if expected is not None:
+            wait_for(lambda: connect().execute(f"SHOW pg_ray.{name}").fetchone()[0] == expected,
+                     f"pg_ray.{name} to be {expected}")
+
+
+def drop_and_wait(db: psycopg.Connection, name: str) -> None:
+    db.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
+               "WHERE name = %s AND delete_requested_at IS NULL", (name,))
+    wait_for(lambda: not db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = %s)",
+                                    (name,)).fetchone()[0], f"resource group {name} to be removed", 120)
+
+
+@pytest.fixture(scope="module")
+def local_nodes() -> Iterator[psycopg.Connection]:
+    """The worker runs local nodes for this module; everything is dropped after it."""
+    conn = wait_for(lambda: connect(), "the server to accept connections")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
+    reload_settings(conn, local_nodes="on", observe_interval="500ms", scale_cooldown="2s")
+    # groups the catalog tests left: gone (with their nodes, should they have any) before ours
+    drop_local_groups(conn)
+    yield conn
+    conn = wait_for(lambda: connect(), "the server to accept connections")
+    for (name,) in conn.execute("SELECT name FROM ray.resource_group WHERE provider = 'local'").fetchall():
+        drop_and_wait(conn, name)
+    reload_settings(conn, local_nodes=None, observe_interval=None, scale_cooldown=None)
+    conn.close()

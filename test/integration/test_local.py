@@ -22,24 +22,11 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from conftest import ROOT, connect, drop_local_groups, wait_for, wait_for_state, wait_for_worker
+from conftest import (ROOT, connect, drop_and_wait, reload_settings, wait_for, wait_for_state,
+                      wait_for_worker)
 
 GROUP = "it-local"
 READY_TIMEOUT = 180
-
-
-def reload_settings(db: psycopg.Connection, **settings: str | None) -> None:
-    for name, value in settings.items():
-        if value is None:
-            db.execute(f"ALTER SYSTEM RESET pg_ray.{name}")
-        else:
-            db.execute(f"ALTER SYSTEM SET pg_ray.{name} = '{value}'")
-    db.execute("SELECT pg_reload_conf()")
-    for name, value in settings.items():
-        expected = value if value is not None else None
-        if expected is not None:
-            wait_for(lambda: connect().execute(f"SHOW pg_ray.{name}").fetchone()[0] == expected,
-                     f"pg_ray.{name} to be {expected}")
 
 
 def group_row(db: psycopg.Connection, name: str = GROUP) -> dict[str, Any] | None:
@@ -160,29 +147,6 @@ def http_status(url: str, token: str | None = None) -> int:
 def group_token(db: psycopg.Connection, name: str = GROUP) -> str:
     return db.execute("SELECT token FROM ray.resource_group_secret WHERE resource_group = %s",
                       (name,)).fetchone()[0]
-
-
-def drop_and_wait(db: psycopg.Connection, name: str) -> None:
-    db.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
-               "WHERE name = %s AND delete_requested_at IS NULL", (name,))
-    wait_for(lambda: not db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = %s)",
-                                    (name,)).fetchone()[0], f"resource group {name} to be removed", 120)
-
-
-@pytest.fixture(scope="module")
-def local_nodes() -> Iterator[psycopg.Connection]:
-    """The worker runs local nodes for this module; everything is dropped after it."""
-    conn = wait_for(lambda: connect(), "the server to accept connections")
-    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_ray")
-    reload_settings(conn, local_nodes="on", observe_interval="500ms", scale_cooldown="2s")
-    # groups the catalog tests left: gone (with their nodes, should they have any) before ours
-    drop_local_groups(conn)
-    yield conn
-    conn = wait_for(lambda: connect(), "the server to accept connections")
-    for (name,) in conn.execute("SELECT name FROM ray.resource_group WHERE provider = 'local'").fetchall():
-        drop_and_wait(conn, name)
-    reload_settings(conn, local_nodes=None, observe_interval=None, scale_cooldown=None)
-    conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * publish.c
+ *		Publishing the results of batch inference runs: staged rows into
+ *		their target, as the job's owner, exactly once.
+ *
+ * A run writes its results into a staging table of its attempt.  When Ray
+ * reports the run succeeded, the job is PUBLISHING; in the worker's next
+ * round, this moves the staged rows into the target table (append,
+ * overwrite or upsert) and marks the job SUCCEEDED in the same
+ * transaction, then drops the staging table.  The catalog side
+ * (ray._publish_plan, ray._published, ray._publish_failed) decides what to
+ * run; this file runs the data statements with the identity and privileges
+ * of the job's owner, as REFRESH MATERIALIZED VIEW and autovacuum run user
+ * code, which plpgsql cannot do.  A crash before the commit leaves the job
+ * PUBLISHING and its staging table as they were, so the next round
+ * publishes again from the start; a crash after it has nothing left to do.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/publish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "pg_ray.h"
+
+typedef struct PublishJob
+{
+	int64		job_id;
+	int32		attempt;
+	char	   *error;			/* the error of a failed publish, or NULL */
+} PublishJob;
+
+static void publish_one(void *arg);
+static void publish_record_failure(void *arg);
+
+/*
+ * pg_ray_publish_round
+ *		Publish every job whose run has succeeded, each in a subtransaction
+ *		of its own so that one target that refuses its rows (a constraint,
+ *		a privilege the owner lost) fails that job alone.
+ */
+void
+pg_ray_publish_round(void)
+{
+	int			n;
+	PublishJob *jobs;
+
+	pg_ray_spi_exec("SELECT job_id, attempts FROM ray.job WHERE state = 'PUBLISHING' ORDER BY job_id",
+					0, NULL, NULL, NULL);
+	n = (int) SPI_processed;
+	if (n == 0)
+		return;
+	jobs = palloc0(sizeof(PublishJob) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		jobs[i].job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		jobs[i].attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		ErrorData  *error = pg_ray_subtransaction(publish_one, &jobs[i]);
+
+		if (error == NULL)
+			continue;
+		jobs[i].error = pstrdup(error->message);
+		FreeErrorData(error);
+		error = pg_ray_subtransaction(publish_record_failure, &jobs[i]);
+		if (error != NULL)
+		{
+			/* the job stays PUBLISHING and is tried again next round */
+			elog(WARNING, "pg_ray worker: could not record that job " INT64_FORMAT " failed to publish: %s",
+				 jobs[i].job_id, error->message);
+			FreeErrorData(error);
+		}
+	}
+}
+
+/*
+ * publish_one
+ *		Run the publish statements of one job as its owner, then record the
+ *		rows written and the job's success.
+ */
+static void
+publish_one(void *arg)
+{
+	PublishJob *job = (PublishJob *) arg;
+	Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
+	Oid			owner;
+	Datum		statements_datum;
+	Datum	   *statements;
+	bool	   *statement_nulls;
+	int			nstatements;
+	Oid			save_userid;
+	int			save_sec_context;
+	int64		rows = 0;
+
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	pg_ray_spi_exec("SELECT owner_oid, statements FROM ray._publish_plan($1, $2)",
+					2, types, values, NULL);
+	if (SPI_processed != 1)
+		return;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		return;					/* nothing to publish: the plan settled the job */
+	statements_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	deconstruct_array(DatumGetArrayTypeP(statements_datum), TEXTOID, -1, false, TYPALIGN_INT,
+					  &statements, &statement_nulls, &nstatements);
+
+	/*
+	 * The owner's identity for the data statements, restricted as for any
+	 * code of a user that a privileged process runs: no SET ROLE, no
+	 * temporary objects.  The subtransaction's abort restores the worker's
+	 * identity if a statement fails.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	for (int i = 0; i < nstatements; i++)
+	{
+		char	   *sql = TextDatumGetCString(statements[i]);
+		int			ret = SPI_execute(sql, false, 0);
+
+		if (ret < 0)
+			elog(ERROR, "publishing job " INT64_FORMAT ": \"%s\" failed with SPI code %d",
+				 job->job_id, sql, ret);
+		/* the last statement moves the rows */
+		rows = (int64) SPI_processed;
+		pfree(sql);
+	}
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	values[2] = Int64GetDatum(rows);
+	pg_ray_spi_exec("SELECT ray._published($1, $2, $3)", 3, types, values, NULL);
+}
+
+/*
+ * publish_record_failure
+ *		Mark the job FAILED with the reason its rows could not be published;
+ *		its staging table goes with the attempt.
+ */
+static void
+publish_record_failure(void *arg)
+{
+	PublishJob *job = (PublishJob *) arg;
+	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	values[2] = CStringGetTextDatum(job->error);
+	pg_ray_spi_exec("SELECT ray._publish_failed($1, $2, $3)", 3, types, values, NULL);
+}

@@ -1,0 +1,56 @@
+"""How the driver and every Ray task reach PostgreSQL, and the run's SQL helpers there.
+
+Ray tasks on other nodes do not necessarily inherit the driver's environment,
+so the driver captures the libpq settings once and ships them with each task.
+They are never logged: the dataclass keeps them out of its repr.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import psycopg
+from psycopg import sql
+
+# libpq's environment variables and the connection keywords they stand for
+_LIBPQ_ENVIRONMENT = {
+    "PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGPORT": "port", "PGDATABASE": "dbname",
+    "PGUSER": "user", "PGPASSWORD": "password", "PGPASSFILE": "passfile",
+    "PGOPTIONS": "options", "PGAPPNAME": "application_name",
+    "PGCONNECT_TIMEOUT": "connect_timeout", "PGSSLMODE": "sslmode",
+    "PGSSLROOTCERT": "sslrootcert", "PGSSLCERT": "sslcert", "PGSSLKEY": "sslkey",
+    "PGTARGETSESSIONATTRS": "target_session_attrs",
+}
+
+
+@dataclass(frozen=True)
+class Database:
+    """Connection settings, and the schema of the run's functions (ray, or a test's stand-ins)."""
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
+    schema: str = "ray"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ, schema: str = "ray") -> Database:
+        params = {kw: environ[var] for var, kw in _LIBPQ_ENVIRONMENT.items() if environ.get(var)}
+        return cls(params=params, schema=schema)
+
+    def connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
+        params = {"application_name": "pg_ray runner", **self.params}
+        return psycopg.connect(autocommit=autocommit, **params)
+
+    def function(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+    def report_progress(self, conn: psycopg.Connection[Any], rows_done: int, rows_total: int | None) -> None:
+        """ray._run_progress(rows_done_delta, rows_total); a NULL total leaves it as it is."""
+        conn.execute(sql.SQL("SELECT {}(%s::bigint, %s::bigint)").format(self.function("_run_progress")),
+                     (rows_done, rows_total))
+
+
+def begin_snapshot(conn: psycopg.Connection[Any], snapshot_id: str | None = None) -> None:
+    """Open a read-only repeatable-read transaction, in the exported snapshot if one is given."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if snapshot_id is not None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))

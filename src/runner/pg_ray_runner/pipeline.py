@@ -1,0 +1,199 @@
+"""The batch inference pipeline: snapshot, partitioned read, predict, COPY into staging, check.
+
+run() is what __main__ calls; tests call open_snapshot() and score() apart to
+change the source between the snapshot and the read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+from psycopg import sql
+
+from .db import Database, begin_snapshot
+from .models import ModelError, PredictorOutput, RowError, make_predictor
+from .sink import PgStagingSink
+from .source import PgSource, plan_partitions
+from .spec import Model, RunSpec
+
+
+class RunError(RuntimeError):
+    """The run cannot finish correctly; the message says why."""
+
+
+def to_arrow(values: PredictorOutput, target: pa.DataType, rows: int) -> pa.Array:
+    """One model output per row, as the output column's Arrow type."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray) and values.ndim > 1:
+        if int(np.prod(values.shape[1:])) != 1:
+            raise ModelError(f"the model returned an array of shape {values.shape}, not one value per row")
+        values = values.reshape(-1)
+    if not isinstance(values, pa.Array):
+        items = list(values)
+        if pa.types.is_string(target):
+            # dicts and lists become JSON, so json and jsonb outputs parse them
+            items = [v if v is None or isinstance(v, str)
+                     else json.dumps(v) if isinstance(v, (dict, list))
+                     else str(v.item() if isinstance(v, np.generic) else v) for v in items]
+        values = pa.array(items, from_pandas=True)
+    if len(values) != rows:
+        raise ModelError(f"the model returned {len(values)} values for {rows} rows")
+    try:
+        return pc.cast(values, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise ModelError(f"the model's output ({values.type}) does not fit the output column ({target}): "
+                         f"{error}") from error
+
+
+def _describe_key(batch: pa.Table, key: list[str], row: int) -> str:
+    if not key:
+        return f"row {row + 1} of its batch"
+    return "row with " + ", ".join(f"{k}={batch.column(k)[row].as_py()!r}" for k in key)
+
+
+class Scorer:
+    """The map_batches callable: keys through unchanged, the model's output beside them."""
+
+    def __init__(self, model: Model, model_data: Any, inputs: list[str], key: list[str],
+                 output_schema: pa.Schema, options: dict[str, Any], output_mode: str,
+                 num_gpus: float = 0) -> None:
+        data = ray.get(model_data) if isinstance(model_data, ray.ObjectRef) else model_data
+        self.inputs = inputs
+        self.key = key
+        self.schema = output_schema
+        self.predict = make_predictor(model, data, inputs, options, output_mode=output_mode,
+                                      output_name=output_schema.names[-1], num_gpus=num_gpus)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        frame = batch.select(self.inputs).to_pandas()
+        try:
+            values = self.predict(frame)
+        except RowError as error:
+            raise ModelError(f"{_describe_key(batch, self.key, error.row)}: {error}") from None
+        output = to_arrow(values, self.schema.field(-1).type, batch.num_rows)
+        return pa.Table.from_arrays([batch.column(k) for k in self.key] + [output], schema=self.schema)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The driver's snapshot: its id for the read tasks, the partitions, the rows in it."""
+    snapshot_id: str
+    queries: list[str]
+    total_rows: int
+    size_bytes: int | None
+
+
+def read_parallelism() -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+@contextlib.contextmanager
+def open_snapshot(db: Database, spec: RunSpec, parallelism: int | None = None) -> Iterator[Snapshot]:
+    """Export a snapshot and keep its transaction open while the body reads in it."""
+    with db.connect(autocommit=True) as conn:
+        # the transaction idles while Ray works; a role's timeout must not end it
+        conn.execute("SET idle_in_transaction_session_timeout = 0")
+        begin_snapshot(conn)
+        snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        total = conn.execute(sql.SQL("SELECT count(*) FROM ({}) q").format(sql.SQL(spec.source.select()))
+                             ).fetchone()[0]
+        queries = plan_partitions(conn, spec.source, spec.options.get("partitions"),
+                                  parallelism or read_parallelism())
+        size = None
+        if spec.source.table is not None:
+            size = conn.execute(sql.SQL("SELECT pg_relation_size({}::regclass)")
+                                .format(sql.Literal(spec.source.table))).fetchone()[0]
+        yield Snapshot(snapshot_id, queries, int(total), None if size is None else int(size))
+        conn.execute("COMMIT")
+
+
+def _concurrency(value: Any) -> int | tuple[int, int]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise RunError(f"concurrency must be a number or [min, max], not {value!r}")
+        return int(value[0]), int(value[1])
+    return int(value)
+
+
+def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | None) -> ray.data.Dataset:
+    """Read the partitions and score them; what is left is to write the result."""
+    schema = spec.read_schema()
+    # a model's exception reaches the driver as itself, not as Ray Data's
+    # UserCodeException, so the run's error message can say what went wrong
+    ray.data.DataContext.get_current().raise_original_map_exception = True
+    ds = ray.data.read_datasource(PgSource(db, snapshot.snapshot_id, snapshot.queries, schema,
+                                           snapshot.size_bytes),
+                                  override_num_blocks=len(snapshot.queries))
+    options = spec.options
+    if spec.model.kind == "vllm":
+        from .llm import vllm_stage
+        return vllm_stage(ds, spec)
+    num_gpus = float(options.get("num_gpus", 0))
+    return ds.map_batches(
+        Scorer,
+        fn_constructor_kwargs={
+            "model": spec.model,
+            "model_data": ray.put(model_data) if model_data is not None else None,
+            "inputs": spec.inputs, "key": spec.key, "output_schema": spec.staging_schema(),
+            "options": spec.model_options(), "output_mode": spec.output_mode, "num_gpus": num_gpus},
+        batch_size=int(options.get("batch_size", 4096)),
+        batch_format="pyarrow",
+        concurrency=_concurrency(options.get("concurrency", 2)),
+        num_cpus=float(options.get("num_cpus", 1)),
+        num_gpus=num_gpus,
+        **({"memory": float(options["memory"])} if options.get("memory") else {}),
+    )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    job_id: int
+    attempt: int
+    rows: int
+    seconds: float
+
+    def summary(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        return (f"pg_ray runner: job {self.job_id} attempt {self.attempt}: {self.rows} rows scored "
+                f"in {self.seconds:.1f} s ({rate:.0f} rows/s)")
+
+
+def score(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | None,
+          report_progress: bool = True) -> int:
+    """Run the pipeline in an open snapshot and check the staging table; the rows staged."""
+    with db.connect(autocommit=True) as conn:
+        if report_progress:
+            db.report_progress(conn, 0, snapshot.total_rows)
+        ds = build_dataset(spec, db, snapshot, model_data)
+        # Each write task commits its own COPY, so a retried write task could
+        # stage a block twice.  No write is retried: any failure fails the
+        # run, pg_ray drops this attempt's staging table and may start the
+        # job again with a fresh one.  That is what keeps exactly-once.
+        ds.write_datasink(PgStagingSink(db, spec.staging_table, spec.staging_columns, report_progress),
+                          ray_remote_args={"max_retries": 0})
+        staged = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(spec.staging_table))
+                              ).fetchone()[0]
+    if staged != snapshot.total_rows:
+        raise RunError(f"the staging table {spec.staging_table} has {staged} rows, "
+                       f"but the source had {snapshot.total_rows} in the run's snapshot")
+    return int(staged)
+
+
+def run(spec: RunSpec, db: Database, model_data: bytes | None) -> RunResult:
+    """One attempt of a batch inference job, from snapshot to checked staging table."""
+    started = time.monotonic()
+    with open_snapshot(db, spec) as snapshot:
+        rows = score(spec, db, snapshot, model_data)
+    return RunResult(spec.job_id, spec.attempt, rows, time.monotonic() - started)

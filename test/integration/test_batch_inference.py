@@ -1,0 +1,358 @@
+"""Batch inference on a real local resource group, end to end.
+
+One group with one worker node is shared by the tests of this file.  Each
+test scores a small table with a model of a kind (sklearn, onnx, python,
+http), through ray.batch_inference as a ray_user, and checks the target
+against what the same model computes here, the modes (append, overwrite,
+upsert), that the run reads with its owner's privileges through a role that
+lives only as long as the run, that stopped or killed runs publish nothing
+and their retries publish every row once, and that pg_cron can schedule it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import signal
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import joblib
+import numpy as np
+import psycopg
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from conftest import wait_for
+from fake_openai import FakeOpenAI
+
+GROUP = "it-batch"
+USER = "bi_alice"
+ROWS = 3000
+RUN_TIMEOUT = "5 minutes"
+
+
+def train_click_model(seed: int = 7) -> LogisticRegression:
+    """A click model on synthetic (age, price) impressions."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.integers(18, 80, 2000), rng.uniform(0, 100, 2000)])
+    y = (x[:, 0] * 0.05 - x[:, 1] * 0.03 + rng.normal(0, 1, 2000) > 0.5).astype(int)
+    return LogisticRegression().fit(x, y)
+
+
+def joblib_bytes(model: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def as_user(db: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """Run one statement as the test's ray_user and return its first row."""
+    db.execute(f"SET ROLE {USER}")
+    try:
+        return db.execute(sql, params).fetchone()
+    finally:
+        db.execute("RESET ROLE")
+
+
+def batch(db: psycopg.Connection, target: str, model: str = "ctr", source: str = "bi.impressions",
+          **arguments: Any) -> int:
+    """ray.batch_inference as the test user; returns the job id."""
+    names = ", ".join(f"{k} => %({k})s" for k in arguments)
+    sql = (f"SELECT ray.batch_inference(%(group)s, %(source)s, %(model)s, %(target)s"
+           f"{', ' + names if names else ''})")
+    return as_user(db, sql, {"group": GROUP, "source": source, "model": model, "target": target,
+                             **arguments})[0]
+
+
+def finish(db: psycopg.Connection, job_id: int) -> dict[str, Any]:
+    """Wait for the job to end and return its row of ray.jobs."""
+    db.execute("SELECT ray.wait_job(%s, %s)", (job_id, RUN_TIMEOUT))
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute("SELECT * FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def succeeded(db: psycopg.Connection, job_id: int) -> dict[str, Any]:
+    row = finish(db, job_id)
+    if row["state"] != "SUCCEEDED":
+        log = db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0]
+        pytest.fail(f"job {job_id} is {row['state']}: {row['message']}\n{log}")
+    return row
+
+
+def predictions(db: psycopg.Connection, target: str) -> dict[int, Any]:
+    return dict(db.execute(f"SELECT id, prediction FROM {target} ORDER BY id").fetchall())
+
+
+def features(db: psycopg.Connection) -> tuple[np.ndarray, np.ndarray]:
+    rows = db.execute("SELECT id, age, price FROM bi.impressions ORDER BY id").fetchall()
+    return (np.array([r[0] for r in rows]), np.array([[r[1], r[2]] for r in rows], dtype=float))
+
+
+def run_roles(db: psycopg.Connection) -> list[str]:
+    return [r[0] for r in db.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'pgray\\_run\\_%'")]
+
+
+def staging_tables(db: psycopg.Connection) -> list[str]:
+    return [r[0] for r in db.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'ray_staging'::regnamespace")]
+
+
+@pytest.fixture(scope="module")
+def bi(local_nodes: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """The shared group, the test user, a source table and a click model."""
+    db = local_nodes
+    db.execute("INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, num_gpus, cpu_units, description)"
+               " VALUES ('bi4', 'CPU', 4, 4096, 0, 4, 'batch inference tests') ON CONFLICT DO NOTHING")
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (GROUP, '{"object_store_memory_mb": 200}'))
+    db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'bi4', 1, 1)", (GROUP,))
+    drop_user(db)
+    db.execute(f"CREATE ROLE {USER} LOGIN IN ROLE ray_user")
+    db.execute("SELECT ray.grant_usage(%s, %s)", (GROUP, USER))
+    db.execute(f"CREATE SCHEMA bi AUTHORIZATION {USER}")
+    db.execute("CREATE TABLE bi.impressions (id bigint PRIMARY KEY, age integer, price double precision,"
+               " site text)")
+    db.execute("INSERT INTO bi.impressions SELECT g, 18 + g %% 60, (g * 37 %% 1000) / 10.0, 'site' || g %% 7"
+               " FROM generate_series(1, %s) g", (ROWS,))
+    db.execute(f"GRANT SELECT ON bi.impressions TO {USER}")
+    db.execute("CREATE TABLE bi.secret (id bigint PRIMARY KEY, age integer, price double precision)")
+    db.execute("INSERT INTO bi.secret SELECT g, g, g FROM generate_series(1, 10) g")
+    as_user(db, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(train_click_model()),))
+    wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = %s",
+                                (GROUP,)).fetchone()[0], "the batch group to be READY", 240)
+    yield db
+    drop_user(db)
+
+
+def drop_user(db: psycopg.Connection) -> None:
+    """The test user and everything it has, left by an earlier run."""
+    db.execute("DROP SCHEMA IF EXISTS bi CASCADE")
+    db.execute("DELETE FROM ray.model WHERE owner = %s", (USER,))
+    if db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (USER,)).fetchone():
+        db.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE username = %s", (USER,)) \
+            if db.execute("SELECT to_regclass('cron.job')").fetchone()[0] else None
+        db.execute(f"DROP OWNED BY {USER}")
+        db.execute(f"DROP ROLE {USER}")
+
+
+def test_sklearn_scores_a_table_into_a_new_target(bi: psycopg.Connection) -> None:
+    job_id = batch(bi, "bi.ctr_scores", input_columns=["age", "price"])
+    # the run's role exists while the run does
+    wait_for(lambda: run_roles(bi), "the run's login role")
+    row = succeeded(bi, job_id)
+    assert row["rows_written"] == ROWS and row["rows_total"] == ROWS and row["rows_processed"] == ROWS
+    assert row["target_table"] == "bi.ctr_scores"
+    ids, x = features(bi)
+    expected = train_click_model().predict_proba(x)[:, 1]
+    got = predictions(bi, "bi.ctr_scores")
+    assert list(got) == list(ids)
+    assert np.allclose([got[i] for i in ids], expected, atol=1e-9)
+    # the owner owns the target, and nothing of the run is left
+    assert bi.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'bi' AND tablename = 'ctr_scores'"
+                      ).fetchone()[0] == USER
+    assert run_roles(bi) == [] and staging_tables(bi) == []
+    events = [r[0] for r in bi.execute("SELECT to_state FROM ray.job_events WHERE job_id = %s ORDER BY at",
+                                       (job_id,))]
+    assert events[-2:] == ["PUBLISHING", "SUCCEEDED"]
+
+
+def test_modes_append_overwrite_and_upsert(bi: psycopg.Connection) -> None:
+    ids, x = features(bi)
+    succeeded(bi, batch(bi, "bi.modes", key=["id"], input_columns=["age", "price"]))
+    succeeded(bi, batch(bi, "bi.modes", input_columns=["age", "price"]))
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.modes").fetchone() == (2 * ROWS, ROWS)
+    succeeded(bi, batch(bi, "bi.modes", input_columns=["age", "price"], mode="overwrite"))
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.modes").fetchone() == (ROWS, ROWS)
+
+    # upsert: a second model version updates the rows already there and adds the rest
+    bi.execute("CREATE TABLE bi.upserted (id bigint PRIMARY KEY, prediction double precision,"
+               " scored_by text DEFAULT 'pg_ray')")
+    bi.execute(f"GRANT ALL ON bi.upserted TO {USER}")
+    bi.execute("INSERT INTO bi.upserted (id, prediction) SELECT g, -1 FROM generate_series(1, 10) g")
+    bi.execute("INSERT INTO bi.upserted (id, prediction) VALUES (999999, -1)")
+    other = train_click_model(seed=11)
+    as_user(bi, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(other),))
+    row = succeeded(bi, batch(bi, "bi.upserted", model="ctr:2", input_columns=["age", "price"], mode="upsert"))
+    assert row["rows_written"] == ROWS
+    got = predictions(bi, "bi.upserted")
+    assert len(got) == ROWS + 1 and got[999999] == -1
+    assert np.allclose([got[i] for i in ids], other.predict_proba(x)[:, 1], atol=1e-9)
+    # the label instead of the probability ("ctr" is now version 2)
+    succeeded(bi, batch(bi, "bi.labels", input_columns=["age", "price"], options='{"output": "label"}'))
+    labels = predictions(bi, "bi.labels")
+    assert [int(labels[i]) for i in ids] == list(other.predict(x))
+
+
+def test_query_source_with_shards(bi: psycopg.Connection) -> None:
+    job_id = batch(bi, "bi.young", source="SELECT id, age, price FROM bi.impressions WHERE age < 30",
+                   key=["id"], options='{"shard_key": "id", "partitions": 3}')
+    row = succeeded(bi, job_id)
+    expected = bi.execute("SELECT count(*) FROM bi.impressions WHERE age < 30").fetchone()[0]
+    assert row["rows_written"] == expected
+    assert bi.execute("SELECT count(DISTINCT id) FROM bi.young").fetchone()[0] == expected
+
+
+def test_onnx_model(bi: psycopg.Connection) -> None:
+    from skl2onnx import to_onnx
+
+    model = train_click_model()
+    onnx_model = to_onnx(model, np.zeros((1, 2), dtype=np.float32), options={id(model): {"zipmap": False}})
+    as_user(bi, "SELECT ray.register_model('ctr-onnx', 'onnx', %s::bytea)", (onnx_model.SerializeToString(),))
+    succeeded(bi, batch(bi, "bi.onnx_scores", model="ctr-onnx", input_columns=["age", "price"]))
+    ids, x = features(bi)
+    got = predictions(bi, "bi.onnx_scores")
+    assert np.allclose([got[i] for i in ids], model.predict_proba(x)[:, 1], atol=1e-4)
+
+
+PYTHON_MODEL = """
+import pandas as pd
+
+
+class PriceBand:
+    def __init__(self, width: float = 10.0) -> None:
+        self.width = width
+
+    def __call__(self, batch: pd.DataFrame):
+        return (batch["price"] // self.width).astype(float)
+"""
+
+
+def test_python_model_from_the_database_and_from_a_directory(bi: psycopg.Connection) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("bands/__init__.py", "")
+        archive.writestr("bands/model.py", PYTHON_MODEL)
+    as_user(bi, "SELECT ray.register_model('bands', 'python', %s::bytea, %s)",
+            (buffer.getvalue(), '{"class": "bands.model:PriceBand", "init_kwargs": {"width": 25}}'))
+    succeeded(bi, batch(bi, "bi.bands", model="bands", input_columns=["price"]))
+    assert bi.execute("SELECT count(*) FROM bi.bands b JOIN bi.impressions i USING (id)"
+                      " WHERE b.prediction = floor(i.price / 25)").fetchone()[0] == ROWS
+
+    # a directory the nodes (the postgres OS user) can read
+    code = Path(tempfile.mkdtemp(prefix="pgray_models_", dir="/tmp"))
+    (code / "bands2").mkdir()
+    (code / "bands2" / "__init__.py").write_text("")
+    (code / "bands2" / "model.py").write_text(PYTHON_MODEL)
+    for path in [code, *code.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    as_user(bi, "SELECT ray.register_model('bands-dir', 'python', uri => 'bands2.model:PriceBand', options => %s)",
+            (f'{{"working_dir": "{code}"}}',))
+    succeeded(bi, batch(bi, "bi.bands_dir", model="bands-dir", input_columns=["price"]))
+    assert bi.execute("SELECT count(*) FROM bi.bands_dir b JOIN bi.impressions i USING (id)"
+                      " WHERE b.prediction = floor(i.price / 10)").fetchone()[0] == ROWS
+    shutil.rmtree(code)
+
+
+def test_http_model_against_an_openai_compatible_server(bi: psycopg.Connection) -> None:
+    server = FakeOpenAI().start()
+    try:
+        as_user(bi, "SELECT ray.register_model('echo', 'http', uri => %s, options => %s)",
+                (server.base_url, '{"model": "echo-1", "prompt": "site {site}", "concurrency": 4}'))
+        row = succeeded(bi, batch(bi, "bi.echoes", model="echo", source="SELECT id, site FROM bi.impressions"
+                                  " WHERE id <= 200", key=["id"]))
+        assert row["rows_written"] == 200
+        assert bi.execute("SELECT count(*) FROM bi.echoes e JOIN bi.impressions i USING (id)"
+                          " WHERE e.prediction = 're: site ' || i.site").fetchone()[0] == 200
+        assert 1 <= server.max_in_flight <= 4
+    finally:
+        server.stop()
+
+
+def test_bad_arguments_are_refused_before_anything_runs(bi: psycopg.Connection) -> None:
+    before = bi.execute("SELECT count(*) FROM ray.job").fetchone()[0]
+    cases = [
+        (dict(source="bi.secret"), "permission denied for table secret"),
+        (dict(source="SELECT id, age FROM bi.secret", key=["id"]), "permission denied for table secret"),
+        (dict(source="bi.nope"), 'relation "bi.nope" does not exist'),
+        (dict(model="nope"), 'model "nope" does not exist'),
+        (dict(mode="merge"), 'unknown mode "merge"'),
+        (dict(options='{"batch_sise": 10}'), 'unknown batch inference option "batch_sise"'),
+        (dict(options='{"num_gpus": 1}', input_columns=["age"]), "has no GPU workers"),
+        (dict(), "input column site (text) is not numeric"),
+        (dict(input_columns=["age"], target="bi.impressions"), "is the source"),
+        (dict(input_columns=["age"], target="pg_catalog.x"), "permission denied for schema pg_catalog"),
+    ]
+    for arguments, message in cases:
+        arguments = {"target": "bi.never", **arguments}
+        with pytest.raises(psycopg.Error, match=re.escape(message)):
+            batch(bi, **arguments)
+    assert bi.execute("SELECT count(*) FROM ray.job").fetchone()[0] == before
+    assert bi.execute("SELECT to_regclass('bi.never')").fetchone()[0] is None
+
+
+def slow_model(bi: psycopg.Connection) -> None:
+    """A python model that takes a while per batch, to catch runs midway."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("slow.py", "import time\n\nclass Slow:\n    def __call__(self, batch):\n"
+                                    "        time.sleep(0.4)\n        return batch['age'] * 1.0\n")
+    as_user(bi, "SELECT ray.register_model('slow', 'python', %s::bytea, %s)",
+            (buffer.getvalue(), '{"class": "slow:Slow"}'))
+
+
+def test_stopped_run_publishes_nothing(bi: psycopg.Connection) -> None:
+    slow_model(bi)
+    job_id = batch(bi, "bi.stopped", model="slow", input_columns=["age"],
+                   options='{"batch_size": 100, "concurrency": 1}')
+    wait_for(lambda: (bi.execute("SELECT rows_processed FROM ray.jobs WHERE job_id = %s", (job_id,)
+                                 ).fetchone()[0] or 0) > 0, "the run to stage rows", 180)
+    as_user(bi, "SELECT ray.stop_job(%s)", (job_id,))
+    row = finish(bi, job_id)
+    assert row["state"] == "STOPPED"
+    assert bi.execute("SELECT to_regclass('bi.stopped')").fetchone()[0] is None
+    wait_for(lambda: run_roles(bi) == [] and staging_tables(bi) == [], "the run's role and staging table to go")
+
+
+def test_head_killed_midway_retries_and_publishes_each_row_once(bi: psycopg.Connection) -> None:
+    slow_model(bi)
+    bi.execute("CREATE TABLE bi.killed (id bigint, prediction double precision)")
+    bi.execute(f"GRANT ALL ON bi.killed TO {USER}")
+    job_id = batch(bi, "bi.killed", model="slow", input_columns=["age"],
+                   options='{"batch_size": 300, "concurrency": 1, "max_attempts": 2}')
+    wait_for(lambda: (bi.execute("SELECT rows_processed FROM ray.jobs WHERE job_id = %s", (job_id,)
+                                 ).fetchone()[0] or 0) > 0, "the run to stage rows", 180)
+    head_pid = bi.execute("SELECT pid FROM ray.node WHERE resource_group = %s AND kind = 'head'",
+                          (GROUP,)).fetchone()[0]
+    os.killpg(head_pid, signal.SIGKILL)
+    row = succeeded(bi, job_id)
+    assert row["attempts"] == 2
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.killed").fetchone() == (ROWS, ROWS)
+    assert run_roles(bi) == [] and staging_tables(bi) == []
+
+
+def test_a_second_submission_while_the_first_runs_returns_the_first(bi: psycopg.Connection) -> None:
+    slow_model(bi)
+    options = '{"batch_size": 500, "concurrency": 1}'
+    first = batch(bi, "bi.nightly", model="slow", input_columns=["age"], mode="overwrite", options=options)
+    second = batch(bi, "bi.nightly", model="slow", input_columns=["age"], mode="overwrite", options=options)
+    assert second == first
+    with pytest.raises(psycopg.errors.ObjectInUse, match="is being written by another batch inference run"):
+        batch(bi, "bi.nightly", model="slow", input_columns=["age", "price"], mode="overwrite")
+    succeeded(bi, first)
+    assert bi.execute("SELECT count(*) FROM bi.nightly").fetchone()[0] == ROWS
+
+
+def test_pg_cron_schedules_a_batch_inference(bi: psycopg.Connection) -> None:
+    bi.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    before = bi.execute("SELECT coalesce(max(job_id), 0) FROM ray.job").fetchone()[0]
+    command = (f"SELECT ray.batch_inference('{GROUP}', 'bi.impressions', 'ctr', 'bi.cron_scores',"
+               " input_columns => ARRAY['age', 'price'], mode => 'overwrite')")
+    bi.execute(f"GRANT USAGE ON SCHEMA cron TO {USER}")
+    cron_job = as_user(bi, "SELECT cron.schedule('pg-ray-nightly-test', '* * * * *', %s)", (command,))[0]
+    try:
+        job_id = wait_for(lambda: bi.execute("SELECT max(job_id) FROM ray.job WHERE job_id > %s AND owner = %s",
+                                             (before, USER)).fetchone()[0], "pg_cron to submit the run", 150)
+    finally:
+        bi.execute("SELECT cron.unschedule(%s)", (cron_job,))
+    succeeded(bi, job_id)
+    assert bi.execute("SELECT count(*) FROM bi.cron_scores").fetchone()[0] == ROWS
+    status = bi.execute("SELECT status FROM cron.job_run_details WHERE jobid = %s ORDER BY runid LIMIT 1",
+                        (cron_job,)).fetchone()[0]
+    assert status == "succeeded"

@@ -1,0 +1,213 @@
+"""The sklearn, onnx and python model kinds, called as the runner calls them, without Ray."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import zipfile
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from pg_ray_runner.models import ModelError, make_predictor
+from pg_ray_runner.spec import Model
+
+INPUTS = ["age", "price"]
+
+
+def training_data(rows: int = 400, seed: int = 7) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"age": rng.integers(18, 80, rows).astype(np.int64),
+                          "price": rng.normal(50, 20, rows)})
+    labels = ((frame["age"] > 45) ^ (rng.random(rows) < 0.1)).astype(int).to_numpy()
+    return frame, labels
+
+
+def dumped(estimator: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def model(kind: str, **fields: object) -> Model:
+    return Model(name="m", version=1, kind=kind, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def logistic() -> tuple[LogisticRegression, pd.DataFrame]:
+    frame, labels = training_data()
+    return LogisticRegression().fit(frame.to_numpy(), labels), frame
+
+
+def test_sklearn_probability_of_the_positive_class(logistic: tuple[LogisticRegression, pd.DataFrame]) -> None:
+    clf, frame = logistic
+    predict = make_predictor(model("sklearn", has_data=True), dumped(clf), INPUTS, {})
+    got = np.asarray(predict(frame))
+    assert got.shape == (len(frame),)
+    np.testing.assert_allclose(got, clf.predict_proba(frame.to_numpy())[:, 1], rtol=0, atol=1e-15)
+    assert 0.05 < got.mean() < 0.95, "a constant model would prove nothing"
+
+
+def test_sklearn_positive_class_is_found_by_its_label() -> None:
+    frame, labels = training_data()
+    # classes_ is [1, 2]: the positive class 1 is the first column, not the last
+    clf = LogisticRegression().fit(frame.to_numpy(), labels + 1)
+    predict = make_predictor(model("sklearn"), dumped(clf), INPUTS, {})
+    np.testing.assert_allclose(predict(frame), clf.predict_proba(frame.to_numpy())[:, 0])
+
+
+def test_sklearn_label_output(logistic: tuple[LogisticRegression, pd.DataFrame]) -> None:
+    clf, frame = logistic
+    predict = make_predictor(model("sklearn"), dumped(clf), INPUTS, {}, output_mode="label")
+    np.testing.assert_array_equal(predict(frame), clf.predict(frame.to_numpy()))
+
+
+def test_sklearn_regressor_without_predict_proba(tmp_path: Path) -> None:
+    frame, _ = training_data()
+    target = frame["age"] * 2.0 + frame["price"]
+    reg = LinearRegression().fit(frame.to_numpy(), target)
+    path = tmp_path / "reg.joblib"
+    joblib.dump(reg, path)
+    # a model named by its path, asked for a probability it cannot give
+    predict = make_predictor(model("sklearn", uri=str(path)), None, INPUTS, {})
+    np.testing.assert_allclose(predict(frame), target, rtol=1e-9)
+
+
+def test_sklearn_pipeline_gets_named_columns() -> None:
+    frame, labels = training_data()
+    frame["country"] = np.where(frame["age"] % 3 == 0, "fr", np.where(frame["age"] % 3 == 1, "de", "us"))
+    pipeline = Pipeline([
+        ("prepare", ColumnTransformer([("num", StandardScaler(), ["age", "price"]),
+                                       ("cat", OneHotEncoder(), ["country"])])),
+        ("clf", LogisticRegression()),
+    ]).fit(frame, labels)
+    assert list(pipeline.feature_names_in_) == ["age", "price", "country"]
+    # inputs in another order than the pipeline was fitted with: it must still get them by name
+    batch = frame[["country", "price", "age"]]
+    predict = make_predictor(model("sklearn"), dumped(pipeline), ["country", "price", "age"], {})
+    np.testing.assert_allclose(predict(batch), pipeline.predict_proba(frame)[:, 1], atol=1e-15)
+
+
+def test_sklearn_pipeline_missing_column_is_a_clear_error() -> None:
+    frame, labels = training_data()
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(frame, labels)
+    with pytest.raises(ModelError, match="not inputs: price"):
+        make_predictor(model("sklearn"), dumped(pipeline), ["age"], {})
+
+
+def onnx_bytes(clf: LogisticRegression, zipmap: bool) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    options = None if zipmap else {id(clf): {"zipmap": False}}
+    onnx_model = convert_sklearn(clf, initial_types=[("features", FloatTensorType([None, 2]))],
+                                 options=options)
+    return onnx_model.SerializeToString()
+
+
+@pytest.mark.parametrize("zipmap", [False, True])
+def test_onnx_probability_close_to_sklearn(logistic: tuple[LogisticRegression, pd.DataFrame],
+                                           zipmap: bool) -> None:
+    clf, frame = logistic
+    predict = make_predictor(model("onnx"), onnx_bytes(clf, zipmap), INPUTS, {})
+    got = np.asarray(predict(frame), dtype=np.float64)
+    assert got.shape == (len(frame),)
+    np.testing.assert_allclose(got, clf.predict_proba(frame.to_numpy())[:, 1], atol=1e-5)
+
+
+def test_onnx_label_and_named_output(logistic: tuple[LogisticRegression, pd.DataFrame], tmp_path: Path) -> None:
+    clf, frame = logistic
+    path = tmp_path / "clf.onnx"
+    path.write_bytes(onnx_bytes(clf, zipmap=False))
+    labels = make_predictor(model("onnx", uri=str(path)), None, INPUTS, {}, output_mode="label")
+    np.testing.assert_array_equal(labels(frame), clf.predict(frame.to_numpy()))
+    named = make_predictor(model("onnx", uri=str(path)), None, INPUTS, {"output_name": "label"})
+    np.testing.assert_array_equal(named(frame), clf.predict(frame.to_numpy()))
+    with pytest.raises(ModelError, match="no output 'nope'"):
+        make_predictor(model("onnx", uri=str(path)), None, INPUTS, {"output_name": "nope"})
+
+
+def test_onnx_with_one_input_per_column() -> None:
+    import onnx
+    from onnx import TensorProto, helper
+    # price * 2 + age, with age an int64 input and price a double one
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["age"], ["age_d"], to=TensorProto.DOUBLE),
+         helper.make_node("Mul", ["price", "two"], ["double_price"]),
+         helper.make_node("Add", ["double_price", "age_d"], ["score"])],
+        "sum",
+        [helper.make_tensor_value_info("age", TensorProto.INT64, [None, 1]),
+         helper.make_tensor_value_info("price", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("score", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor("two", TensorProto.DOUBLE, [], [2.0])])
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model.ir_version = 8
+    onnx.checker.check_model(onnx_model)
+    frame, _ = training_data(20)
+    predict = make_predictor(model("onnx"), onnx_model.SerializeToString(), ["price", "age"], {})
+    np.testing.assert_allclose(predict(frame), frame["price"] * 2 + frame["age"])
+
+
+MODULE = textwrap.dedent("""
+    import pandas as pd
+
+    class Doubler:
+        def __init__(self, factor: float = 2.0):
+            self.factor = factor
+
+        def __call__(self, batch: pd.DataFrame):
+            return (batch["age"] * self.factor + batch["price"]).to_numpy()
+
+    class Framed:
+        def __call__(self, batch):
+            return pd.DataFrame({"other": [0] * len(batch), "score": batch["age"] + 1})
+""")
+
+
+def test_python_model_from_zip_bytes(tmp_path: Path) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zipped_scoring/__init__.py", "")
+        z.writestr("zipped_scoring/model.py", MODULE)
+    frame, _ = training_data(10)
+    predict = make_predictor(model("python"), archive.getvalue(), INPUTS,
+                             {"class": "zipped_scoring.model:Doubler", "init_kwargs": {"factor": 3}})
+    np.testing.assert_allclose(predict(frame), frame["age"] * 3 + frame["price"])
+
+
+def test_python_model_from_a_directory(tmp_path: Path) -> None:
+    package = tmp_path / "dir_scoring"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(MODULE)
+    frame, _ = training_data(10)
+    # the brief's style: the directory as uri, the class in the options
+    by_uri = make_predictor(model("python", uri=str(tmp_path)), None, INPUTS,
+                            {"class": "dir_scoring.model:Doubler"})
+    np.testing.assert_allclose(by_uri(frame), frame["age"] * 2 + frame["price"])
+    # the catalog's style: the class as uri, the code's directory in the options
+    framed = make_predictor(model("python", uri="dir_scoring.model:Framed"), None, INPUTS,
+                            {"path": str(tmp_path)}, output_name="score")
+    np.testing.assert_array_equal(np.asarray(framed(frame)), frame["age"] + 1)
+
+
+def test_python_model_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="module:Class"):
+        make_predictor(model("python", uri=str(tmp_path)), None, INPUTS, {})
+    with pytest.raises(ModelError, match="cannot load python model class no_such_module:X"):
+        make_predictor(model("python", uri=str(tmp_path)), None, INPUTS, {"class": "no_such_module:X"})
+    with pytest.raises(ModelError, match="neither a directory nor a zip"):
+        make_predictor(model("python", uri="m:C"), None, INPUTS, {"path": str(tmp_path / "missing")})
+
+
+def test_unknown_and_vllm_kinds() -> None:
+    with pytest.raises(ModelError, match="unknown model kind 'tensorflow'"):
+        make_predictor(model("tensorflow"), b"x", INPUTS, {})
+    with pytest.raises(ModelError, match="vllm"):
+        make_predictor(model("vllm", uri="some/model"), None, INPUTS, {})
