@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(36);
+SELECT plan(50);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -103,6 +103,62 @@ SELECT lives_ok($$SELECT ray.alter_worker_group('tap', 'cpu', spec => 'tap.tiny'
 SELECT throws_ok($$SELECT token FROM ray.resource_group_secret$$, '42501', NULL,
 				 'not even an admin reads dashboard tokens back');
 RESET ROLE;
+
+-- Batch inference: a run's login role has its owner's privileges, for as
+-- long as its attempt lasts, and its password is nobody's to read.
+CREATE TABLE public.tap_source (id bigint PRIMARY KEY, x double precision);
+INSERT INTO public.tap_source VALUES (1, 0.5), (2, 1.5);
+CREATE TABLE public.tap_hidden (id bigint PRIMARY KEY, x double precision);
+GRANT SELECT ON public.tap_source TO tap_ann;
+GRANT CREATE ON SCHEMA public TO tap_ann;
+SET LOCAL ROLE tap_ann;
+SELECT ray.register_model('tapm', 'sklearn', '\x01'::bytea);
+SELECT set_config('tap.bi_job', ray.batch_inference('tap', 'public.tap_source', 'tapm', 'public.tap_out')::text, true);
+RESET ROLE;
+UPDATE ray.job SET attempts = 1 WHERE job_id = current_setting('tap.bi_job')::bigint;
+SELECT ray._job_transition(current_setting('tap.bi_job')::bigint, 'SUBMITTING', 'test', 'tap');
+SELECT ray._begin_batch_attempt(current_setting('tap.bi_job')::bigint);
+SELECT set_config('tap.run_role', (SELECT role_name FROM ray.batch_run_secret
+								   WHERE job_id = current_setting('tap.bi_job')::bigint), true);
+SELECT ok(pg_has_role(current_setting('tap.run_role'), 'tap_ann', 'USAGE'),
+		  'a run''s role has the privileges of the job''s owner');
+SELECT ok(pg_has_role(current_setting('tap.run_role'), 'ray_run', 'MEMBER'),
+		  'and is a member of ray_run, for pg_hba.conf');
+SELECT ok((SELECT rolcanlogin AND rolvaliduntil > now() AND NOT rolsuper AND NOT rolcreaterole
+		   FROM pg_roles WHERE rolname = current_setting('tap.run_role')),
+		  'it logs in, for a limited time, with no special attributes');
+SET LOCAL ROLE tap_ann;
+SELECT throws_ok($$SELECT password FROM ray.batch_run_secret$$, '42501', NULL,
+				 'the owner cannot read the run''s password');
+SELECT throws_ok($$SELECT ray._run_spec()$$, '42501', NULL,
+				 'nor ask for the run as if it were the run');
+RESET ROLE;
+SET LOCAL ROLE tap_admin;
+SELECT throws_ok($$SELECT password FROM ray.batch_run_secret$$, '42501', NULL,
+				 'nor can an admin');
+RESET ROLE;
+SELECT set_config('tap.me', session_user, true);
+SELECT format('SET SESSION AUTHORIZATION %I', current_setting('tap.run_role')) AS become \gset
+:become;
+SELECT is((ray._run_spec() ->> 'job_id')::bigint, current_setting('tap.bi_job')::bigint,
+		  'the run''s own login gets its spec');
+SELECT is((SELECT count(*)::integer FROM public.tap_source), 2, 'and reads what its owner may read');
+SELECT throws_ok($$SELECT * FROM public.tap_hidden$$, '42501', NULL, 'and nothing more');
+SELECT lives_ok(format('INSERT INTO %s VALUES (1, 0.9)', ray._run_spec() ->> 'staging_table'),
+				'it writes into its staging table');
+SELECT lives_ok($$SELECT ray._run_progress(2, 2)$$, 'and reports progress');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT rows_processed FROM ray.jobs WHERE job_id = current_setting('tap.bi_job')::bigint), 2::bigint,
+		  'which ray.jobs shows');
+SET LOCAL ROLE tap_ann;
+SELECT ray.stop_job(current_setting('tap.bi_job')::bigint);
+RESET ROLE;
+SELECT ray._apply_job_info(current_setting('tap.bi_job')::bigint, 1, 'STOPPED', 'stopped', NULL, NULL, NULL, NULL, NULL);
+SELECT is((SELECT count(*)::integer FROM pg_roles WHERE rolname = current_setting('tap.run_role')), 0,
+		  'when the attempt ends its role is dropped');
+SELECT is((SELECT count(*)::integer FROM pg_class WHERE relnamespace = 'ray_staging'::regnamespace), 0,
+		  'with its staging table')
+;
 
 SELECT * FROM finish();
 ROLLBACK;
