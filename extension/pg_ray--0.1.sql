@@ -3589,7 +3589,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	known constant text[] := ARRAY['batch_size', 'concurrency', 'num_cpus', 'num_gpus', 'output',
-								   'output_type', 'partitions', 'shard_key', 'max_attempts'];
+								   'output_type', 'partitions', 'shard_key', 'max_attempts',
+								   'read_concurrency', 'write_concurrency'];
+	io_option text;
 	unknown text;
 	result jsonb;
 BEGIN
@@ -3658,6 +3660,15 @@ BEGIN
 		RAISE EXCEPTION 'max_attempts must be a whole number from 1 to 100'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	FOREACH io_option IN ARRAY ARRAY['read_concurrency', 'write_concurrency'] LOOP
+		IF result ? io_option AND (jsonb_typeof(result -> io_option) <> 'number'
+								   OR (result ->> io_option)::numeric NOT BETWEEN 1 AND 64
+								   OR (result ->> io_option)::numeric % 1 <> 0) THEN
+			RAISE EXCEPTION '% must be a whole number from 1 to 64', io_option
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'It is how many read or write tasks, each with a connection to PostgreSQL, may run at once.';
+		END IF;
+	END LOOP;
 	IF model_kind = 'vllm' AND (result ->> 'num_gpus')::numeric = 0 THEN
 		result := result || '{"num_gpus": 1}';
 	END IF;

@@ -62,6 +62,7 @@ SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARR
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"output_type": "nosuchtype"}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"shard_key": "id"}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"max_attempts": 0}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"write_concurrency": 100}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"num_gpus": 1}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'impressions', input_columns => ARRAY['age']);
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'a.b.c', input_columns => ARRAY['age']);

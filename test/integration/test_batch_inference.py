@@ -191,8 +191,13 @@ def test_modes_append_overwrite_and_upsert(bi: psycopg.Connection) -> None:
 
 
 def test_query_source_with_shards(bi: psycopg.Connection) -> None:
-    job_id = batch(bi, "bi.young", source="SELECT id, age, price FROM bi.impressions WHERE age < 30",
-                   key=["id"], options='{"shard_key": "id", "partitions": 3}')
+    # names in the query resolve in the run as they did for the caller
+    bi.execute("SET search_path = bi, public")
+    try:
+        job_id = batch(bi, "young", source="SELECT id, age, price FROM impressions WHERE age < 30",
+                       key=["id"], options='{"shard_key": "id", "partitions": 3}')
+    finally:
+        bi.execute("RESET search_path")
     row = succeeded(bi, job_id)
     expected = bi.execute("SELECT count(*) FROM bi.impressions WHERE age < 30").fetchone()[0]
     assert row["rows_written"] == expected

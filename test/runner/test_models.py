@@ -211,3 +211,53 @@ def test_unknown_and_vllm_kinds() -> None:
         make_predictor(model("tensorflow"), b"x", INPUTS, {})
     with pytest.raises(ModelError, match="vllm"):
         make_predictor(model("vllm", uri="some/model"), None, INPUTS, {})
+
+
+def test_outputs_become_the_output_column_type() -> None:
+    import pyarrow as pa
+
+    from pg_ray_runner.pipeline import to_arrow
+    assert to_arrow(np.array([[0.25], [1.0]]), pa.float64(), 2).to_pylist() == [0.25, 1.0]
+    assert to_arrow(pd.Series([1, 0, 1]), pa.bool_(), 3).to_pylist() == [True, False, True]
+    assert to_arrow([3.0, None], pa.int64(), 2).to_pylist() == [3, None]
+    texts = to_arrow(pd.Series(["a", None, float("nan")], dtype=object), pa.string(), 3)
+    assert texts.to_pylist() == ["a", None, None], "missing values are NULL, not 'nan'"
+    assert to_arrow([{"k": [1, 2]}, 7, np.float64(0.5)], pa.string(), 3).to_pylist() == \
+        ['{"k": [1, 2]}', "7", "0.5"]
+    with pytest.raises(ModelError, match="returned 1 values for 2 rows"):
+        to_arrow([1.0], pa.float64(), 2)
+    with pytest.raises(ModelError, match="does not fit the output column"):
+        to_arrow([1.5], pa.int64(), 1)
+    with pytest.raises(ModelError, match=r"shape \(2, 2\)"):
+        to_arrow(np.ones((2, 2)), pa.float64(), 2)
+
+
+def test_scorer_carries_keys_and_handles_empty_batches(logistic: tuple[LogisticRegression, pd.DataFrame]) -> None:
+    import pyarrow as pa
+
+    from pg_ray_runner.pipeline import Scorer
+    clf, frame = logistic
+    schema = pa.schema([("id", pa.string()), ("p", pa.float64())])
+    scorer = Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability")
+    batch = pa.table({"id": [f"k{i}" for i in range(len(frame))], "age": frame["age"], "price": frame["price"]})
+    out = scorer(batch)
+    assert out.schema == schema and out.column("id").equals(batch.column("id"))
+    np.testing.assert_allclose(out.column("p").to_numpy(), clf.predict_proba(frame.to_numpy())[:, 1])
+    empty = scorer(batch.slice(0, 0))
+    assert empty.num_rows == 0 and empty.schema == schema
+
+
+def test_vllm_without_vllm_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from pg_ray_runner.llm import NEEDS_VLLM, vllm_stage
+    from pg_ray_runner.spec import Column, Output, RunSpec, Source
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as on a cluster without it
+    spec = RunSpec(job_id=1, attempt=1, source=Source(select_list="id, q", table="t"),
+                   columns=[Column("id", "bigint"), Column("q", "text")], key=["id"], inputs=["q"],
+                   output=Output("a", "text"), staging_table="s", staging_columns=["id", "a"],
+                   model=model("vllm", uri="org/some-model"))
+    with pytest.raises(ModelError) as raised:
+        vllm_stage(None, spec)  # type: ignore[arg-type]
+    assert str(raised.value) == NEEDS_VLLM
+    assert NEEDS_VLLM == "model kind vllm needs vllm installed on the cluster and a GPU worker group"

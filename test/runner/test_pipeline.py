@@ -29,7 +29,7 @@ ROWS = 20_000
 def ray_session() -> Iterator[None]:
     # the workers import the runner from the checkout, as a job's workers do from its working_dir
     runner = str(Path(__file__).resolve().parents[2] / "src" / "runner")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": runner}})
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield

@@ -20,7 +20,7 @@ from typing import Any, Coroutine, Mapping, TypeVar
 import aiohttp
 import pandas as pd
 
-from .models import ModelError, RowError
+from .models import ModelError, RowError, is_missing
 
 T = TypeVar("T")
 
@@ -171,7 +171,7 @@ class HttpPredictor:
     def prompts(self, batch: pd.DataFrame) -> list[str]:
         fields = self.settings.placeholders()
         columns = {f: batch[f].tolist() for f in fields}
-        return [self.settings.prompt.format_map({f: "" if _is_null(columns[f][i]) else columns[f][i]
+        return [self.settings.prompt.format_map({f: "" if is_missing(columns[f][i]) else columns[f][i]
                                                  for f in fields})
                 for i in range(len(batch))]
 
@@ -180,6 +180,3 @@ class HttpPredictor:
             return []
         return _run(self._complete_all(self.prompts(batch)))
 
-
-def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value is pd.NA

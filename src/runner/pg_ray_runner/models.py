@@ -43,6 +43,11 @@ class RowError(RuntimeError):
         self.row = row
 
 
+def is_missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: what becomes NULL."""
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and value != value)
+
+
 def read_location(uri: str) -> bytes:
     """The bytes of a model file: a local path, or a URI Arrow's filesystems read (s3://, gs://, ...)."""
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", uri) and not uri.startswith("file://"):

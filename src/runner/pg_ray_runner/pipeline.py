@@ -20,7 +20,7 @@ import ray
 from psycopg import sql
 
 from .db import Database, begin_snapshot
-from .models import ModelError, PredictorOutput, RowError, make_predictor
+from .models import ModelError, PredictorOutput, RowError, is_missing, make_predictor
 from .sink import PgStagingSink
 from .source import PgSource, plan_partitions
 from .spec import Model, RunSpec
@@ -44,7 +44,7 @@ def to_arrow(values: PredictorOutput, target: pa.DataType, rows: int) -> pa.Arra
         items = list(values)
         if pa.types.is_string(target):
             # dicts and lists become JSON, so json and jsonb outputs parse them
-            items = [v if v is None or isinstance(v, str)
+            items = [None if is_missing(v) else v if isinstance(v, str)
                      else json.dumps(v) if isinstance(v, (dict, list))
                      else str(v.item() if isinstance(v, np.generic) else v) for v in items]
         values = pa.array(items, from_pandas=True)
@@ -77,6 +77,9 @@ class Scorer:
                                       output_name=output_schema.names[-1], num_gpus=num_gpus)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if batch.num_rows == 0:
+            # an empty partition: estimators refuse zero rows
+            return self.schema.empty_table()
         frame = batch.select(self.inputs).to_pandas()
         try:
             values = self.predict(frame)
@@ -119,15 +122,33 @@ def open_snapshot(db: Database, spec: RunSpec, parallelism: int | None = None) -
         conn.execute("COMMIT")
 
 
-def _concurrency(value: Any) -> int | tuple[int, int]:
+def _actor_pool(value: Any) -> ray.data.ActorPoolStrategy:
+    """The model's replicas: a fixed number, or [min, max] for Ray Data to scale between."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise RunError(f"concurrency must be a number or [min, max], not {value!r}")
-        return int(value[0]), int(value[1])
-    return int(value)
+        return ray.data.ActorPoolStrategy(min_size=int(value[0]), max_size=int(value[1]))
+    return ray.data.ActorPoolStrategy(size=int(value))
 
 
-def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | None) -> ray.data.Dataset:
+def io_concurrency(options: dict[str, Any], name: str, parallelism: int) -> int:
+    """How many read or write tasks may run at once, each with its own connection to PostgreSQL."""
+    value = int(options.get(name) or max(2, min(8, parallelism)))
+    if value < 1:
+        raise RunError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+# Reads and writes mostly wait on PostgreSQL, so they ask for no CPU and are
+# capped in number instead: with a CPU each, a model's actors that take every
+# CPU of a small cluster (two actors of one CPU on two CPUs) would leave them
+# none, and the run would wait forever.  The caps also bound the run's
+# connections to PostgreSQL.
+IO_NUM_CPUS = 0
+
+
+def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | None,
+                  read_concurrency: int) -> ray.data.Dataset:
     """Read the partitions and score them; what is left is to write the result."""
     schema = spec.read_schema()
     # a model's exception reaches the driver as itself, not as Ray Data's
@@ -135,7 +156,9 @@ def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: b
     ray.data.DataContext.get_current().raise_original_map_exception = True
     ds = ray.data.read_datasource(PgSource(db, snapshot.snapshot_id, snapshot.queries, schema,
                                            snapshot.size_bytes),
-                                  override_num_blocks=len(snapshot.queries))
+                                  override_num_blocks=len(snapshot.queries),
+                                  num_cpus=IO_NUM_CPUS,
+                                  concurrency=min(read_concurrency, len(snapshot.queries)))
     options = spec.options
     if spec.model.kind == "vllm":
         from .llm import vllm_stage
@@ -150,7 +173,7 @@ def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: b
             "options": spec.model_options(), "output_mode": spec.output_mode, "num_gpus": num_gpus},
         batch_size=int(options.get("batch_size", 4096)),
         batch_format="pyarrow",
-        concurrency=_concurrency(options.get("concurrency", 2)),
+        compute=_actor_pool(options.get("concurrency", 2)),
         num_cpus=float(options.get("num_cpus", 1)),
         num_gpus=num_gpus,
         **({"memory": float(options["memory"])} if options.get("memory") else {}),
@@ -176,13 +199,16 @@ def score(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | N
     with db.connect(autocommit=True) as conn:
         if report_progress:
             db.report_progress(conn, 0, snapshot.total_rows)
-        ds = build_dataset(spec, db, snapshot, model_data)
+        parallelism = read_parallelism()
+        ds = build_dataset(spec, db, snapshot, model_data,
+                           io_concurrency(spec.options, "read_concurrency", parallelism))
         # Each write task commits its own COPY, so a retried write task could
         # stage a block twice.  No write is retried: any failure fails the
         # run, pg_ray drops this attempt's staging table and may start the
         # job again with a fresh one.  That is what keeps exactly-once.
         ds.write_datasink(PgStagingSink(db, spec.staging_table, spec.staging_columns, report_progress),
-                          ray_remote_args={"max_retries": 0})
+                          ray_remote_args={"max_retries": 0, "num_cpus": IO_NUM_CPUS},
+                          concurrency=io_concurrency(spec.options, "write_concurrency", parallelism))
         staged = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(spec.staging_table))
                               ).fetchone()[0]
     if staged != snapshot.total_rows:

@@ -18,8 +18,9 @@ _BOOLEAN_TYPES = {"boolean", "bool"}
 
 # Keys in spec["options"] that steer the run itself; every other option is
 # handed to the model kind, so a run can override, say, a prompt.
-RUN_OPTIONS = frozenset({"batch_size", "concurrency", "num_cpus", "num_gpus", "memory",
-                         "output", "partitions"})
+RUN_OPTIONS = frozenset({"batch_size", "concurrency", "num_cpus", "num_gpus", "memory", "output",
+                         "output_type", "partitions", "shard_key", "max_attempts",
+                         "read_concurrency", "write_concurrency"})
 
 
 def base_type(pg_type: str) -> str:
@@ -54,6 +55,8 @@ class Source:
     table: str | None = None
     query: str | None = None
     shard_key: str | None = None
+    # the submitter's schemas, so that names in a query resolve as they did when it was planned
+    search_path: str | None = None
 
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
@@ -119,7 +122,8 @@ class RunSpec:
             job_id=int(raw["job_id"]),
             attempt=int(raw["attempt"]),
             source=Source(select_list=source["select_list"], table=source.get("table"),
-                          query=source.get("query"), shard_key=source.get("shard_key")),
+                          query=source.get("query"), shard_key=source.get("shard_key"),
+                          search_path=source.get("search_path")),
             columns=[Column(c["name"], c["type"]) for c in raw["columns"]],
             key=list(raw.get("key") or []),
             inputs=list(raw["inputs"]),
