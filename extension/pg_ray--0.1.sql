@@ -2246,6 +2246,10 @@ BEGIN
 		driver_exit_code = exit_code
 	WHERE job_id = id;
 
+	-- a failed runner says what went wrong in one line; Ray's message is its log's tail
+	IF job.kind = 'batch_inference' AND why ~ 'pg_ray runner: [^\n]* failed: ' THEN
+		why := (regexp_match(why, '(pg_ray runner: [^\n]* failed: [^\n]*)'))[1];
+	END IF;
 	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
 		AND (ray._is_infrastructure_failure(ray_error_type)
 			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
@@ -3606,7 +3610,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Options: ' || array_to_string(known, ', ') || '.';
 	END IF;
-	result := jsonb_build_object('batch_size', 4096, 'concurrency', 2, 'num_cpus', 1, 'num_gpus', 0,
+	-- concurrency NULL: up to 2 replicas, as many as the group holds (decided at submission)
+	result := jsonb_build_object('batch_size', 4096, 'concurrency', NULL, 'num_cpus', 1, 'num_gpus', 0,
 								 'output', 'probability', 'partitions', NULL, 'max_attempts', 3)
 		|| options;
 	IF jsonb_typeof(result -> 'batch_size') <> 'number' OR (result ->> 'batch_size')::numeric NOT BETWEEN 1 AND 10000000
@@ -3614,7 +3619,8 @@ BEGIN
 		RAISE EXCEPTION 'batch_size must be a whole number from 1 to 10000000'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF NOT ((jsonb_typeof(result -> 'concurrency') = 'number'
+	IF NOT (jsonb_typeof(result -> 'concurrency') = 'null'
+			OR (jsonb_typeof(result -> 'concurrency') = 'number'
 			 AND (result ->> 'concurrency')::numeric BETWEEN 1 AND 1000
 			 AND (result ->> 'concurrency')::numeric % 1 = 0)
 			OR (jsonb_typeof(result -> 'concurrency') = 'array' AND jsonb_array_length(result -> 'concurrency') = 2
@@ -3990,6 +3996,10 @@ DECLARE
 	caller name := ray._caller();
 	rg ray.resource_group := ray._resource_group(_submit_batch_inference.resource_group, 'share');
 	target_name text := run_plan -> 'target' ->> 'name';
+	group_cpus numeric;
+	node_cpus numeric;
+	replica_cpus numeric;
+	replicas numeric;
 	runner bytea;
 	busy record;
 	id bigint;
@@ -4013,6 +4023,33 @@ BEGIN
 				  DETAIL = format('Model %s (%s) asks for %s GPUs per replica.', run_plan -> 'model' ->> 'name',
 								  run_plan -> 'model' ->> 'kind', run_plan -> 'options' ->> 'num_gpus'),
 				  HINT = 'Add a GPU worker group with ray.add_worker_group, or run it on a group that has one.';
+	END IF;
+
+	-- Replicas the group can never hold would wait in Ray forever.
+	SELECT sum(w.max_workers * s.num_cpus), max(s.num_cpus) INTO group_cpus, node_cpus
+	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+	WHERE w.resource_group = rg.name;
+	replica_cpus := (run_plan -> 'options' ->> 'num_cpus')::numeric;
+	IF jsonb_typeof(run_plan -> 'options' -> 'concurrency') = 'null' THEN
+		run_plan := jsonb_set(run_plan, '{options,concurrency}', to_jsonb(
+			CASE WHEN group_cpus IS NULL OR replica_cpus = 0 THEN 2
+				 ELSE greatest(1, least(2, floor(group_cpus / replica_cpus)))::integer END));
+	END IF;
+	replicas := CASE WHEN jsonb_typeof(run_plan -> 'options' -> 'concurrency') = 'array'
+					 THEN (run_plan -> 'options' -> 'concurrency' ->> 0)::numeric
+					 ELSE (run_plan -> 'options' ->> 'concurrency')::numeric END;
+	IF node_cpus IS NOT NULL AND replica_cpus > node_cpus THEN
+		RAISE EXCEPTION 'a model replica needs % CPUs, more than any node of resource group "%" has', replica_cpus, rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Its largest worker nodes have %s CPUs.', node_cpus),
+				  HINT = 'Lower num_cpus, or add a worker group of a larger spec.';
+	END IF;
+	IF group_cpus IS NOT NULL AND replicas * replica_cpus > group_cpus THEN
+		RAISE EXCEPTION 'the model replicas need % CPUs, more than resource group "%" can have', replicas * replica_cpus, rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('concurrency %s times num_cpus %s; its worker groups have at most %s CPUs in all.',
+								  replicas, replica_cpus, group_cpus),
+				  HINT = 'Lower concurrency or num_cpus, or raise max_workers.';
 	END IF;
 
 	-- One unfinished run per target: a nightly schedule that fires again
@@ -4376,6 +4413,18 @@ END
 $$;
 COMMENT ON FUNCTION ray._published(bigint, integer, bigint) IS
 'Record that a job''s rows were published: rows written and SUCCEEDED, in the publishing transaction.';
+
+CREATE FUNCTION ray._publish_deferred(id bigint, attempt integer, error text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE ray.job SET message = format('waiting to publish into %s, tried again in a few seconds: %s',
+										 target_table, error)
+	WHERE job_id = id AND attempts = attempt AND state = 'PUBLISHING'
+$$;
+COMMENT ON FUNCTION ray._publish_deferred(bigint, integer, text) IS
+'A job''s rows could not be published because of a passing conflict (a lock held on the target): say so; it is tried again.';
 
 CREATE FUNCTION ray._publish_failed(id bigint, attempt integer, error text)
 RETURNS void

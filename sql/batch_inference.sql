@@ -64,6 +64,8 @@ SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARR
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"max_attempts": 0}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"write_concurrency": 100}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"num_gpus": 1}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"num_cpus": 2}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"concurrency": [2, 4]}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'impressions', input_columns => ARRAY['age']);
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'a.b.c', input_columns => ARRAY['age']);
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'nosuchschema.p', input_columns => ARRAY['age']);
@@ -94,6 +96,8 @@ RESET ROLE;
 SELECT package ~ '^_ray_pkg_[0-9a-f]{40}\.zip$' AS named_by_content, length(content) > 1000 AS has_runner
 FROM ray.job_package WHERE job_id = :first;
 SELECT count(*) AS run_roles FROM pg_roles WHERE rolname LIKE 'pgray\_run\_%';
+-- concurrency not given: as many replicas as the group holds, up to 2 (here 1)
+SELECT plan -> 'options' ->> 'concurrency' AS concurrency FROM ray.batch_run WHERE job_id = :first;
 -- stopped while queued: over, and another run may start
 SET ROLE regress_alice;
 SELECT ray.stop_job(:first);

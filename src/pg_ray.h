@@ -114,6 +114,7 @@ extern bytea *pg_ray_zip_path(const char *path);
 
 /* publish.c */
 extern void pg_ray_publish_round(void);
+extern long pg_ray_publish_next_ms(void);
 
 /* provider_local.c */
 extern void pg_ray_local_round(bool first_round);

@@ -16,6 +16,11 @@
  * PUBLISHING and its staging table as they were, so the next round
  * publishes again from the start; a crash after it has nothing left to do.
  *
+ * The worker must not wait on a user: a target that a long transaction
+ * holds locked is not waited for beyond a second, and its job is tried
+ * again a few seconds later, as it is after a deadlock or a serialization
+ * failure.  Any other error fails the job.
+ *
  * Copyright (c) 2026, pg_ray developers
  *
  * IDENTIFICATION
@@ -30,6 +35,8 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "pg_ray.h"
 
@@ -38,10 +45,19 @@ typedef struct PublishJob
 	int64		job_id;
 	int32		attempt;
 	char	   *error;			/* the error of a failed publish, or NULL */
+	const char *outcome_sql;	/* how that error is recorded */
 } PublishJob;
 
+/* how long publishing waits for a lock on a target, and when it tries again */
+#define PUBLISH_LOCK_TIMEOUT "1s"
+#define PUBLISH_RETRY_MS 5000
+
+/* when jobs left PUBLISHING by a passing conflict are tried again; 0: none */
+static TimestampTz publish_retry_at = 0;
+
 static void publish_one(void *arg);
-static void publish_record_failure(void *arg);
+static void publish_record_outcome(void *arg);
+static bool publish_error_passes(int sqlerrcode);
 
 /*
  * pg_ray_publish_round
@@ -55,6 +71,7 @@ pg_ray_publish_round(void)
 	int			n;
 	PublishJob *jobs;
 
+	publish_retry_at = 0;
 	pg_ray_spi_exec("SELECT job_id, attempts FROM ray.job WHERE state = 'PUBLISHING' ORDER BY job_id",
 					0, NULL, NULL, NULL);
 	n = (int) SPI_processed;
@@ -72,12 +89,18 @@ pg_ray_publish_round(void)
 	for (int i = 0; i < n; i++)
 	{
 		ErrorData  *error = pg_ray_subtransaction(publish_one, &jobs[i]);
+		bool		passes;
 
 		if (error == NULL)
 			continue;
 		jobs[i].error = pstrdup(error->message);
+		passes = publish_error_passes(error->sqlerrcode);
 		FreeErrorData(error);
-		error = pg_ray_subtransaction(publish_record_failure, &jobs[i]);
+		if (passes)
+			publish_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PUBLISH_RETRY_MS);
+		jobs[i].outcome_sql = passes ? "SELECT ray._publish_deferred($1, $2, $3)"
+			: "SELECT ray._publish_failed($1, $2, $3)";
+		error = pg_ray_subtransaction(publish_record_outcome, &jobs[i]);
 		if (error != NULL)
 		{
 			/* the job stays PUBLISHING and is tried again next round */
@@ -107,6 +130,7 @@ publish_one(void *arg)
 	int			nstatements;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	int64		rows = 0;
 
 	values[0] = Int64GetDatum(job->job_id);
@@ -131,6 +155,9 @@ publish_one(void *arg)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", PUBLISH_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	for (int i = 0; i < nstatements; i++)
 	{
 		char	   *sql = TextDatumGetCString(statements[i]);
@@ -143,6 +170,7 @@ publish_one(void *arg)
 		rows = (int64) SPI_processed;
 		pfree(sql);
 	}
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	values[2] = Int64GetDatum(rows);
@@ -150,12 +178,13 @@ publish_one(void *arg)
 }
 
 /*
- * publish_record_failure
- *		Mark the job FAILED with the reason its rows could not be published;
- *		its staging table goes with the attempt.
+ * publish_record_outcome
+ *		Record why a job could not be published, through job->outcome_sql:
+ *		ray._publish_failed (it fails, nothing published) or
+ *		ray._publish_deferred (it stays PUBLISHING and is tried again).
  */
 static void
-publish_record_failure(void *arg)
+publish_record_outcome(void *arg)
 {
 	PublishJob *job = (PublishJob *) arg;
 	Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
@@ -164,5 +193,34 @@ publish_record_failure(void *arg)
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(job->attempt);
 	values[2] = CStringGetTextDatum(job->error);
-	pg_ray_spi_exec("SELECT ray._publish_failed($1, $2, $3)", 3, types, values, NULL);
+	pg_ray_spi_exec(job->outcome_sql, 3, types, values, NULL);
+}
+
+/*
+ * publish_error_passes
+ *		Whether an error of publishing is a conflict with other sessions
+ *		that goes away by itself, rather than something wrong with the job.
+ */
+static bool
+publish_error_passes(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+/*
+ * pg_ray_publish_next_ms
+ *		Milliseconds until jobs that could not be published because of a
+ *		conflict are to be tried again (0: now), or -1 if there are none.
+ */
+long
+pg_ray_publish_next_ms(void)
+{
+	long		ms;
+
+	if (publish_retry_at == 0)
+		return -1;
+	ms = (long) ((publish_retry_at - GetCurrentTimestamp()) / 1000);
+	return Max(0, ms);
 }

@@ -102,6 +102,7 @@ pg_ray_worker_main(Datum main_arg)
 		long		timeout_ms;
 		long		retry_ms;
 		long		local_ms;
+		long		publish_ms;
 		int			rc;
 
 		MemoryContextReset(worker_context);
@@ -126,6 +127,9 @@ pg_ray_worker_main(Datum main_arg)
 		local_ms = pg_ray_local_next_check_ms();
 		if (local_ms >= 0 && (timeout_ms < 0 || local_ms < timeout_ms))
 			timeout_ms = local_ms;
+		publish_ms = pg_ray_publish_next_ms();
+		if (publish_ms >= 0 && (timeout_ms < 0 || publish_ms < timeout_ms))
+			timeout_ms = publish_ms;
 		if (last_failed)
 		{
 			/* polls and cool-downs wait for the retry: a round serves them */
@@ -156,6 +160,9 @@ pg_ray_worker_main(Datum main_arg)
 			need_round = true;
 		/* a local node's process ended, or one is starting or stopping */
 		if (pg_ray_local_check())
+			need_round = true;
+		/* results whose target was locked are to be published again */
+		if (pg_ray_publish_next_ms() == 0)
 			need_round = true;
 		/* after a failed round, nothing but the retry time brings the next */
 		if (last_failed && GetCurrentTimestamp() < retry_at)

@@ -103,8 +103,11 @@ def group(db: psycopg.Connection, request: pytest.FixtureRequest) -> Iterator[st
 def drop_local_groups(conn: psycopg.Connection) -> None:
     """Drop every local resource group and wait until they are gone: the catalog tests
     leave groups behind, which must not become Ray clusters once local nodes are on."""
-    conn.execute("SELECT ray.drop_resource_group(name, force => true) FROM ray.resource_group "
-                 "WHERE provider = 'local' AND delete_requested_at IS NULL")
+    # one group per statement: the worker locks groups in name order, a
+    # statement that dropped several would lock them in scan order and could deadlock with it
+    for (name,) in conn.execute("SELECT name FROM ray.resource_group WHERE provider = 'local'"
+                                " AND delete_requested_at IS NULL ORDER BY name").fetchall():
+        conn.execute("SELECT ray.drop_resource_group(%s, force => true)", (name,))
     wait_for(lambda: not conn.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE provider = 'local')"
                                       ).fetchone()[0], "the local groups to be dropped", 120)
 

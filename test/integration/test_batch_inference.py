@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conftest import wait_for
+from conftest import connect, wait_for, wait_for_worker
 from fake_openai import FakeOpenAI
 
 GROUP = "it-batch"
@@ -67,6 +67,15 @@ def batch(db: psycopg.Connection, target: str, model: str = "ctr", source: str =
            f"{', ' + names if names else ''})")
     return as_user(db, sql, {"group": GROUP, "source": source, "model": model, "target": target,
                              **arguments})[0]
+
+
+def register_python_model(db: psycopg.Connection, name: str, files: dict[str, str], options: str) -> None:
+    """Register, as the test user, a python model kept in the database as the zip of these files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    as_user(db, "SELECT ray.register_model(%s, 'python', %s::bytea, %s)", (name, buffer.getvalue(), options))
 
 
 def finish(db: psycopg.Connection, job_id: int) -> dict[str, Any]:
@@ -230,12 +239,8 @@ class PriceBand:
 
 
 def test_python_model_from_the_database_and_from_a_directory(bi: psycopg.Connection) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("bands/__init__.py", "")
-        archive.writestr("bands/model.py", PYTHON_MODEL)
-    as_user(bi, "SELECT ray.register_model('bands', 'python', %s::bytea, %s)",
-            (buffer.getvalue(), '{"class": "bands.model:PriceBand", "init_kwargs": {"width": 25}}'))
+    register_python_model(bi, "bands", {"bands/__init__.py": "", "bands/model.py": PYTHON_MODEL},
+                          '{"class": "bands.model:PriceBand", "init_kwargs": {"width": 25}}')
     succeeded(bi, batch(bi, "bi.bands", model="bands", input_columns=["price"]))
     assert bi.execute("SELECT count(*) FROM bi.bands b JOIN bi.impressions i USING (id)"
                       " WHERE b.prediction = floor(i.price / 25)").fetchone()[0] == ROWS
@@ -294,12 +299,9 @@ def test_bad_arguments_are_refused_before_anything_runs(bi: psycopg.Connection) 
 
 def slow_model(bi: psycopg.Connection) -> None:
     """A python model that takes a while per batch, to catch runs midway."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("slow.py", "import time\n\nclass Slow:\n    def __call__(self, batch):\n"
-                                    "        time.sleep(0.4)\n        return batch['age'] * 1.0\n")
-    as_user(bi, "SELECT ray.register_model('slow', 'python', %s::bytea, %s)",
-            (buffer.getvalue(), '{"class": "slow:Slow"}'))
+    register_python_model(bi, "slow", {"slow.py": "import time\n\nclass Slow:\n    def __call__(self, batch):\n"
+                                                  "        time.sleep(0.4)\n        return batch['age'] * 1.0\n"},
+                          '{"class": "slow:Slow"}')
 
 
 def test_stopped_run_publishes_nothing(bi: psycopg.Connection) -> None:
@@ -361,3 +363,46 @@ def test_pg_cron_schedules_a_batch_inference(bi: psycopg.Connection) -> None:
     status = bi.execute("SELECT status FROM cron.job_run_details WHERE jobid = %s ORDER BY runid LIMIT 1",
                         (cron_job,)).fetchone()[0]
     assert status == "succeeded"
+
+
+def test_a_locked_target_is_waited_for_and_a_worker_crash_while_publishing_loses_nothing(
+        bi: psycopg.Connection) -> None:
+    bi.execute("CREATE TABLE bi.locked (id bigint PRIMARY KEY, prediction double precision)")
+    bi.execute(f"GRANT ALL ON bi.locked TO {USER}")
+    holder = connect()
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE bi.locked IN ACCESS EXCLUSIVE MODE")
+    try:
+        job_id = batch(bi, "bi.locked", input_columns=["age", "price"])
+        # the worker does not wait on the lock: the job says why it waits
+        wait_for(lambda: bi.execute("SELECT state = 'PUBLISHING' AND message LIKE 'waiting to publish%%'"
+                                    " FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0],
+                 "the job to wait for the lock on its target", 300)
+        # the worker dies before it could publish: nothing is lost, nothing done twice
+        worker = bi.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_ray worker'"
+                            ).fetchone()[0]
+        bi.execute("SELECT pg_terminate_backend(%s)", (worker,))
+        wait_for_worker(other_than=worker)
+        assert bi.execute("SELECT state FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0] == "PUBLISHING"
+        assert len(staging_tables(bi)) == 1
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    row = succeeded(bi, job_id)
+    assert row["rows_written"] == ROWS
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.locked").fetchone() == (ROWS, ROWS)
+    assert staging_tables(bi) == []
+
+
+def test_a_failing_model_fails_the_job_with_the_runners_reason(bi: psycopg.Connection) -> None:
+    register_python_model(bi, "broken", {"broken.py": "class Broken:\n    def __call__(self, batch):\n"
+                                                      "        raise ValueError('no score for this impression')\n"},
+                          '{"class": "broken:Broken"}')
+    job_id = batch(bi, "bi.broken", model="broken", input_columns=["age"])
+    row = finish(bi, job_id)
+    assert row["state"] == "FAILED" and row["attempts"] == 1
+    assert row["message"].startswith(f"pg_ray runner: job {job_id} attempt 1 failed: ")
+    assert "no score for this impression" in row["message"] and "\n" not in row["message"]
+    assert bi.execute("SELECT to_regclass('bi.broken')").fetchone()[0] is None
+    assert run_roles(bi) == [] and staging_tables(bi) == []
+

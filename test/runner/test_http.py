@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import pandas as pd
 import pytest
 from fake_openai import FakeOpenAI
 
+from pg_ray_runner import httpmodel
 from pg_ray_runner.models import ModelError, RowError, make_predictor
 from pg_ray_runner.spec import Model
 
@@ -55,12 +55,25 @@ def test_concurrency_is_bounded(server: FakeOpenAI) -> None:
     assert server.max_in_flight == 3, "three at once, never more: and not fewer, or nothing ran in parallel"
 
 
-def test_requests_per_second(server: FakeOpenAI) -> None:
-    started = time.monotonic()
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the predictor asks for, recorded instead of slept."""
+    asked: list[float] = []
+
+    async def record(seconds: float) -> None:
+        asked.append(seconds)
+
+    monkeypatch.setattr(httpmodel, "wait", record)
+    # and a clock that stands still, so that the pauses are the schedule itself
+    monkeypatch.setattr(httpmodel, "clock", lambda: 1000.0)
+    return asked
+
+
+def test_requests_per_second(server: FakeOpenAI, waits: list[float]) -> None:
     predictor(server, concurrency=8, requests_per_second=20)(batch(11))
-    # eleven starts at 20 a second are at least half a second apart, first to last
-    assert time.monotonic() - started >= 0.5
+    # eleven starts at 20 a second: the last is scheduled half a second after the first
     assert server.requests == 11
+    assert waits == pytest.approx([i / 20 for i in range(11)])
 
 
 def test_429_and_500_are_retried(server: FakeOpenAI) -> None:
@@ -70,12 +83,11 @@ def test_429_and_500_are_retried(server: FakeOpenAI) -> None:
     assert server.requests == 5
 
 
-def test_retry_after_is_honoured(server: FakeOpenAI) -> None:
+def test_retry_after_is_honoured(server: FakeOpenAI, waits: list[float]) -> None:
     server.fail_next = [429]
     server.retry_after = "1"
-    started = time.monotonic()
     assert predictor(server)(batch(1)) == ["re: t0"]
-    assert time.monotonic() - started >= 1.0
+    assert waits == [1.0]
 
 
 def test_permanent_failure_names_the_row_and_the_attempts(server: FakeOpenAI) -> None:

@@ -74,6 +74,16 @@ class HttpSettings:
         return [name for _, name, _, _ in string.Formatter().parse(self.prompt) if name]
 
 
+
+# the pacing's clock and pause, one place each (tests replace them)
+clock = time.monotonic
+
+
+async def wait(seconds: float) -> None:
+    """Pause the requests of a replica: its pacing and its backoff go through here."""
+    await asyncio.sleep(seconds)
+
+
 def _retry_after(value: str | None) -> float | None:
     """Retry-After in seconds: a number, or an HTTP date."""
     if not value:
@@ -127,10 +137,10 @@ class HttpPredictor:
         if not rate:
             return
         # one event loop thread: no await between reading and moving the slot
-        now = time.monotonic()
+        now = clock()
         start = max(now, self._next_start)
         self._next_start = start + 1.0 / rate
-        await asyncio.sleep(start - now)
+        await wait(start - now)
 
     async def _complete(self, session: aiohttp.ClientSession, limit: asyncio.Semaphore,
                         row: int, prompt: str) -> str:
@@ -157,7 +167,7 @@ class HttpPredictor:
                 except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                     last = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if attempt + 1 < attempts:
-                await asyncio.sleep(delay)
+                await wait(delay)
         raise RowError(row, f"request to {self.url} failed after {attempts} attempts: {last}")
 
     async def _complete_all(self, prompts: list[str]) -> list[str]:
