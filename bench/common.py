@@ -8,7 +8,9 @@ import csv
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
+from typing import Callable
 
 import psycopg
 
@@ -36,12 +38,16 @@ def summary(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
 
-def arguments(description: str, repeat: int) -> tuple[argparse.Namespace, int]:
-    """The options every benchmark takes (--repeat, --smoke, --out), and the rounds to run."""
+def arguments(description: str, repeat: int,
+              more: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[argparse.Namespace, int]:
+    """The options every benchmark takes (--repeat, --smoke, --out), and the rounds to run;
+    more adds a benchmark's own options to the parser."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--smoke", action="store_true", help="one round, to check the benchmark runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    if more is not None:
+        more(parser)
     args = parser.parse_args()
     return args, 1 if args.smoke else args.repeat
 
@@ -64,3 +70,14 @@ def write_csv(args: argparse.Namespace, benchmark: str, rows: list[dict]) -> str
         writer.writeheader()
         writer.writerows(rows)
     return name
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 300, every: float = 0.02):
+    """Poll condition until it returns something truthy, and return that; fail after timeout."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise TimeoutError(f"timed out waiting for {what}")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from common import arguments, connect, machine, summary, write_csv
+from common import arguments, connect, machine, summary, wait_until, write_csv
 
 VENV = Path(os.environ.get("PG_RAY_VENV", "/opt/pg_ray/venv"))
 OPTIONS = {"object_store_memory_mb": 100}
@@ -52,16 +52,6 @@ def get(url: str, token: str) -> tuple[int, bytes]:
         return error.code, b""
     except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout):
         return 0, b""
-
-
-def wait_until(condition, what: str, timeout: float = 300, every: float = 0.02):
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def group_state(db: psycopg.Connection, name: str) -> str | None:
