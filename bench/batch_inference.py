@@ -65,7 +65,8 @@ MODEL = "bench-ctr"
 SPEC = ("bench2", "CPU", 2, 8192, 0, 2, "batch inference benchmark: 2 CPUs, 8 GiB")
 # local Ray nodes of this benchmark take ports here, clear of other local clusters on the host
 PORT_RANGE = (32000, 33999)
-# Ray Data settings of both a and b; on 2 CPUs an actor of 1 CPU leaves one for reads and writes
+# Ray Data settings of a and b alike; on 2 CPUs one actor of 1 CPU leaves one for b's read_sql and
+# write_sql tasks, which ask for a CPU each (two such actors would starve them)
 RUN_OPTIONS = {"batch_size": 4096, "concurrency": 1, "num_cpus": 1}
 SIZES = [100_000, 1_000_000, 10_000_000]
 SMOKE_SIZES = [2_000]
@@ -471,23 +472,30 @@ def reading(rows_out: list[dict], sizes: list[int]) -> str:
     start = statistics.median(run - runner for run, runner in pairs) if pairs else math.nan
     if fa and fc:
         parts.append(
-            f"a pays a fixed cost of about {fa[3]:.0f} s whatever the size: at {last:,} rows "
-            f"{queued:.1f} s from the call to RUNNING, {start:.1f} s of the Ray job starting before the "
+            f"a pays a fixed cost of about {fa[3]:.0f} s whatever the size (by the fit above): at {last:,} "
+            f"rows {queued:.1f} s from the call to RUNNING, {start:.1f} s of the Ray job starting before the "
             f"runner's pipeline does (runtime environment, Python, Ray Data), the pipeline's own start "
             f"(snapshot, the actor loading the model) and {publishing:.1f} s of publishing, which grows "
-            f"with the rows. At {first:,} rows that cost is most of a's "
-            f"{median_of(rows_out, first, 'a_s'):.1f} s, while c takes "
-            f"{median_of(rows_out, first, 'c_s'):.2f} s, so a cannot be within 2x of c on small tables.")
-        relation = "faster than" if fa[2] > fc[2] else "slower than"
+            f"with the rows. At {first:,} rows a took {median_of(rows_out, first, 'a_s'):.1f} s, nearly "
+            f"all of it that cost, while c took {median_of(rows_out, first, 'c_s'):.2f} s: on small tables "
+            f"a cannot come near c.")
+        ratio = fa[2] / fc[2]
+        relation = ("faster than" if ratio > 1.1 else "slower than" if ratio < 0.9 else "about the same as")
         parts.append(
             f"Past that cost a's time grows at {fa[2]:,.0f} rows/s, {relation} c's {fc[2]:,.0f} "
-            f"(between {fa[0]:,} and {fa[1]:,} rows): the runner reads its partitions in parallel "
-            f"sessions and scores and stages on the worker's 2 CPUs, while c is one stream.")
-        if 2 / fc[2] > 1 / fa[2]:
-            parts.append(f"By these two rates a comes within 2x of c from about "
-                         f"{fa[3] / (2 / fc[2] - 1 / fa[2]):,.0f} rows on.")
-        else:
-            parts.append("By these two rates a never comes within 2x of c.")
+            f"(between the medians at {fa[0]:,} and {fa[1]:,} rows). a reads its partitions in parallel "
+            f"sessions and scores and stages on the worker's 2 CPUs, c is one stream; both share the "
+            f"host's 2 cores with PostgreSQL and whatever else runs there.")
+    by_round = [(float(r["a_over_c"]), float(r["load_1m"])) for r in rows_out if r["rows"] == last]
+    if len(by_round) > 1:
+        parts.append(
+            f"At {last:,} rows a / c by round was "
+            + ", ".join(f"{ratio:.2f} (load {load:.1f})" for ratio, load in by_round)
+            + f": c's own time ranged {min(column(rows_out, last, 'c_s')):.1f} to "
+            f"{max(column(rows_out, last, 'c_s')):.1f} s and a's {min(column(rows_out, last, 'a_s')):.1f} to "
+            f"{max(column(rows_out, last, 'a_s')):.1f} s, so the ratio of the medians "
+            f"({median_of(rows_out, last, 'a_s') / median_of(rows_out, last, 'c_s'):.2f}) and the median of "
+            f"the ratios ({median_of(rows_out, last, 'a_over_c'):.2f}, what the verdict uses) differ.")
     if fb:
         parts.append(
             f"b's time grows at only {fb[2]:,.0f} rows/s: `read_sql` fetches the whole table as Python "
@@ -601,10 +609,12 @@ full_page_writes off, shared_buffers at its default), alike for all three.
   SUCCEEDED, which covers the submission, the runner's Ray Data start, the
   partitioned COPY reads, scoring on the actor pool, COPY into the staging
   table and the worker publishing the staged rows into the target.
-  One actor of 1 CPU (`concurrency` 1, not the default 2): with two actors
-  of 1 CPU each the pool holds both of the worker's CPUs, Ray Data's read
-  tasks never get one, and the run makes no progress (in development such
-  a run stayed RUNNING with 0 rows for over 6 minutes, until stopped).
+  One actor of 1 CPU (`concurrency` 1, not the default 2), for a and b
+  alike: b's `read_sql` and `write_sql` tasks ask for 1 CPU each, so two
+  actors of 1 CPU on the worker's 2 CPUs would leave them none and b would
+  never finish. (An earlier runner did just that: a run with concurrency 2
+  stayed RUNNING with 0 rows for over 6 minutes until stopped; the runner
+  measured here gives its reads and writes no CPU.)
 - **b, by hand**: what a Ray user would write, submitted with
   `ray.submit_job(..., working_dir => <zip of the script and model.joblib>,
   runtime_env => {{"env_vars": {{PGHOST, PGPORT, ...}}}})`:
