@@ -4156,6 +4156,23 @@ $$;
 COMMENT ON FUNCTION ray._begin_batch_attempt(bigint) IS
 'Make the login role and the staging table of a batch inference job''s new attempt.';
 
+/* A run's login role goes: its sessions end, its grants and the role itself are dropped. */
+CREATE FUNCTION ray._drop_run_role(role_name name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = role_name;
+	IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = role_name) THEN
+		EXECUTE format('DROP OWNED BY %I', role_name);
+		EXECUTE format('DROP ROLE %I', role_name);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._drop_run_role(name) IS
+'Drop a batch inference run''s login role after ending its sessions.';
+
 /*
  * An attempt ends (published, failed, stopped or lost): its sessions are
  * ended, its staging table and its role dropped.  What it staged is never
@@ -4170,12 +4187,8 @@ DECLARE
 	s ray.batch_run_secret;
 BEGIN
 	FOR s IN DELETE FROM ray.batch_run_secret WHERE job_id = id RETURNING * LOOP
-		PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = s.role_name;
 		EXECUTE format('DROP TABLE IF EXISTS %s', s.staging_table);
-		IF EXISTS (SELECT FROM pg_roles WHERE rolname = s.role_name) THEN
-			EXECUTE format('DROP OWNED BY %I', s.role_name);
-			EXECUTE format('DROP ROLE %I', s.role_name);
-		END IF;
+		PERFORM ray._drop_run_role(s.role_name);
 	END LOOP;
 END
 $$;
@@ -4222,9 +4235,7 @@ BEGIN
 		WHERE rolname LIKE format('pgray\_run\_%s\_%%', (SELECT oid FROM pg_database WHERE datname = current_database()))
 		  AND rolname NOT IN (SELECT role_name FROM ray.batch_run_secret)
 	LOOP
-		PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = r;
-		EXECUTE format('DROP OWNED BY %I', r);
-		EXECUTE format('DROP ROLE %I', r);
+		PERFORM ray._drop_run_role(r);
 		n := n + 1;
 	END LOOP;
 	RETURN n;
