@@ -49,7 +49,28 @@ include $(PGXS)
 # After PGXS, which sets its own default.
 CONTRIB_TESTDB = $(PG_RAY_TEST_DB)
 
-EXTRA_CLEAN = build
+EXTRA_CLEAN = build src/cli/pg_ray
+
+# The command-line client, a plain libpq program (src/cli/), installed next
+# to PostgreSQL's own programs in $(bindir).  PGXS builds one module here, so
+# the client has rules of its own.
+CLI_SOURCES = $(wildcard src/cli/*.c)
+CLI_HEADERS = $(wildcard src/cli/*.h)
+
+all: src/cli/pg_ray
+
+src/cli/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
+		-o $@ $(CLI_SOURCES) -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libzip)
+
+install: install-cli
+
+install-cli: src/cli/pg_ray
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) src/cli/pg_ray '$(DESTDIR)$(bindir)/pg_ray'
+
+.PHONY: install-cli
 
 # Unit tests of the response parsers: plain C, under AddressSanitizer and
 # UndefinedBehaviorSanitizer, printing TAP.
@@ -59,8 +80,15 @@ build/test_ray_parse: test/unit/test_ray_parse.c src/ray_parse.c src/ray_parse.h
 		-DRAY_JSON_DIRECT -o $@ test/unit/test_ray_parse.c src/ray_parse.c src/ray_json.c \
 		$(shell pkg-config --cflags --libs jansson)
 
-unittest: build/test_ray_parse
+# Unit tests of the client's ignore patterns (.gitignore semantics), likewise.
+build/test_ignore: test/unit/test_ignore.c src/cli/ignore.c src/cli/ignore.h
+	mkdir -p build
+	$(CC) -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-o $@ test/unit/test_ignore.c src/cli/ignore.c
+
+unittest: build/test_ray_parse build/test_ignore
 	build/test_ray_parse
+	build/test_ignore
 
 .PHONY: unittest
 

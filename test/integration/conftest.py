@@ -40,6 +40,25 @@ def connect(dbname: str = "postgres", user: str = "postgres") -> psycopg.Connect
                            dbname=dbname, autocommit=True)
 
 
+CLIENT = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip()) / "pg_ray"
+
+
+def client_env(user: str = "postgres", **more: str) -> dict[str, str]:
+    """The environment of the pg_ray client: the test cluster's settings in PG* variables."""
+    s = cluster_settings()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    environment.update(PGHOST=s["PGHOST"], PGPORT=s["PGPORT"], PGUSER=user, PGDATABASE="postgres")
+    environment.update(more)
+    return environment
+
+
+def run_client(*args: str, user: str = "postgres", env: dict[str, str] | None = None,
+               cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed pg_ray client as a user would, connected to the test cluster."""
+    return subprocess.run([str(CLIENT), *args], capture_output=True, text=True,
+                          env=client_env(user, **(env or {})), cwd=cwd, timeout=timeout)
+
+
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     """Poll condition until it returns something truthy; fail after timeout."""
     deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conftest import connect, wait_for, wait_for_worker
+from conftest import connect, run_client, wait_for, wait_for_worker
 from fake_openai import FakeOpenAI
 
 GROUP = "it-batch"
@@ -315,6 +315,26 @@ def test_stopped_run_publishes_nothing(bi: psycopg.Connection) -> None:
     assert row["state"] == "STOPPED"
     assert bi.execute("SELECT to_regclass('bi.stopped')").fetchone()[0] is None
     wait_for(lambda: run_roles(bi) == [] and staging_tables(bi) == [], "the run's role and staging table to go")
+
+
+def test_the_client_follows_a_run_with_a_progress_line(bi: psycopg.Connection) -> None:
+    slow_model(bi)
+    job_id = batch(bi, "bi.followed", model="slow", input_columns=["age"],
+                   options='{"batch_size": 100, "concurrency": 1}')
+    result = run_client("job", "logs", "--follow", str(job_id), user=USER)
+    assert result.returncode == 0, result.stderr
+    # not a terminal: at most one line per tenth of the rows (the runner
+    # reports per block written, so tenths may be skipped), the last at 100%
+    progress = [(int(done), int(percent)) for done, percent in
+                re.findall(rf"^Job {job_id}: (\d+) of {ROWS} rows scored \((\d+)%\)$", result.stderr, re.M)]
+    assert progress and progress[-1] == (ROWS, 100)
+    assert progress == sorted(progress) and len({p // 10 for _, p in progress}) == len(progress)
+    assert result.stderr.rstrip().endswith(f"Job {job_id} succeeded.")
+    assert f"pg_ray runner: job {job_id} attempt 1: {ROWS} rows scored" in result.stdout
+    status = run_client("job", "status", str(job_id), user=USER)
+    assert f"Progress        {ROWS} of {ROWS} rows scored (100.0%)" in status.stdout
+    assert f"Rows written    {ROWS}" in status.stdout
+    assert "Entrypoint      batch inference into bi.followed" in status.stdout
 
 
 def test_head_killed_midway_retries_and_publishes_each_row_once(bi: psycopg.Connection) -> None:
