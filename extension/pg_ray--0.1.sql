@@ -3848,6 +3848,22 @@ BEGIN
 	select_list := (SELECT string_agg(quote_ident(e ->> 'name'), ', ') FROM jsonb_array_elements(columns) e);
 	-- the caller must be able to read what the run will read
 	EXECUTE format('SELECT %s FROM %s LIMIT 0', select_list, read_from);
+	-- the shard key goes into each partition's query as the runner writes
+	-- it: it must be one expression there, which reads and hashes
+	IF opts ? 'shard_key' THEN
+		DECLARE
+			shard_query text := format('SELECT %s FROM %s WHERE mod(coalesce(hashtext((%s)::text), 0)::bigint + 2147483648, 2) = 0',
+									   select_list, read_from, opts ->> 'shard_key');
+		BEGIN
+			PERFORM ray._describe_query(shard_query);
+			EXECUTE shard_query || ' LIMIT 0';
+		EXCEPTION WHEN OTHERS THEN
+			RAISE EXCEPTION 'invalid shard_key "%"', opts ->> 'shard_key'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('As an expression over the source''s rows: %s.', SQLERRM),
+					  HINT = 'A shard key is one expression over the columns of the source query, such as "user_id".';
+		END;
+	END IF;
 
 	out_type := coalesce((SELECT format_type(to_regtype(opts ->> 'output_type'), NULL)),
 						 CASE WHEN m.kind IN ('http', 'vllm') THEN 'text'

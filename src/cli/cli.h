@@ -42,6 +42,7 @@ typedef enum OutputFormat
 /* Options every verb takes: where to connect and how to print. */
 typedef struct CommonOptions
 {
+	const char *verb;			/* "job submit": for messages */
 	const char *dbname;			/* -d: a database name, conninfo or URI */
 	const char *host;
 	const char *port;
@@ -51,12 +52,17 @@ typedef struct CommonOptions
 } CommonOptions;
 
 /*
- * The long options of CommonOptions, for getopt_long tables of the verbs;
- * cli_common_option() applies one.  Their short letters are "d:h:p:U:wW".
+ * The long options of CommonOptions, and --help, for getopt_long tables of
+ * the verbs; cli_common_option() applies one, cli_is_help() recognizes
+ * --help and -?.  Their short letters are "d:h:p:U:wW"; the verbs' option
+ * strings start with ':' so that getopt_long reports a missing argument
+ * apart from an unknown option.
  */
 #define CLI_COMMON_SHORT "d:h:p:U:wW"
 #define CLI_OPT_FORMAT 1000
+#define CLI_OPT_HELP 1001
 #define CLI_COMMON_LONG \
+	{"help", no_argument, NULL, CLI_OPT_HELP}, \
 	{"dbname", required_argument, NULL, 'd'}, \
 	{"host", required_argument, NULL, 'h'}, \
 	{"port", required_argument, NULL, 'p'}, \
@@ -72,7 +78,7 @@ extern void cli_usage_error(const char *verb, const char *fmt,...) __attribute__
 extern void cli_option_error(const char *verb, int opt, char **argv);
 extern bool cli_common_option(CommonOptions *options, int opt, const char *arg);
 extern void cli_print_common_help(void);
-extern bool cli_wants_help(int argc, char **argv);
+extern bool cli_is_help(int opt);
 
 /* db.c */
 extern PGconn *cli_connect(const CommonOptions *options);
@@ -82,6 +88,7 @@ extern PGresult *cli_exec_binary_param(PGconn *conn, const char *sql, int nparam
 									   const char *const *values, int binary_param,
 									   int binary_length);
 extern void cli_print_server_error(const PGresult *result);
+extern bool cli_connection_lost(PGconn *conn);
 extern void cli_set_notices_quiet(bool quiet);
 extern bool cli_interrupted(void);
 extern void cli_watch_interrupts(PGconn *conn);
@@ -106,6 +113,6 @@ extern int	cli_group(int argc, char **argv);
 
 /* follow.c */
 extern int	cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out,
-						   bool exit_by_state);
+						   bool exit_by_state, bool stop_requested);
 
 #endif							/* PG_RAY_CLI_H */

@@ -65,7 +65,10 @@ db_read_password(const char *user)
 
 	if (tty == NULL)
 		return NULL;
-	fprintf(tty, "Password for user %s: ", user ? user : "");
+	if (user != NULL && user[0] != '\0')
+		fprintf(tty, "Password for user %s: ", user);
+	else
+		fputs("Password: ", tty);
 	fflush(tty);
 	tcgetattr(fileno(tty), &saved);
 	quiet = saved;
@@ -102,10 +105,12 @@ cli_connect(const CommonOptions *options)
 
 	for (;;)
 	{
+		const char *encoding = getenv("PGCLIENTENCODING");
 		const char *keywords[] = {"host", "port", "user", "password", "dbname",
-		"fallback_application_name", NULL};
+		"fallback_application_name", "client_encoding", NULL};
 		const char *values[] = {options->host, options->port, options->username,
-		password, options->dbname, "pg_ray", NULL};
+			password, options->dbname, "pg_ray",
+		encoding != NULL ? encoding : "auto", NULL};
 
 		conn = PQconnectdbParams(keywords, values, 1);
 		if (PQstatus(conn) == CONNECTION_OK)
@@ -136,7 +141,32 @@ cli_connect(const CommonOptions *options)
 	PQsetNoticeProcessor(conn, db_notice_processor, NULL);
 	/* message, detail and hint; where in pg_ray's PL/pgSQL it arose is no help */
 	PQsetErrorContextVisibility(conn, PQSHOW_CONTEXT_NEVER);
+
+	/*
+	 * As PostgreSQL's own client programs do: no schema of the user's can
+	 * shadow the functions the client's queries name.
+	 */
+	PQclear(PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false)"));
 	return conn;
+}
+
+/*
+ * db_result
+ *		A query's result, never NULL: where libpq made none (out of memory,
+ *		a lost connection) an error result carrying the connection's error
+ *		message stands in for it.
+ */
+static PGresult *
+db_result(PGconn *conn, PGresult *result)
+{
+	if (result == NULL)
+		result = PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	if (result == NULL)
+	{
+		cli_error("out of memory");
+		exit(EXIT_FAILED);
+	}
+	return result;
 }
 
 /*
@@ -146,7 +176,7 @@ cli_connect(const CommonOptions *options)
 PGresult *
 cli_exec(PGconn *conn, const char *sql, int nparams, const char *const *values)
 {
-	return PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+	return db_result(conn, PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0));
 }
 
 /*
@@ -170,7 +200,7 @@ cli_exec_binary_param(PGconn *conn, const char *sql, int nparams,
 	}
 	lengths[binary_param] = binary_length;
 	formats[binary_param] = 1;
-	result = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+	result = db_result(conn, PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0));
 	free(lengths);
 	free(formats);
 	return result;
@@ -192,9 +222,21 @@ cli_print_server_error(const PGresult *result)
 }
 
 /*
+ * cli_connection_lost
+ *		Whether the connection is gone, rather than a query having failed.
+ */
+bool
+cli_connection_lost(PGconn *conn)
+{
+	return PQstatus(conn) == CONNECTION_BAD;
+}
+
+/*
  * db_on_interrupt
  *		^C: cancel the query in flight (PQcancel is safe in a signal
- *		handler) and remember it, so a follower stops following.
+ *		handler) and remember it, so a follower stops following.  The
+ *		handler is reset after the first, so a second ^C ends the program
+ *		whatever it is waiting for.
  */
 static void
 db_on_interrupt(int signo)
@@ -219,9 +261,9 @@ cli_watch_interrupts(PGconn *conn)
 	db_cancel = PQgetCancel(conn);
 	memset(&action, 0, sizeof(action));
 	action.sa_handler = db_on_interrupt;
+	action.sa_flags = SA_RESTART | SA_RESETHAND;
 	sigemptyset(&action.sa_mask);
 	sigaction(SIGINT, &action, NULL);
-	sigaction(SIGTERM, &action, NULL);
 }
 
 /*

@@ -8,7 +8,8 @@
  * server on the condition variable the background worker signals, for at
  * most a second, and returns at once when the job ends.  Between waits the
  * client reads the job's row and its live log (ray.job_logs, which asks the
- * group's Ray head) and prints what it has not printed yet.  The log goes to
+ * group's Ray head) and prints what it has not printed yet; a new attempt's
+ * log is printed whole.  The log goes to
  * stdout, everything said about the job to stderr, so that "pg_ray job
  * submit ... > run.log" keeps the driver's output alone.
  *
@@ -33,14 +34,25 @@ typedef struct Follower
 	PGconn	   *conn;
 	const char *job_id;
 	FILE	   *log_out;		/* where the log goes; NULL: nowhere */
-	char	   *log;			/* the log as last fetched */
+	char	   *log;			/* the log of this attempt as last printed */
 	size_t		log_length;
+	int			log_attempt;	/* the attempt whose log that is */
+	bool		log_failing;	/* the last try to read the log failed */
 	char	   *state;			/* the state last reported */
 	int			attempt;
 	int			progress;		/* last percent shown, -1 none */
 	bool		progress_line_open; /* a \r-updated line waits for its \n */
 	bool		terminal;		/* stderr is a terminal */
 } Follower;
+
+/* How a round ended. */
+typedef enum FollowOutcome
+{
+	FOLLOW_GOES_ON,
+	FOLLOW_ENDED,				/* the job has ended */
+	FOLLOW_FAILED,				/* an error, printed */
+	FOLLOW_DISCONNECTED			/* the connection is gone, said */
+} FollowOutcome;
 
 /*
  * follow_state_words
@@ -67,6 +79,17 @@ follow_state_words(const char *state)
 }
 
 /*
+ * follow_is_terminal
+ *		Whether a job in this state will never change again.
+ */
+static bool
+follow_is_terminal(const char *state)
+{
+	return strcmp(state, "SUCCEEDED") == 0 || strcmp(state, "FAILED") == 0 ||
+		strcmp(state, "STOPPED") == 0;
+}
+
+/*
  * follow_close_progress_line
  *		End an open progress line before anything else is printed.
  */
@@ -81,12 +104,41 @@ follow_close_progress_line(Follower *f)
 }
 
 /*
+ * follow_resume_point
+ *		Where in a newly fetched log (of the same attempt) the part not yet
+ *		printed starts.  The log grows at its end and, past
+ *		pg_ray.max_log_bytes, is cut at its front: the new log then starts
+ *		somewhere inside the printed one, at the smallest shift at which all
+ *		of the rest of the printed log matches.  NULL if no shift does (more
+ *		was cut than was printed): the caller says so and prints it all.
+ */
+static const char *
+follow_resume_point(const Follower *f, const char *log, size_t length)
+{
+	size_t		probe = length < 64 ? length : 64;
+
+	if (length >= f->log_length && memcmp(log, f->log, f->log_length) == 0)
+		return log + f->log_length;
+	for (size_t shift = 1; shift < f->log_length; shift++)
+	{
+		const char *at = memmem(f->log + shift, f->log_length - shift, log, probe);
+		size_t		overlap;
+
+		if (at == NULL)
+			break;
+		shift = at - f->log;
+		overlap = f->log_length - shift;
+		if (overlap <= length && memcmp(log, at, overlap) == 0)
+			return log + overlap;
+	}
+	return NULL;
+}
+
+/*
  * follow_print_new_log
- *		Print the part of the log not printed yet.  The log grows at its end;
- *		when it is cut at its front (pg_ray.max_log_bytes), the end of what
- *		was printed is found in it again; a log that starts afresh (a new
- *		attempt) is printed whole.  An empty or shorter answer, as Ray gives
- *		for a moment when a run ends, is not a new log.
+ *		Print the part of the log not printed yet.  An empty answer, or one
+ *		the printed log already holds, as Ray gives for a moment when a run
+ *		ends, is not news.
  */
 static void
 follow_print_new_log(Follower *f, const char *log, size_t length)
@@ -99,22 +151,13 @@ follow_print_new_log(Follower *f, const char *log, size_t length)
 	{
 		if (length <= f->log_length && memcmp(log, f->log, length) == 0)
 			return;
-		if (length >= f->log_length && memcmp(log, f->log, f->log_length) == 0)
-			from = log + f->log_length;
-		else
+		from = follow_resume_point(f, log, length);
+		if (from == NULL)
 		{
-			size_t		anchor = f->log_length < 512 ? f->log_length : 512;
-			const char *needle = f->log + f->log_length - anchor;
-			const char *found = NULL;
-			const char *at = log;
-
-			while ((at = memmem(at, length - (at - log), needle, anchor)) != NULL)
-			{
-				found = at;
-				at++;
-			}
-			if (found != NULL)
-				from = found + anchor;
+			follow_close_progress_line(f);
+			fprintf(stderr, "[part of the log of job %s was cut before it was shown: pg_ray.max_log_bytes]\n",
+					f->job_id);
+			from = log;
 		}
 	}
 	if (from < log + length)
@@ -135,141 +178,225 @@ follow_print_new_log(Follower *f, const char *log, size_t length)
 }
 
 /*
- * follow_report
- *		Say what changed in the job's row: its state (and attempt), and how
- *		many rows a batch inference run has scored.  The row is (state,
- *		attempts, max_attempts, rows_processed, rows_total, message).
+ * follow_report_state
+ *		Say that the job's state, or its attempt, changed.
  */
 static void
-follow_report(Follower *f, const PGresult *row)
+follow_report_state(Follower *f, const char *state, int attempt, int max_attempts)
 {
-	const char *state = PQgetvalue(row, 0, 0);
-	int			attempt = atoi(PQgetvalue(row, 0, 1));
-	int			max_attempts = atoi(PQgetvalue(row, 0, 2));
+	if (f->state != NULL && strcmp(f->state, state) == 0 && f->attempt == attempt)
+		return;
+	follow_close_progress_line(f);
+	/* a second attempt is news; the first is what anyone expects */
+	if (attempt > 1 && !follow_is_terminal(state))
+		fprintf(stderr, "Job %s %s (attempt %d of %d).\n", f->job_id,
+				follow_state_words(state), attempt, max_attempts);
+	else
+		fprintf(stderr, "Job %s %s.\n", f->job_id, follow_state_words(state));
+	free(f->state);
+	f->state = strdup(state);
+	f->attempt = attempt;
+}
 
-	if (f->state == NULL || strcmp(f->state, state) != 0 || f->attempt != attempt)
+/*
+ * follow_report_progress
+ *		Say how many rows a batch inference run has scored: on a terminal one
+ *		line updated in place, otherwise a line per tenth of the rows.
+ */
+static void
+follow_report_progress(Follower *f, const PGresult *row)
+{
+	long long	done;
+	long long	total;
+	int			percent;
+
+	if (PQgetisnull(row, 0, 3) || PQgetisnull(row, 0, 4))
+		return;
+	done = atoll(PQgetvalue(row, 0, 3));
+	total = atoll(PQgetvalue(row, 0, 4));
+	if (total <= 0 || done <= 0)
+		return;
+	percent = (int) (done * 100 / total);
+	if (percent == f->progress ||
+		(!f->terminal && f->progress >= 0 && percent / 10 == f->progress / 10))
+		return;
+	if (f->terminal)
+	{
+		fprintf(stderr, "\rJob %s: %lld of %lld rows scored (%d%%)", f->job_id, done, total, percent);
+		f->progress_line_open = true;
+	}
+	else
+		fprintf(stderr, "Job %s: %lld of %lld rows scored (%d%%)\n", f->job_id, done, total, percent);
+	f->progress = percent;
+}
+
+/*
+ * follow_query_failed
+ *		What a failed query means: nothing to say after ^C (which cancelled
+ *		it), the connection gone, or an error of the server, printed.
+ */
+static FollowOutcome
+follow_query_failed(Follower *f, const PGresult *result)
+{
+	if (cli_interrupted())
+		return FOLLOW_FAILED;
+	if (cli_connection_lost(f->conn))
 	{
 		follow_close_progress_line(f);
-		/* a second attempt is news; the first is what anyone expects */
-		if (attempt > 1)
-			fprintf(stderr, "Job %s %s (attempt %d of %d).\n", f->job_id,
-					follow_state_words(state), attempt, max_attempts);
-		else
-			fprintf(stderr, "Job %s %s.\n", f->job_id, follow_state_words(state));
-		free(f->state);
-		f->state = strdup(state);
-		f->attempt = attempt;
+		fprintf(stderr, "%s: error: lost the connection to the server: %s", cli_progname,
+				PQerrorMessage(f->conn));
+		fprintf(stderr, "Job %s goes on; \"%s job status %s\" tells how it does.\n",
+				f->job_id, cli_progname, f->job_id);
+		return FOLLOW_DISCONNECTED;
 	}
-	if (!PQgetisnull(row, 0, 3) && !PQgetisnull(row, 0, 4))
-	{
-		long long	done = atoll(PQgetvalue(row, 0, 3));
-		long long	total = atoll(PQgetvalue(row, 0, 4));
-		int			percent = total > 0 ? (int) (done * 100 / total) : 0;
+	follow_close_progress_line(f);
+	cli_print_server_error(result);
+	return FOLLOW_FAILED;
+}
 
-		if (total > 0 && done > 0 && percent != f->progress &&
-			(f->terminal || percent / 10 != f->progress / 10))
-		{
-			if (f->terminal)
-			{
-				fprintf(stderr, "\rJob %s: %lld of %lld rows scored (%d%%)", f->job_id,
-						done, total, percent);
-				f->progress_line_open = true;
-			}
-			else
-				fprintf(stderr, "Job %s: %lld of %lld rows scored (%d%%)\n", f->job_id,
-						done, total, percent);
-			f->progress = percent;
-		}
+/*
+ * follow_show_log
+ *		Fetch the job's log and print what is new.  A log that cannot be
+ *		read (Ray's head restarting, a log past what one request brings) is
+ *		said once and tried again next round: the job is what is followed.
+ */
+static void
+follow_show_log(Follower *f, int attempt)
+{
+	const char *params[1] = {f->job_id};
+	PGresult   *log;
+
+	if (attempt != f->log_attempt)
+	{
+		/* a new attempt's log starts afresh and is printed whole */
+		free(f->log);
+		f->log = NULL;
+		f->log_length = 0;
+		f->log_attempt = attempt;
 	}
+	log = cli_exec(f->conn, "SELECT ray.job_logs($1)", 1, params);
+	if (PQresultStatus(log) == PGRES_TUPLES_OK)
+	{
+		follow_print_new_log(f, PQgetvalue(log, 0, 0), PQgetlength(log, 0, 0));
+		f->log_failing = false;
+	}
+	else if (!f->log_failing && !cli_interrupted() && !cli_connection_lost(f->conn))
+	{
+		follow_close_progress_line(f);
+		fprintf(stderr, "%s: warning: could not read the log of job %s, trying again: %s\n",
+				cli_progname, f->job_id, PQresultErrorField(log, PG_DIAG_MESSAGE_PRIMARY));
+		f->log_failing = true;
+	}
+	PQclear(log);
 }
 
 /*
  * follow_round
- *		One look at the job: its row and, if it is shown, its log.  False if the
- *		server answered with an error (printed).
+ *		One look at the job: its row (state, attempt, progress) and, where
+ *		it is shown, its log.
  */
-static bool
-follow_round(Follower *f, bool *ended)
+static FollowOutcome
+follow_round(Follower *f)
 {
 	const char *params[1] = {f->job_id};
-	PGresult   *result;
+	PGresult   *row;
+	const char *state;
+	int			attempt;
+	bool		ended;
 
-	result = cli_exec(f->conn,
-					  "SELECT state, attempts, max_attempts, rows_processed, rows_total, message "
-					  "FROM ray.jobs WHERE job_id = $1", 1, params);
-	if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1)
+	row = cli_exec(f->conn,
+				   "SELECT state, attempts, max_attempts, rows_processed, rows_total, message "
+				   "FROM ray.jobs WHERE job_id = $1", 1, params);
+	if (PQresultStatus(row) != PGRES_TUPLES_OK)
 	{
-		if (PQresultStatus(result) == PGRES_TUPLES_OK)
-			cli_error("job %s does not exist", f->job_id);
-		else
-			cli_print_server_error(result);
-		PQclear(result);
-		return false;
+		FollowOutcome outcome = follow_query_failed(f, row);
+
+		PQclear(row);
+		return outcome;
 	}
-	*ended = strcmp(PQgetvalue(result, 0, 0), "SUCCEEDED") == 0 ||
-		strcmp(PQgetvalue(result, 0, 0), "FAILED") == 0 ||
-		strcmp(PQgetvalue(result, 0, 0), "STOPPED") == 0;
+	if (PQntuples(row) != 1)
+	{
+		cli_error("job %s does not exist", f->job_id);
+		PQclear(row);
+		return FOLLOW_FAILED;
+	}
+	state = PQgetvalue(row, 0, 0);
+	attempt = atoi(PQgetvalue(row, 0, 1));
+	ended = follow_is_terminal(state);
+	/* the state first: "attempt 2" comes before attempt 2's output */
+	if (!ended)
+		follow_report_state(f, state, attempt, atoi(PQgetvalue(row, 0, 2)));
 	if (f->log_out != NULL)
+		follow_show_log(f, attempt);
+	follow_report_progress(f, row);
+	if (ended)
 	{
-		PGresult   *log = cli_exec(f->conn, "SELECT ray.job_logs($1)", 1, params);
+		const char *message = PQgetvalue(row, 0, 5);
 
-		if (PQresultStatus(log) != PGRES_TUPLES_OK)
-		{
-			cli_print_server_error(log);
-			PQclear(log);
-			PQclear(result);
-			return false;
-		}
-		follow_print_new_log(f, PQgetvalue(log, 0, 0), PQgetlength(log, 0, 0));
-		PQclear(log);
-	}
-	follow_report(f, result);
-	if (*ended)
-	{
-		const char *message = PQgetvalue(result, 0, 5);
-
-		follow_close_progress_line(f);
-		if (message[0] != '\0' && strcmp(PQgetvalue(result, 0, 0), "SUCCEEDED") != 0)
+		follow_report_state(f, state, attempt, atoi(PQgetvalue(row, 0, 2)));
+		if (message[0] != '\0' && strcmp(state, "SUCCEEDED") != 0)
 			fprintf(stderr, "%.*s\n", cli_summary_length(message), message);
 	}
-	PQclear(result);
-	return true;
+	PQclear(row);
+	return ended ? FOLLOW_ENDED : FOLLOW_GOES_ON;
 }
 
 /*
  * cli_follow_job
  *		Follow a job until it ends or ^C, printing its driver log to log_out
- *		(unless NULL) as it grows.  Returns the exit status: with exit_by_state,
- *		EXIT_OK only if the job succeeded; otherwise EXIT_OK once it ended.
- *		^C leaves the job running and says how to stop it.
+ *		(unless NULL) as it grows.  Returns the exit status: with
+ *		exit_by_state, EXIT_OK only if the job succeeded; otherwise EXIT_OK
+ *		once it ended.  ^C leaves the job as it is and says so
+ *		(stop_requested: its stop was already asked for).
  */
 int
-cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out, bool exit_by_state)
+cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out, bool exit_by_state,
+			   bool stop_requested)
 {
-	Follower	f = {conn, job_id, log_out, NULL, 0, NULL, -1, -1, false, isatty(fileno(stderr))};
+	Follower	f = {
+		.conn = conn,
+		.job_id = job_id,
+		.log_out = log_out,
+		.log_attempt = -1,
+		.attempt = -1,
+		.progress = -1,
+		.terminal = isatty(fileno(stderr)),
+	};
 	const char *params[1] = {job_id};
-	bool		ended = false;
 	int			status = EXIT_FAILED;
 
 	cli_watch_interrupts(conn);
 	while (!cli_interrupted())
 	{
+		FollowOutcome outcome = follow_round(&f);
 		PGresult   *result;
 
-		if (!follow_round(&f, &ended))
-			break;
-		if (ended)
+		if (outcome == FOLLOW_ENDED)
 		{
 			status = !exit_by_state || strcmp(f.state, "SUCCEEDED") == 0 ? EXIT_OK : EXIT_FAILED;
 			break;
 		}
+		if (outcome == FOLLOW_DISCONNECTED)
+		{
+			status = EXIT_NO_CONNECTION;
+			break;
+		}
+		if (outcome == FOLLOW_FAILED)
+			break;
+
+		/*
+		 * Wait in the server until the worker has moved jobs, at most a
+		 * second: the log grows without the job's row changing.
+		 */
 		cli_set_notices_quiet(true);
 		result = cli_exec(conn, "SELECT ray.wait_job($1, interval '1 second')", 1, params);
 		cli_set_notices_quiet(false);
-		if (PQresultStatus(result) != PGRES_TUPLES_OK && !cli_interrupted())
+		if (PQresultStatus(result) != PGRES_TUPLES_OK)
 		{
-			cli_print_server_error(result);
+			outcome = follow_query_failed(&f, result);
 			PQclear(result);
+			if (outcome == FOLLOW_DISCONNECTED)
+				status = EXIT_NO_CONNECTION;
 			break;
 		}
 		PQclear(result);
@@ -277,8 +404,11 @@ cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out, bool exit_by_sta
 	if (cli_interrupted())
 	{
 		follow_close_progress_line(&f);
-		fprintf(stderr, "Stopped following job %s, which goes on; \"%s job stop %s\" stops it.\n",
-				job_id, cli_progname, job_id);
+		if (stop_requested)
+			fprintf(stderr, "Stopped waiting for job %s, whose stop was asked for.\n", job_id);
+		else
+			fprintf(stderr, "Stopped following job %s, which goes on; \"%s job stop %s\" stops it.\n",
+					job_id, cli_progname, job_id);
 		status = EXIT_INTERRUPTED;
 	}
 	free(f.log);

@@ -163,7 +163,9 @@ cli_print_rows(const char *const *headers, int ncolumns, char *const *cells, int
 			const char *value = r < 0 ? headers[c] : cells[r * ncolumns + c];
 			bool		last = c == ncolumns - 1;
 
-			fputs(value, stdout);
+			/* a newline or tab in a cell would break the columns */
+			for (const char *p = value; *p; p++)
+				putchar((unsigned char) *p < ' ' ? ' ' : *p);
 			if (!last)
 				printf("%*s", widths[c] - format_width(value) + 2, "");
 		}

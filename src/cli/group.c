@@ -22,7 +22,8 @@
 /*
  * group_parse_options
  *		The common options of a group verb, then at most max_args words;
- *		exits on a bad command line.  Returns the index of the first word.
+ *		exits on a bad command line.  Returns the index of the first word,
+ *		or -1 if --help was asked for.
  */
 static int
 group_parse_options(const char *verb, int argc, char **argv, CommonOptions *options, int max_args)
@@ -33,8 +34,11 @@ group_parse_options(const char *verb, int argc, char **argv, CommonOptions *opti
 	};
 	int			opt;
 
+	options->verb = verb;
 	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, long_options, NULL)) != -1)
 	{
+		if (cli_is_help(opt))
+			return -1;
 		if (!cli_common_option(options, opt, optarg))
 		{
 			cli_option_error(verb, opt, argv);
@@ -104,14 +108,13 @@ group_list(int argc, char **argv)
 	PGconn	   *conn;
 	PGresult   *result;
 
-	if (cli_wants_help(argc, argv))
+	if (group_parse_options("group list", argc, argv, &options, 0) < 0)
 	{
 		printf("List the resource groups: provider, state, live workers and their bounds.\n\n"
 			   "Usage:\n  %s group list [OPTION]...\n", cli_progname);
 		cli_print_common_help();
 		return EXIT_OK;
 	}
-	group_parse_options("group list ", argc, argv, &options, 0);
 	conn = cli_connect(&options);
 	if (options.format == FORMAT_JSON)
 	{
@@ -157,7 +160,8 @@ group_status(int argc, char **argv)
 	PGresult   *ray_status;
 	int			first;
 
-	if (cli_wants_help(argc, argv))
+	first = group_parse_options("group status", argc, argv, &options, 1);
+	if (first < 0)
 	{
 		printf("Show a resource group: its state, worker groups, nodes, and Ray's own report\n"
 			   "of its cluster (\"ray status\"), for those who may use it.\n\n"
@@ -165,10 +169,9 @@ group_status(int argc, char **argv)
 		cli_print_common_help();
 		return EXIT_OK;
 	}
-	first = group_parse_options("group status ", argc, argv, &options, 1);
 	if (first >= argc)
 	{
-		cli_usage_error("group status ", "no resource group name given");
+		cli_usage_error("group status", "no resource group name given");
 		return EXIT_FAILED;
 	}
 	name = argv[first];
@@ -271,7 +274,7 @@ cli_group(int argc, char **argv)
 {
 	if (argc < 2)
 	{
-		cli_usage_error("group ", "no group command given");
+		cli_usage_error("group", "no group command given");
 		return EXIT_FAILED;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0)
@@ -288,6 +291,6 @@ cli_group(int argc, char **argv)
 		return group_list(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0)
 		return group_status(argc - 1, argv + 1);
-	cli_usage_error("group ", "unknown group command \"%s\"; it is list or status", argv[1]);
+	cli_usage_error("group", "unknown group command \"%s\"; it is list or status", argv[1]);
 	return EXIT_FAILED;
 }

@@ -83,7 +83,8 @@ job_parse_id(const char *verb, int argc, char **argv)
 		exit(EXIT_FAILED);
 	}
 	id = argv[optind];
-	if (id[0] == '\0' || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18)
+	if (id[0] == '\0' || strspn(id, "0123456789") != strlen(id) || strlen(id) > 18 ||
+		strspn(id, "0") == strlen(id))
 	{
 		cli_usage_error(verb, "invalid job id \"%s\"; a job id is a positive whole number", id);
 		exit(EXIT_FAILED);
@@ -117,9 +118,10 @@ job_check_json(PGconn *conn, const char *option, const char *value)
 
 /*
  * job_runtime_env_working_dir
- *		The local directory a runtime_env names as working_dir ("" when it
- *		names none), with the runtime_env left without it: the directory is
- *		zipped here, as "ray job submit" does with it.  *excludes gets the
+ *		The local directory or zip file a runtime_env names as working_dir
+ *		("" when it names none, or a URI such as s3://..., which is left in
+ *		the runtime_env for Ray to fetch), with the runtime_env left without
+ *		it: it is uploaded from here, as "ray job submit" does with it.  *excludes gets the
  *		runtime_env's "excludes" patterns, one per line.  Asked of the
  *		server, which parses JSON already.
  */
@@ -128,8 +130,10 @@ job_runtime_env_working_dir(PGconn *conn, const char **runtime_env, char **exclu
 {
 	const char *params[1] = {*runtime_env};
 	PGresult   *result = cli_exec(conn,
-								  "SELECT coalesce($1::jsonb ->> 'working_dir', ''), "
-								  "($1::jsonb - 'working_dir')::text, "
+								  "SELECT CASE WHEN $1::jsonb ->> 'working_dir' LIKE '%://%' THEN ''"
+								  " ELSE coalesce($1::jsonb ->> 'working_dir', '') END, "
+								  "CASE WHEN $1::jsonb ->> 'working_dir' LIKE '%://%' THEN $1::jsonb::text"
+								  " ELSE ($1::jsonb - 'working_dir')::text END, "
 								  "CASE jsonb_typeof($1::jsonb -> 'excludes') WHEN 'array' THEN "
 								  " (SELECT string_agg(e, E'\\n') FROM jsonb_array_elements_text($1::jsonb -> 'excludes') e) END",
 								  1, params);
@@ -169,6 +173,24 @@ job_print_json_row(PGconn *conn, const char *id)
 }
 
 /*
+ * job_working_dir_limit
+ *		The largest working directory the server takes, in bytes.
+ */
+static long long
+job_working_dir_limit(PGconn *conn)
+{
+	PGresult   *result = cli_exec(conn,
+								  "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'pg_ray.max_working_dir_bytes'",
+								  0, NULL);
+	long long	limit = 0x3fffffff;
+
+	if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
+		limit = atoll(PQgetvalue(result, 0, 0));
+	PQclear(result);
+	return limit;
+}
+
+/*
  * job_submit_help
  *		--help of "job submit".
  */
@@ -189,7 +211,7 @@ job_submit_help(void)
 		   "      --entrypoint-memory=BYTES memory for the entrypoint\n"
 		   "      --entrypoint-resources=JSON  custom resources for the entrypoint\n"
 		   "      --max-attempts=N          runs to try if Ray's infrastructure fails (default 1)\n"
-		   "      --no-wait                 print the job id and return at once\n\n"
+		   "      --no-wait                 print the job id on stdout and return at once\n\n"
 		   "Unless --no-wait, the driver log is printed on stdout as it grows and the job's\n"
 		   "states on stderr; the exit status is 0 only if the job succeeded.  ^C stops\n"
 		   "following, not the job.\n", cli_progname);
@@ -217,7 +239,7 @@ job_submit(int argc, char **argv)
 		{"no-wait", no_argument, NULL, OPT_NO_WAIT},
 		{NULL, 0, NULL, 0}
 	};
-	CommonOptions options = {0};
+	CommonOptions options = {.verb = "job submit"};
 	const char *group = getenv("PG_RAY_RESOURCE_GROUP");
 	const char *working_dir = NULL;
 	const char *runtime_env = NULL;
@@ -237,15 +259,15 @@ job_submit(int argc, char **argv)
 	char	   *job_id;
 	int			opt;
 
-	if (cli_wants_help(argc, argv))
-	{
-		job_submit_help();
-		return EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "g:", long_options, NULL)) != -1)
 	{
 		if (cli_common_option(&options, opt, optarg))
 			continue;
+		if (cli_is_help(opt))
+		{
+			job_submit_help();
+			return EXIT_OK;
+		}
 		switch (opt)
 		{
 			case 'g':
@@ -279,19 +301,19 @@ job_submit(int argc, char **argv)
 				no_wait = true;
 				break;
 			default:
-				cli_option_error("job submit ", opt, argv);
+				cli_option_error("job submit", opt, argv);
 				return EXIT_FAILED;
 		}
 	}
 	if (optind >= argc)
 	{
-		cli_usage_error("job submit ", "no entrypoint given; put it after \"--\", as in \"%s job submit -- python script.py\"",
+		cli_usage_error("job submit", "no entrypoint given; put it after \"--\", as in \"%s job submit -- python script.py\"",
 						cli_progname);
 		return EXIT_FAILED;
 	}
 	if (group == NULL || group[0] == '\0')
 	{
-		cli_usage_error("job submit ", "no resource group given; use --resource-group or set PG_RAY_RESOURCE_GROUP");
+		cli_usage_error("job submit", "no resource group given; use --resource-group or set PG_RAY_RESOURCE_GROUP");
 		return EXIT_FAILED;
 	}
 	entrypoint = cli_shell_join(argc - optind, argv + optind);
@@ -320,12 +342,18 @@ job_submit(int argc, char **argv)
 		return EXIT_FAILED;
 	if (working_dir != NULL)
 	{
+		long long	limit = job_working_dir_limit(conn);
+
 		zip = cli_zip_working_dir(working_dir, excludes, &zip_length);
 		if (zip == NULL)
 			return EXIT_FAILED;
-		if (zip_length > 0x7fffffff)
+		/* refused here rather than after sending it all */
+		if ((long long) zip_length > limit)
 		{
-			cli_error("working directory \"%s\" is too large: %zu bytes zipped", working_dir, zip_length);
+			cli_error("working directory is too large: %zu bytes", zip_length);
+			fprintf(stderr, "DETAIL:  The limit is %lld bytes (pg_ray.max_working_dir_bytes).\n"
+					"HINT:  Leave data out of the working directory (.gitignore, .rayignore) and read it from tables.\n",
+					limit);
 			return EXIT_FAILED;
 		}
 	}
@@ -353,16 +381,19 @@ job_submit(int argc, char **argv)
 	job_id = strdup(PQgetvalue(result, 0, 0));
 	PQclear(result);
 
-	if (options.format == FORMAT_JSON && no_wait)
+	/* the id alone on stdout, for id=$(pg_ray job submit --no-wait ...) */
+	fprintf(stderr, "Job %s submitted to resource group \"%s\".\n", job_id, group);
+	if (no_wait && options.format == FORMAT_JSON)
 		printf("{\"job_id\": %s}\n", job_id);
-	else
-		fprintf(no_wait ? stdout : stderr, "Job %s submitted to resource group \"%s\".\n", job_id, group);
+	else if (no_wait)
+		printf("%s\n", job_id);
 	if (!no_wait)
 	{
 		int			status;
 
 		/* in JSON, the log is for the eyes and the job's row for programs */
-		status = cli_follow_job(conn, job_id, options.format == FORMAT_JSON ? stderr : stdout, true);
+		status = cli_follow_job(conn, job_id, options.format == FORMAT_JSON ? stderr : stdout,
+								true, false);
 		if (options.format == FORMAT_JSON && status != EXIT_INTERRUPTED &&
 			!job_print_json_row(conn, job_id))
 			status = EXIT_FAILED;
@@ -389,7 +420,7 @@ job_list(int argc, char **argv)
 	};
 	static const char *const headers[] = {"JOB ID", "GROUP", "OWNER", "STATE", "SUBMITTED",
 	"RUN TIME", "ENTRYPOINT"};
-	CommonOptions options = {0};
+	CommonOptions options = {.verb = "job list"};
 	const char *group = NULL;
 	const char *state = NULL;
 	const char *limit = "50";
@@ -397,22 +428,22 @@ job_list(int argc, char **argv)
 	PGresult   *result;
 	int			opt;
 
-	if (cli_wants_help(argc, argv))
-	{
-		printf("List the jobs you may see (your own; all of them for a ray_admin), the latest last.\n\n"
-			   "Usage:\n  %s job list [OPTION]...\n\n"
-			   "Options:\n"
-			   "  -g, --resource-group=NAME  only the jobs of this resource group\n"
-			   "      --state=STATE          only jobs in this state (QUEUED, RUNNING, FAILED, ...)\n"
-			   "      --limit=N              the latest N jobs (default 50; 0 for all)\n",
-			   cli_progname);
-		cli_print_common_help();
-		return EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "g:", long_options, NULL)) != -1)
 	{
 		if (cli_common_option(&options, opt, optarg))
 			continue;
+		if (cli_is_help(opt))
+		{
+			printf("List the jobs you may see (your own; all of them for a ray_admin), the latest last.\n\n"
+				   "Usage:\n  %s job list [OPTION]...\n\n"
+				   "Options:\n"
+				   "  -g, --resource-group=NAME  only the jobs of this resource group\n"
+				   "      --state=STATE          only jobs in this state (QUEUED, RUNNING, FAILED, ...)\n"
+				   "      --limit=N              the latest N jobs (default 50; 0 for all)\n",
+				   cli_progname);
+			cli_print_common_help();
+			return EXIT_OK;
+		}
 		switch (opt)
 		{
 			case 'g':
@@ -422,32 +453,32 @@ job_list(int argc, char **argv)
 				state = optarg;
 				if (!job_is_state(state))
 				{
-					cli_usage_error("job list ", "invalid job state \"%s\"; it is one of %s", state, JOB_STATES);
+					cli_usage_error("job list", "invalid job state \"%s\"; it is one of %s", state, JOB_STATES);
 					return EXIT_FAILED;
 				}
 				break;
 			case OPT_LIMIT:
 				if (optarg[0] == '\0' || strspn(optarg, "0123456789") != strlen(optarg) || strlen(optarg) > 9)
 				{
-					cli_usage_error("job list ", "invalid limit \"%s\"; it is a whole number, 0 for all", optarg);
+					cli_usage_error("job list", "invalid limit \"%s\"; it is a whole number, 0 for all", optarg);
 					return EXIT_FAILED;
 				}
 				limit = optarg;
 				break;
 			default:
-				cli_option_error("job list ", opt, argv);
+				cli_option_error("job list", opt, argv);
 				return EXIT_FAILED;
 		}
 	}
 	if (optind < argc)
 	{
-		cli_usage_error("job list ", "too many arguments, starting with \"%s\"", argv[optind]);
+		cli_usage_error("job list", "too many arguments, starting with \"%s\"", argv[optind]);
 		return EXIT_FAILED;
 	}
 
 	conn = cli_connect(&options);
 	{
-		const char *params[3] = {group, state ? state : NULL, limit};
+		const char *params[3] = {group, state, limit};
 		const char *select_json =
 			"SELECT coalesce(json_agg(j ORDER BY j.job_id), '[]') FROM ("
 			" SELECT * FROM ray.jobs WHERE ($1::text IS NULL OR resource_group = $1)"
@@ -457,8 +488,7 @@ job_list(int argc, char **argv)
 			"SELECT job_id, resource_group, owner, state, extract(epoch FROM submitted_at),"
 			" extract(epoch FROM coalesce(finished_at, now()) - started_at),"
 			" CASE WHEN kind = 'batch_inference' THEN 'batch inference into ' || target_table"
-			"      ELSE entrypoint END,"
-			" count(*) OVER ()"
+			"      ELSE entrypoint END"
 			" FROM (SELECT * FROM ray.jobs WHERE ($1::text IS NULL OR resource_group = $1)"
 			" AND ($2::text IS NULL OR state = upper($2))"
 			" ORDER BY job_id DESC LIMIT nullif($3::bigint, 0)) j ORDER BY job_id";
@@ -514,27 +544,27 @@ job_status(int argc, char **argv)
 		CLI_COMMON_LONG,
 		{NULL, 0, NULL, 0}
 	};
-	CommonOptions options = {0};
+	CommonOptions options = {.verb = "job status"};
 	const char *id;
 	PGconn	   *conn;
 	PGresult   *result;
 	int			opt;
 
-	if (cli_wants_help(argc, argv))
-	{
-		printf("Show a job: its state, times, attempts, progress, message and history.\n\n"
-			   "Usage:\n  %s job status [OPTION]... ID\n", cli_progname);
-		cli_print_common_help();
-		return EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, long_options, NULL)) != -1)
 	{
 		if (cli_common_option(&options, opt, optarg))
 			continue;
-		cli_option_error("job status ", opt, argv);
+		if (cli_is_help(opt))
+		{
+			printf("Show a job: its state, times, attempts, progress, message and history.\n\n"
+				   "Usage:\n  %s job status [OPTION]... ID\n", cli_progname);
+			cli_print_common_help();
+			return EXIT_OK;
+		}
+		cli_option_error("job status", opt, argv);
 		return EXIT_FAILED;
 	}
-	id = job_parse_id("job status ", argc, argv);
+	id = job_parse_id("job status", argc, argv);
 
 	conn = cli_connect(&options);
 	{
@@ -638,40 +668,45 @@ job_logs(int argc, char **argv)
 		{"follow", no_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0}
 	};
-	CommonOptions options = {0};
+	CommonOptions options = {.verb = "job logs"};
 	bool		follow = false;
 	const char *id;
 	PGconn	   *conn;
 	PGresult   *result;
 	int			opt;
 
-	if (cli_wants_help(argc, argv))
-	{
-		printf("Print a job's driver log: live from Ray while it runs, saved once it ended.\n\n"
-			   "Usage:\n  %s job logs [OPTION]... ID\n\n"
-			   "Options:\n"
-			   "  -f, --follow             print the log as it grows until the job ends\n",
-			   cli_progname);
-		cli_print_common_help();
-		return EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "f", long_options, NULL)) != -1)
 	{
 		if (cli_common_option(&options, opt, optarg))
 			continue;
+		if (cli_is_help(opt))
+		{
+			printf("Print a job's driver log: live from Ray while it runs, saved once it ended.\n\n"
+				   "Usage:\n  %s job logs [OPTION]... ID\n\n"
+				   "Options:\n"
+				   "  -f, --follow             print the log as it grows until the job ends\n",
+				   cli_progname);
+			cli_print_common_help();
+			return EXIT_OK;
+		}
 		if (opt == 'f')
 		{
 			follow = true;
 			continue;
 		}
-		cli_option_error("job logs ", opt, argv);
+		cli_option_error("job logs", opt, argv);
 		return EXIT_FAILED;
 	}
-	id = job_parse_id("job logs ", argc, argv);
+	id = job_parse_id("job logs", argc, argv);
+	if (follow && options.format == FORMAT_JSON)
+	{
+		cli_usage_error("job logs", "--follow prints the log as text; --format json is for the whole log at once");
+		return EXIT_FAILED;
+	}
 	conn = cli_connect(&options);
 	if (follow)
 	{
-		int			status = cli_follow_job(conn, id, stdout, false);
+		int			status = cli_follow_job(conn, id, stdout, false, false);
 
 		PQfinish(conn);
 		return status;
@@ -679,7 +714,9 @@ job_logs(int argc, char **argv)
 	{
 		const char *params[1] = {id};
 
-		result = cli_exec(conn, "SELECT ray.job_logs($1)", 1, params);
+		result = cli_exec(conn, options.format == FORMAT_JSON ?
+						  "SELECT pg_catalog.json_build_object('job_id', $1::bigint, 'log', ray.job_logs($1))" :
+						  "SELECT ray.job_logs($1)", 1, params);
 	}
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
 	{
@@ -688,7 +725,10 @@ job_logs(int argc, char **argv)
 		PQfinish(conn);
 		return EXIT_FAILED;
 	}
-	fwrite(PQgetvalue(result, 0, 0), 1, PQgetlength(result, 0, 0), stdout);
+	if (options.format == FORMAT_JSON)
+		cli_print_json_result(result);
+	else
+		fwrite(PQgetvalue(result, 0, 0), 1, PQgetlength(result, 0, 0), stdout);
 	PQclear(result);
 	PQfinish(conn);
 	return EXIT_OK;
@@ -707,7 +747,7 @@ job_stop(int argc, char **argv)
 		{"wait", no_argument, NULL, OPT_WAIT},
 		{NULL, 0, NULL, 0}
 	};
-	CommonOptions options = {0};
+	CommonOptions options = {.verb = "job stop"};
 	bool		wait = false;
 	const char *id;
 	PGconn	   *conn;
@@ -715,29 +755,29 @@ job_stop(int argc, char **argv)
 	int			opt;
 	int			status = EXIT_OK;
 
-	if (cli_wants_help(argc, argv))
-	{
-		printf("Stop a job: a queued job ends at once, a running one is stopped through Ray.\n\n"
-			   "Usage:\n  %s job stop [OPTION]... ID\n\n"
-			   "Options:\n"
-			   "      --wait               wait until the job has ended\n",
-			   cli_progname);
-		cli_print_common_help();
-		return EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, long_options, NULL)) != -1)
 	{
 		if (cli_common_option(&options, opt, optarg))
 			continue;
+		if (cli_is_help(opt))
+		{
+			printf("Stop a job: a queued job ends at once, a running one is stopped through Ray.\n\n"
+				   "Usage:\n  %s job stop [OPTION]... ID\n\n"
+				   "Options:\n"
+				   "      --wait               wait until the job has ended\n",
+				   cli_progname);
+			cli_print_common_help();
+			return EXIT_OK;
+		}
 		if (opt == OPT_WAIT)
 		{
 			wait = true;
 			continue;
 		}
-		cli_option_error("job stop ", opt, argv);
+		cli_option_error("job stop", opt, argv);
 		return EXIT_FAILED;
 	}
-	id = job_parse_id("job stop ", argc, argv);
+	id = job_parse_id("job stop", argc, argv);
 	conn = cli_connect(&options);
 	{
 		const char *params[1] = {id};
@@ -755,8 +795,10 @@ job_stop(int argc, char **argv)
 	{
 		fprintf(stderr, "Stop of job %s requested.\n", id);
 		if (wait)
-			status = cli_follow_job(conn, id, NULL, false);
+			status = cli_follow_job(conn, id, NULL, false, true);
 	}
+	if (options.format == FORMAT_JSON && status == EXIT_OK && !job_print_json_row(conn, id))
+		status = EXIT_FAILED;
 	PQclear(result);
 	PQfinish(conn);
 	return status;
@@ -789,7 +831,7 @@ cli_job(int argc, char **argv)
 {
 	if (argc < 2)
 	{
-		cli_usage_error("job ", "no job command given");
+		cli_usage_error("job", "no job command given");
 		return EXIT_FAILED;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0)
@@ -809,6 +851,6 @@ cli_job(int argc, char **argv)
 		return job_logs(argc - 1, argv + 1);
 	if (strcmp(argv[1], "stop") == 0)
 		return job_stop(argc - 1, argv + 1);
-	cli_usage_error("job ", "unknown job command \"%s\"; it is submit, list, status, logs or stop", argv[1]);
+	cli_usage_error("job", "unknown job command \"%s\"; it is submit, list, status, logs or stop", argv[1]);
 	return EXIT_FAILED;
 }

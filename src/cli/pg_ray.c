@@ -57,25 +57,47 @@ cli_usage_error(const char *verb, const char *fmt,...)
 	va_start(args, fmt);
 	vfprintf(stderr, fmt, args);
 	va_end(args);
-	fprintf(stderr, "\nTry \"%s %s--help\" for more information.\n", cli_progname,
-			verb ? verb : "");
+	if (verb != NULL)
+		fprintf(stderr, "\nTry \"%s %s --help\" for more information.\n", cli_progname, verb);
+	else
+		fprintf(stderr, "\nTry \"%s --help\" for more information.\n", cli_progname);
 }
 
 /*
  * cli_option_error
  *		Report what getopt_long found wrong (it is told not to say it
  *		itself, so that every message has the same form): an option that
- *		needs an argument and has none (':'), or one the verb does not know.
+ *		needs an argument and has none (':'), a long option given an
+ *		argument it does not take (glibc then sets optopt to the option's
+ *		value), or an option the verb does not know.
  */
 void
 cli_option_error(const char *verb, int opt, char **argv)
 {
-	if (opt == ':')
-		cli_usage_error(verb, "option \"%s\" needs an argument", argv[optind - 1]);
-	else if (optopt != 0)
-		cli_usage_error(verb, "unrecognized option \"-%c\"", optopt);
+	const char *word = argv[optind - 1];
+	bool		long_option = strncmp(word, "--", 2) == 0;
+
+	if (opt == ':' && long_option)
+		cli_usage_error(verb, "option \"%s\" needs an argument", word);
+	else if (opt == ':')
+		cli_usage_error(verb, "option \"-%c\" needs an argument", optopt);
+	else if (long_option && optopt != 0)
+		cli_usage_error(verb, "option \"%.*s\" takes no argument", (int) strcspn(word, "="), word);
+	else if (long_option || optopt <= 0 || optopt > 127)
+		cli_usage_error(verb, "unrecognized option \"%s\"", word);
 	else
-		cli_usage_error(verb, "unrecognized option \"%s\"", argv[optind - 1]);
+		cli_usage_error(verb, "unrecognized option \"-%c\"", optopt);
+}
+
+/*
+ * cli_is_help
+ *		Whether getopt_long's answer asks for help: --help, or -?, which
+ *		getopt reports as an unknown option '?'.
+ */
+bool
+cli_is_help(int opt)
+{
+	return opt == CLI_OPT_HELP || (opt == '?' && optopt == '?');
 }
 
 /*
@@ -112,7 +134,8 @@ cli_common_option(CommonOptions *options, int opt, const char *arg)
 				options->format = FORMAT_JSON;
 			else
 			{
-				cli_usage_error(NULL, "invalid output format \"%s\"; it is \"table\" or \"json\"", arg);
+				cli_usage_error(options->verb, "invalid output format \"%s\"; it is \"table\" or \"json\"",
+								arg);
 				exit(EXIT_FAILED);
 			}
 			return true;
@@ -140,24 +163,11 @@ cli_print_common_help(void)
 }
 
 /*
- * cli_wants_help
- *		Whether the arguments of a verb, before any "--", ask for its help.
- */
-bool
-cli_wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-?") == 0)
-			return true;
-	return false;
-}
-
-/*
- * usage
+ * pg_ray_usage
  *		The top-level help: the verbs there are.
  */
 static void
-usage(void)
+pg_ray_usage(void)
 {
 	printf("%s is the command-line client of pg_ray: Ray jobs and resource groups,\n"
 		   "through PostgreSQL.\n\n"
@@ -170,8 +180,8 @@ usage(void)
 		   "  -?, --help               show this help, then exit\n\n"
 		   "\"%s job --help\" and \"%s job submit --help\" tell more.  Connection\n"
 		   "settings come as psql's: -d CONNINFO or URI, PG* variables, .pgpass.\n\n"
-		   "Exit status: 0 done (the job succeeded, where one is followed), 1 failed,\n"
-		   "2 no connection to the server.\n",
+		   "Exit status: 0 done (for \"job submit\": the job succeeded), 1 failed,\n"
+		   "2 no connection to the server, 130 interrupted while following a job.\n",
 		   cli_progname, cli_progname, cli_progname, cli_progname, cli_progname, cli_progname);
 }
 
@@ -194,7 +204,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0 ||
 		strcmp(argv[1], "help") == 0)
 	{
-		usage();
+		pg_ray_usage();
 		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)

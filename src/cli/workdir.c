@@ -13,7 +13,8 @@
  * ray.zip_directory does on the server.  Symbolic links to files are
  * followed; those to directories are not, so a link cannot make the walk go
  * round in circles.  Files are at the root of the archive, as Ray's package
- * protocol wants.
+ * protocol wants; empty directories are not kept.  A .zip file given as the
+ * working directory is sent as it is, as Ray does with one.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -90,35 +91,92 @@ workdir_push_list(WorkdirWalk *walk, IgnoreList *list)
 }
 
 /*
- * workdir_read_ignore_file
- *		The patterns of directory/name relative to base, or NULL if there is
- *		no such file.
+ * workdir_read_file
+ *		The whole of a file, malloc'd, its size in *length; NULL with errno
+ *		set if it cannot be read.
  */
-static IgnoreList *
-workdir_read_ignore_file(WorkdirWalk *walk, const char *directory, const char *name,
-						 const char *base)
+static char *
+workdir_read_file(const char *path, size_t *length)
 {
-	char	   *path = workdir_join(directory, name);
-	FILE	   *file = fopen(path, "r");
-	char	   *text = NULL;
-	size_t		length = 0;
-	IgnoreList *list = NULL;
+	FILE	   *file = fopen(path, "rb");
+	char	   *content = NULL;
+	FILE	   *memory;
+	char		buffer[65536];
+	size_t		n;
+	int			saved_errno;
 
-	if (file != NULL)
+	if (file == NULL)
+		return NULL;
+	*length = 0;
+	memory = open_memstream(&content, length);
+	if (memory == NULL)
 	{
-		FILE	   *memory = open_memstream(&text, &length);
-		char		buffer[8192];
-		size_t		n;
-
-		while ((n = fread(buffer, 1, sizeof(buffer), file)) > 0)
-			fwrite(buffer, 1, n, memory);
+		cli_error("out of memory");
+		exit(EXIT_FAILED);
+	}
+	while ((n = fread(buffer, 1, sizeof(buffer), file)) > 0)
+		fwrite(buffer, 1, n, memory);
+	saved_errno = errno;
+	if (ferror(file))
+	{
 		fclose(memory);
 		fclose(file);
-		list = ignore_list_parse(text, length, base);
-		free(text);
+		free(content);
+		errno = saved_errno;
+		return NULL;
 	}
+	fclose(memory);
+	fclose(file);
+	return content;
+}
+
+/*
+ * workdir_read_ignore_file
+ *		Keep the patterns of directory/name, relative to base, if there is
+ *		such a file.  A file that is there but cannot be read fails the walk:
+ *		uploading what it was meant to leave out could leak a secret.
+ */
+static void
+workdir_read_ignore_file(WorkdirWalk *walk, const char *directory, const char *name,
+						 const char *base, int *pushed)
+{
+	char	   *path = workdir_join(directory, name);
+	size_t		length;
+	char	   *text = workdir_read_file(path, &length);
+	IgnoreList *list;
+
+	if (text == NULL)
+	{
+		if (errno != ENOENT)
+		{
+			cli_error("could not read \"%s\": %s", path, strerror(errno));
+			walk->failed = true;
+		}
+		free(path);
+		return;
+	}
+	list = ignore_list_parse(text, length, base);
+	free(text);
 	free(path);
-	return list;
+	if (list == NULL)
+	{
+		cli_error("out of memory");
+		exit(EXIT_FAILED);
+	}
+	workdir_push_list(walk, list);
+	(*pushed)++;
+}
+
+/*
+ * workdir_compare_names
+ *		Order directory entries by their bytes, not by the locale: the same
+ *		directory makes the same archive (and so the same package name)
+ *		whoever zips it.
+ */
+static int
+workdir_compare_names(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
 /*
@@ -148,21 +206,11 @@ workdir_add_directory(WorkdirWalk *walk, const char *relative)
 	int			pushed = 0;
 	struct dirent **entries;
 	int			count;
-	IgnoreList *list;
 
-	if ((list = workdir_read_ignore_file(walk, full, ".gitignore", relative)) != NULL)
-	{
-		workdir_push_list(walk, list);
-		pushed++;
-	}
-	if ((list = workdir_read_ignore_file(walk, full, ".rayignore", relative)) != NULL)
-	{
-		workdir_push_list(walk, list);
-		pushed++;
-	}
+	workdir_read_ignore_file(walk, full, ".gitignore", relative, &pushed);
+	workdir_read_ignore_file(walk, full, ".rayignore", relative, &pushed);
 
-	/* sorted, so the same directory always makes the same archive */
-	count = scandir(full, &entries, NULL, alphasort);
+	count = scandir(full, &entries, NULL, workdir_compare_names);
 	if (count < 0)
 	{
 		cli_error("could not read directory \"%s\": %s", full, strerror(errno));
@@ -183,8 +231,13 @@ workdir_add_directory(WorkdirWalk *walk, const char *relative)
 		}
 		child = workdir_join(relative, name);
 		child_full = workdir_join(walk->root, child);
-		if (lstat(child_full, &st) == 0 && S_ISLNK(st.st_mode) &&
-			(stat(child_full, &st) != 0 || S_ISDIR(st.st_mode)))
+		if (lstat(child_full, &st) != 0)
+		{
+			cli_error("could not read \"%s\": %s", child_full, strerror(errno));
+			walk->failed = true;
+			st.st_mode = 0;
+		}
+		else if (S_ISLNK(st.st_mode) && (stat(child_full, &st) != 0 || S_ISDIR(st.st_mode)))
 			st.st_mode = 0;		/* a dangling link or one to a directory */
 		if (S_ISDIR(st.st_mode) && !workdir_excluded(walk, child, true))
 			workdir_add_directory(walk, child);
@@ -215,10 +268,27 @@ workdir_add_directory(WorkdirWalk *walk, const char *relative)
 }
 
 /*
+ * workdir_read_zip
+ *		A working directory given as a zip file, as Ray also takes it: sent
+ *		as it is (the server checks that it is a zip).
+ */
+static char *
+workdir_read_zip(const char *path, size_t *zip_length)
+{
+	char	   *zip = workdir_read_file(path, zip_length);
+
+	if (zip == NULL)
+		cli_error("could not read working directory \"%s\": %s", path, strerror(errno));
+	else
+		fprintf(stderr, "Uploading working directory \"%s\": %zu bytes.\n", path, *zip_length);
+	return zip;
+}
+
+/*
  * cli_zip_working_dir
  *		The directory at path as a zip archive in memory (malloc'd, its size
  *		in *zip_length), without what the ignore files and excludes (patterns
- *		one per line, or NULL) leave out.  NULL, with the reason printed, if
+ *		one per line, or NULL) leave out; or the zip file at path.  NULL, with the reason printed, if
  *		it cannot be made.
  */
 char *
@@ -236,9 +306,11 @@ cli_zip_working_dir(const char *path, const char *excludes, size_t *zip_length)
 		cli_error("could not read working directory \"%s\": %s", path, strerror(errno));
 		return NULL;
 	}
+	if (S_ISREG(st.st_mode) && strlen(path) > 4 && strcmp(path + strlen(path) - 4, ".zip") == 0)
+		return workdir_read_zip(path, zip_length);
 	if (!S_ISDIR(st.st_mode))
 	{
-		cli_error("working directory \"%s\" is not a directory", path);
+		cli_error("working directory \"%s\" is not a directory or a .zip file", path);
 		return NULL;
 	}
 	zip_error_init(&error);
@@ -258,7 +330,16 @@ cli_zip_working_dir(const char *path, const char *excludes, size_t *zip_length)
 	}
 	walk.root = path;
 	if (excludes != NULL && excludes[0] != '\0')
-		workdir_push_list(&walk, ignore_list_parse(excludes, strlen(excludes), ""));
+	{
+		IgnoreList *list = ignore_list_parse(excludes, strlen(excludes), "");
+
+		if (list == NULL)
+		{
+			cli_error("out of memory");
+			exit(EXIT_FAILED);
+		}
+		workdir_push_list(&walk, list);
+	}
 
 	workdir_add_directory(&walk, "");
 	while (walk.nlists > 0)

@@ -11,6 +11,7 @@ import json
 import signal
 import socket
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -135,6 +136,30 @@ def test_working_dir_in_runtime_env_is_zipped_and_json_output(db: psycopg.Connec
     assert db.execute("SELECT runtime_env FROM ray.job WHERE job_id = %s", (row["job_id"],)).fetchone()[0] == {}
 
 
+def test_zip_file_uri_and_help_words_of_the_entrypoint(db: psycopg.Connection, ray_group: str,
+                                                       tmp_path: Path) -> None:
+    # a .zip goes as it is, as Ray takes one
+    archive = tmp_path / "app.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("hello.py", "print('from the zip')\n")
+    result = run("job", "submit", "-g", ray_group, "--working-dir", str(archive), "--", "python", "hello.py")
+    assert result.returncode == 0 and "from the zip" in result.stdout, result.stderr
+    job = submitted_id(result.stderr)
+    assert db.execute("SELECT content FROM ray.job_package WHERE job_id = %s", (job,)).fetchone()[0] == \
+        archive.read_bytes()
+
+    # a remote working_dir is Ray's to fetch: left in runtime_env; and the
+    # entrypoint's own --help (no "--" needed) is the entrypoint's
+    result = run("job", "submit", "-g", ray_group, "--no-wait",
+                 "--runtime-env-json", '{"working_dir": "s3://bucket/app.zip"}', "python", "x.py", "--help")
+    assert result.returncode == 0, result.stderr
+    job = int(result.stdout)
+    assert db.execute("SELECT entrypoint, runtime_env FROM ray.job WHERE job_id = %s", (job,)).fetchone() == \
+        ("python x.py --help", {"working_dir": "s3://bucket/app.zip"})
+    run("job", "stop", str(job), "--wait")
+    assert run("job", "-?").returncode == 0 and run("job", "status", "-?").stdout.startswith("Show a job")
+
+
 def test_failing_job_exits_non_zero_with_its_log(ray_group: str) -> None:
     result = run("job", "submit", "-g", ray_group, "--",
                  "python", "-c", "import sys; print('about to fail', flush=True); sys.exit(3)")
@@ -157,7 +182,9 @@ def test_jobs_are_private_between_users(db: psycopg.Connection, ray_group: str,
                                         users: dict[str, str]) -> None:
     submitted = run("job", "submit", "-g", ray_group, "--no-wait", "--", "sleep", "60", user="cli_alice")
     assert submitted.returncode == 0, submitted.stderr
-    job = submitted_id(submitted.stdout)
+    # the id alone on stdout, for scripts
+    job = int(submitted.stdout)
+    assert submitted_id(submitted.stderr) == job
 
     alice = run("job", "list", user="cli_alice")
     assert alice.returncode == 0 and alice.stdout.splitlines()[0].split()[:3] == ["JOB", "ID", "GROUP"]
@@ -192,7 +219,7 @@ def test_jobs_are_private_between_users(db: psycopg.Connection, ray_group: str,
 def test_stop_ends_a_follower_and_interrupt_leaves_the_job(db: psycopg.Connection, ray_group: str) -> None:
     submitted = run("job", "submit", "-g", ray_group, "--no-wait", "--",
                     "python", "-c", "import time; print('tick', flush=True); time.sleep(120)")
-    job = submitted_id(submitted.stdout)
+    job = int(submitted.stdout)
     wait_for_state(db, job, {"RUNNING"})
 
     # ^C stops following, not the job
@@ -215,8 +242,11 @@ def test_stop_ends_a_follower_and_interrupt_leaves_the_job(db: psycopg.Connectio
     out, err = follower.communicate(timeout=120)
     assert follower.returncode == 0
     assert f"Job {job} was stopped." in err
-    again = run("job", "stop", str(job))
+    again = run("job", "stop", str(job), "--format", "json")
     assert again.returncode == 0 and f"NOTICE:  job {job} has already finished: STOPPED" in again.stderr
+    assert json.loads(again.stdout)["state"] == "STOPPED"
+    logs = json.loads(run("job", "logs", str(job), "--format", "json").stdout)
+    assert logs["job_id"] == job and "tick" in logs["log"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -243,6 +273,9 @@ def test_stop_ends_a_follower_and_interrupt_leaves_the_job(db: psycopg.Connectio
     (["job", "list", "--state", "DONE"], "invalid job state \"DONE\"; it is one of QUEUED,"),
     (["job", "list", "--limit"], "option \"--limit\" needs an argument"),
     (["job", "logs", "-x", "1"], "unrecognized option \"-x\""),
+    (["job", "submit", "--no-wait=1", "--", "true"], "option \"--no-wait\" takes no argument"),
+    (["job", "logs", "-f", "--format", "json", "1"], "--follow prints the log as text"),
+    (["job", "stop", "0"], "invalid job id \"0\""),
     (["job", "frobnicate"], "unknown job command \"frobnicate\""),
     (["group", "status"], "no resource group name given"),
     (["group", "status", "no-such-group"], "resource group \"no-such-group\" does not exist"),
