@@ -92,6 +92,44 @@ unittest: build/test_ray_parse build/test_ignore
 
 .PHONY: unittest
 
+# Fuzzers (test/fuzz/, libFuzzer with clang): one per parser of Ray's
+# responses, the client's ignore patterns and its working-directory zip,
+# under AddressSanitizer and UndefinedBehaviorSanitizer (and LeakSanitizer).
+# "make fuzz" runs each for FUZZ_SECONDS on a copy of its seed corpus;
+# "make fuzz FUZZ_SECONDS=5" is the smoke test CI runs.  See
+# docs/reliability.md.
+FUZZ_CC = clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -Wall -Wextra -Werror \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_PARSE_TARGETS = job_info job_list version submit stop logs
+FUZZ_TARGETS = $(FUZZ_PARSE_TARGETS) ignore workdir
+
+$(addprefix build/fuzz/fuzz_,$(FUZZ_PARSE_TARGETS)): build/fuzz/fuzz_%: test/fuzz/fuzz_%.c \
+		test/fuzz/fuzz_parse.h src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
+	mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DRAY_JSON_DIRECT -Isrc -o $@ $< src/ray_parse.c src/ray_json.c \
+		$(shell pkg-config --cflags --libs jansson)
+
+build/fuzz/fuzz_ignore: test/fuzz/fuzz_ignore.c src/cli/ignore.c src/cli/ignore.h
+	mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/cli -o $@ test/fuzz/fuzz_ignore.c src/cli/ignore.c
+
+# Only workdir.c and ignore.c of the client: the harness defines cli_error.
+build/fuzz/fuzz_workdir: test/fuzz/fuzz_workdir.c src/cli/workdir.c src/cli/ignore.c \
+		src/cli/ignore.h src/cli/cli.h
+	mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/cli -I$(shell $(PG_CONFIG) --includedir) \
+		$(shell pkg-config --cflags libzip) -o $@ test/fuzz/fuzz_workdir.c \
+		src/cli/workdir.c src/cli/ignore.c $(shell pkg-config --libs libzip)
+
+fuzz-build: $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	test/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+.PHONY: fuzz fuzz-build
+
 # The batch inference runner, zipped by ray._runner_package() into the
 # working directory of each run: share/extension/pg_ray/runner/pg_ray_runner.
 RUNNER_DIR = $(DESTDIR)$(datadir)/extension/pg_ray/runner/pg_ray_runner

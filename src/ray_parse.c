@@ -64,6 +64,77 @@ ray_job_status_from_name(const char *name, RayJobStatus *status)
 }
 
 /*
+ * ray_parse_utf8_length
+ *		The length of the well-formed UTF-8 character at text (RFC 3629: no
+ *		overlong forms, no surrogates, nothing past U+10FFFF), or 0 if there
+ *		is none there.  As strict as PostgreSQL, which refuses anything else
+ *		in a text value.
+ */
+static int
+ray_parse_utf8_length(const unsigned char *text)
+{
+	unsigned char lead = text[0];
+	unsigned char low = 0x80;
+	unsigned char high = 0xBF;
+	int			length;
+
+	if (lead < 0x80)
+		return 1;
+	if (lead >= 0xC2 && lead <= 0xDF)
+		length = 2;
+	else if (lead >= 0xE0 && lead <= 0xEF)
+	{
+		length = 3;
+		if (lead == 0xE0)
+			low = 0xA0;
+		else if (lead == 0xED)
+			high = 0x9F;
+	}
+	else if (lead >= 0xF0 && lead <= 0xF4)
+	{
+		length = 4;
+		if (lead == 0xF0)
+			low = 0x90;
+		else if (lead == 0xF4)
+			high = 0x8F;
+	}
+	else
+		return 0;
+	if (text[1] < low || text[1] > high)
+		return 0;
+	for (int i = 2; i < length; i++)
+		if (text[i] < 0x80 || text[i] > 0xBF)
+			return 0;
+	return length;
+}
+
+/*
+ * ray_parse_clean_message
+ *		Make an error message that quotes what Ray sent one line of valid
+ *		UTF-8, in place: control characters become spaces and bytes that are
+ *		no character (raw bytes jansson quotes, a character cut by a length
+ *		limit) become '?'.  The message ends up in a text column and a log
+ *		line, which would otherwise refuse it or be split by it.
+ */
+static void
+ray_parse_clean_message(char *message)
+{
+	unsigned char *at = (unsigned char *) message;
+
+	while (*at != '\0')
+	{
+		int			length = ray_parse_utf8_length(at);
+
+		if (length == 0)
+			*at++ = '?';
+		else if (length == 1 && (*at < 0x20 || *at == 0x7F))
+			*at++ = ' ';
+		else
+			at += length;
+	}
+}
+
+/*
  * ray_parse_load
  *		Parse body as JSON, refusing empty bodies and trailing garbage.
  */
@@ -82,8 +153,12 @@ ray_parse_load(const char *body, size_t len, char *errbuf)
 		return NULL;
 	root = ray_json.loadb(body, len, JSON_REJECT_DUPLICATES, &error);
 	if (root == NULL)
+	{
 		snprintf(errbuf, RAY_PARSE_ERRLEN, "response is not JSON: %s (at byte %d)",
 				 error.text, error.position);
+		/* jansson's text quotes the bytes where it stopped, whatever they are */
+		ray_parse_clean_message(errbuf);
+	}
 	return root;
 }
 
@@ -110,7 +185,14 @@ ray_parse_strdup(json_t *object, const char *key, bool *ok, char *errbuf)
 	}
 	len = ray_json.string_length(value);
 	if (len > RAY_PARSE_MAX_STRING)
+	{
+		const char *text = ray_json.string_value(value);
+
+		/* cut on a character boundary: the copy must stay valid UTF-8 */
 		len = RAY_PARSE_MAX_STRING;
+		while (len > 0 && (((unsigned char) text[len]) & 0xC0) == 0x80)
+			len--;
+	}
 	copy = malloc(len + 1);
 	if (copy == NULL)
 	{
@@ -178,6 +260,7 @@ ray_parse_job_object(json_t *object, RayJobInfo *info, char *errbuf)
 	{
 		snprintf(errbuf, RAY_PARSE_ERRLEN, "unknown job status \"%.40s\"",
 				 ray_json.string_value(status));
+		ray_parse_clean_message(errbuf);
 		return false;
 	}
 
@@ -288,6 +371,7 @@ ray_parse_job_list(const char *body, size_t len, RayJobList *list, char *errbuf)
 		if (!ray_parse_job_object(ray_json.array_get(root, i), &list->jobs[i], entry_err))
 		{
 			snprintf(errbuf, RAY_PARSE_ERRLEN, "job %zu of the list: %.200s", i, entry_err);
+			ray_parse_clean_message(errbuf);
 			ray_job_list_free(list);
 			ray_json_decref(root);
 			return false;

@@ -38,6 +38,10 @@ class FakeRay:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     spans: list[list[Any]] = field(default_factory=list)  # [method, path, start, end or None]
     status_after_submit: str = "PENDING"
+    # recorded behaviour: (seconds after its submission, status) a job moves
+    # through by itself, as a real Ray's jobs do; empty: it stays put
+    lifecycle: list[tuple[float, str]] = field(default_factory=list)
+    posts: dict[str, int] = field(default_factory=dict)  # POSTs per submission id
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
@@ -60,15 +64,28 @@ class FakeRay:
 
     def set_status(self, submission_id: str, status: str, **fields: Any) -> None:
         with self.lock:
-            job = self.jobs[submission_id]
-            job["status"] = status
-            now = int(time.time() * 1000)
-            if status == "RUNNING" and not job.get("start_time"):
+            self._set_status(self.jobs[submission_id], status, **fields)
+
+    @staticmethod
+    def _set_status(job: dict[str, Any], status: str, **fields: Any) -> None:
+        job["status"] = status
+        now = int(time.time() * 1000)
+        if status == "RUNNING" and not job.get("start_time"):
+            job["start_time"] = now
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            if not job.get("start_time"):
                 job["start_time"] = now
-            if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-                job.setdefault("start_time", now)
-                job["end_time"] = now
-            job.update(fields)
+            job["end_time"] = now
+        job.update(fields)
+
+    def _public(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A job as Ray shows it, moved along its lifecycle first (the lock is held)."""
+        if self.lifecycle and job["status"] in ("PENDING", "RUNNING"):
+            elapsed = time.monotonic() - job["_submitted"]
+            due = [status for after, status in self.lifecycle if elapsed >= after]
+            if due and due[-1] != job["status"]:
+                self._set_status(job, due[-1])
+        return {k: v for k, v in job.items() if not k.startswith("_")}
 
     def start(self) -> "FakeRay":
         fake = self
@@ -157,12 +174,13 @@ class FakeRay:
                     return self.send(200, json.dumps({"version": "4", "ray_version": "2.60.0-fake"}).encode())
                 if method == "GET" and path == "/api/jobs/":
                     with fake.lock:
-                        body = json.dumps(list(fake.jobs.values())).encode()
+                        body = json.dumps([fake._public(j) for j in fake.jobs.values()]).encode()
                     return self.send(200, body)
                 if method == "POST" and path == "/api/jobs/":
                     request = json.loads(payload)
                     sid = request["submission_id"]
                     with fake.lock:
+                        fake.posts[sid] = fake.posts.get(sid, 0) + 1
                         if sid in fake.jobs:
                             return self.send(500, f"ValueError: Job with submission_id {sid} already exists.".encode(),
                                              "text/plain")
@@ -170,7 +188,8 @@ class FakeRay:
                                           "status": fake.status_after_submit, "message": "fake",
                                           "error_type": None, "start_time": None, "end_time": None,
                                           "driver_exit_code": None, "metadata": request.get("metadata", {}),
-                                          "entrypoint": request["entrypoint"], "logs": "fake log\n"}
+                                          "entrypoint": request["entrypoint"], "logs": "fake log\n",
+                                          "_submitted": time.monotonic()}
                     return self.send(200, json.dumps({"job_id": sid, "submission_id": sid}).encode())
                 match = re.fullmatch(r"/api/jobs/([^/]+)(/logs|/stop)?", path)
                 if match:
@@ -182,13 +201,15 @@ class FakeRay:
                         if tail == "/logs" and method == "GET":
                             return self.send(200, json.dumps({"logs": job["logs"]}).encode())
                         if tail == "/stop" and method == "POST":
-                            running = job["status"] in ("PENDING", "RUNNING")
+                            running = fake._public(job)["status"] in ("PENDING", "RUNNING")
                             if running:
                                 job["status"] = "STOPPED"
                                 job["end_time"] = int(time.time() * 1000)
                             return self.send(200, json.dumps({"stopped": running}).encode())
                         if tail is None and method == "GET":
-                            return self.send(200, json.dumps({k: v for k, v in job.items() if k != "logs"}).encode())
+                            shown = fake._public(job)
+                            shown.pop("logs")
+                            return self.send(200, json.dumps(shown).encode())
                 self.send(404, b"Not Found", "text/plain")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -199,6 +199,63 @@ test_long_strings_are_cut(void)
 	free(body);
 }
 
+/*
+ * is_one_line_of_utf8
+ *		Whether text is valid UTF-8 without control characters: what a
+ *		message must be to go into a text column and one log line.
+ */
+static int
+is_one_line_of_utf8(const char *text)
+{
+	const unsigned char *at = (const unsigned char *) text;
+
+	while (*at)
+	{
+		int			length = *at < 0x80 ? 1 : (*at & 0xE0) == 0xC0 ? 2 : (*at & 0xF0) == 0xE0 ? 3 :
+			(*at & 0xF8) == 0xF0 ? 4 : 0;
+
+		if (length == 0 || (length == 1 && (*at < 0x20 || *at == 0x7F)))
+			return 0;
+		for (int i = 1; i < length; i++)
+			if ((at[i] & 0xC0) != 0x80)
+				return 0;
+		at += length;
+	}
+	return 1;
+}
+
+/* What the fuzzers found (the regress-* seeds of test/fuzz/corpus), kept as tests. */
+static void
+test_messages_are_one_line_of_utf8(void)
+{
+	RayJobInfo	info;
+	char		err[RAY_PARSE_ERRLEN];
+	/* an invalid escape followed by a raw multibyte character */
+	const char	raw[] = "{\"status\": \"FAILED\", \"message\": \"\\\xe7\x96\x89\"}";
+	size_t		n = RAY_PARSE_MAX_STRING + 10;
+	char	   *body = malloc(n + 64);
+	int			len;
+
+	ok(!ray_parse_job_info(raw, strlen(raw), &info, err) && is_one_line_of_utf8(err),
+	   "jansson's error quoting raw bytes becomes valid UTF-8");
+	ok(!PARSE_INFO("{\"status\": \"RUN\\nNING\"}", &info, err) && is_one_line_of_utf8(err) &&
+	   strstr(err, "unknown job status") != NULL,
+	   "an unknown status with a newline stays on one line");
+	ok(!PARSE_INFO("{\"status\": \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\"}", &info, err) &&
+	   is_one_line_of_utf8(err), "an unknown status cut inside a character stays valid UTF-8");
+
+	/* a message whose cut at the limit falls inside a two-byte character */
+	len = sprintf(body, "{\"status\": \"FAILED\", \"message\": \"");
+	memset(body + len, 'x', RAY_PARSE_MAX_STRING - 1);
+	strcpy(body + len + RAY_PARSE_MAX_STRING - 1, "\xc3\xa9tail\"}");
+	ok(ray_parse_job_info(body, strlen(body), &info, err) && is_one_line_of_utf8(info.message) &&
+	   strlen(info.message) == RAY_PARSE_MAX_STRING - 1,
+	   "a huge message is cut before a character, not inside it");
+	ray_job_info_free(&info);
+	free(body);
+	(void) n;
+}
+
 int
 main(void)
 {
@@ -208,6 +265,7 @@ main(void)
 	test_small_responses();
 	test_logs();
 	test_long_strings_are_cut();
+	test_messages_are_one_line_of_utf8();
 	printf("1..%d\n", test_number);
 	return failures == 0 ? 0 : 1;
 }
