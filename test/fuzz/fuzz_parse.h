@@ -312,4 +312,42 @@ fuzz_job_cleared(const RayJobInfo *info)
 		info->start_time_ms == 0 && info->end_time_ms == 0;
 }
 
+/*
+ * fuzz_required_string
+ *		The whole check of a parser of an object with one required string
+ *		field (ray_parse_version, ray_parse_submit): accepted exactly when
+ *		jansson reads an object with that string, which comes back as it
+ *		is (cut as ray_parse_strdup cuts); otherwise one line in errbuf and
+ *		no result.
+ */
+static inline int
+fuzz_required_string(const uint8_t *data, size_t size, const char *key,
+					 bool (*parse) (const char *body, size_t len, char **result, char *errbuf))
+{
+	char	   *errbuf = fuzz_errbuf_new();
+	json_t	   *root = fuzz_load(data, size);
+	json_t	   *value = NULL;
+	char		garbage = 0;
+	char	   *result = &garbage;
+	bool		ok;
+
+	if (root != NULL && json_is_object(root))
+		value = json_object_get(root, key);
+
+	ok = parse((const char *) data, size, &result, errbuf);
+	FUZZ_ASSERT(ok == json_is_string(value));
+	if (ok)
+		fuzz_check_copy(result, value);
+	else
+	{
+		fuzz_check_error(errbuf);
+		FUZZ_ASSERT(result == NULL);
+	}
+	free(result);
+
+	json_decref(root);
+	free(errbuf);
+	return 0;
+}
+
 #endif							/* FUZZ_PARSE_H */
