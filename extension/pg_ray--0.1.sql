@@ -1903,6 +1903,9 @@ COMMENT ON FUNCTION ray._current_attempt(bigint, integer, text[]) IS
  * Take queued jobs of ready groups into SUBMITTING as a new attempt.  The
  * attempt and its submission id are committed before anything is sent, so
  * a crash after this point is resumed with the same id, never a second one.
+ * A group has at most max_jobs jobs in SUBMITTING at once: the rest wait in
+ * QUEUED, so that a burst of submissions (or a Ray that answers slowly) is
+ * fed to Ray as fast as it takes them, not all at once.
  */
 CREATE FUNCTION ray._begin_attempts(max_jobs integer DEFAULT 50)
 RETURNS integer
@@ -1917,11 +1920,19 @@ DECLARE
 	failure text;
 BEGIN
 	FOR id IN
+		WITH room AS (
+			SELECT g.name,
+				   max_jobs - (SELECT count(*) FROM ray.job s
+							   WHERE s.resource_group = g.name AND s.state = 'SUBMITTING') AS free
+			FROM ray.resource_group g
+			WHERE g.state = 'READY' AND g.delete_requested_at IS NULL),
+		next AS (
+			SELECT q.job_id, row_number() OVER (PARTITION BY q.resource_group ORDER BY q.job_id) AS place, r.free
+			FROM ray.job q JOIN room r ON r.name = q.resource_group
+			WHERE q.state = 'QUEUED')
 		SELECT j.job_id FROM ray.job j
-		JOIN ray.resource_group g ON g.name = j.resource_group
-		WHERE j.state = 'QUEUED' AND g.state = 'READY' AND g.delete_requested_at IS NULL
+		WHERE j.job_id IN (SELECT next.job_id FROM next WHERE next.place <= next.free) AND j.state = 'QUEUED'
 		ORDER BY j.job_id
-		LIMIT max_jobs
 		FOR UPDATE OF j SKIP LOCKED
 	LOOP
 		UPDATE ray.job SET
@@ -1948,7 +1959,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ray._begin_attempts(integer) IS
-'Move queued jobs of ready resource groups to SUBMITTING as a new attempt with its fixed submission id.';
+'Move queued jobs of ready resource groups to SUBMITTING as a new attempt with its fixed submission id, at most max_jobs per group in SUBMITTING at once.';
 
 /*
  * What the worker has to do with Ray now, one row per thing.  The worker

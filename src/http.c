@@ -42,6 +42,9 @@
 
 #define PG_RAY_USER_AGENT "pg_ray/0.1"
 
+/* Connections of the worker to Ray at once (see http_multi_init). */
+#define HTTP_MAX_CONNECTIONS 64
+
 /* One socket libcurl asked us to watch, and for what. */
 typedef struct HttpSocket
 {
@@ -510,6 +513,15 @@ http_multi_init(void)
 	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket_callback);
 	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_callback);
 	curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, 32L);
+
+	/*
+	 * At most this many connections at once; libcurl queues the other
+	 * transfers.  Each connection is a socket of the worker's, which shares
+	 * the process's descriptors with PostgreSQL: thousands of jobs being
+	 * submitted at once once left none to wait with ("epoll_create1 failed:
+	 * Too many open files"), and the worker restarting into the same state.
+	 */
+	curl_multi_setopt(http_multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) HTTP_MAX_CONNECTIONS);
 }
 
 static void

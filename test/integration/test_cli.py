@@ -338,6 +338,16 @@ def test_connection_settings_the_libpq_way(users: dict[str, str], tmp_path: Path
                    env={"PGPASSFILE": str(passfile)})
     assert conninfo.returncode == 0, conninfo.stderr
 
+    # a service file names it all
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[warehouse]\nhost=127.0.0.1\nport={s['PGPORT']}\nuser=cli_carol\ndbname=postgres\n")
+    service = run("group", "list", "-d", "service=warehouse",
+                  env={"PGSERVICEFILE": str(services), "PGPASSFILE": str(passfile)})
+    assert service.returncode == 0 and "it-ray" in service.stdout, service.stderr
+    by_env = run("job", "list", env={"PGSERVICEFILE": str(services), "PGSERVICE": "warehouse",
+                                     "PGPASSFILE": str(passfile)})
+    assert by_env.returncode == 0 and by_env.stdout == "No jobs.\n", by_env.stderr
+
 
 def test_unreachable_server_exits_2() -> None:
     with socket.socket() as sock:
