@@ -1920,20 +1920,17 @@ DECLARE
 	failure text;
 BEGIN
 	FOR id IN
-		WITH room AS (
-			SELECT g.name,
-				   max_jobs - (SELECT count(*) FROM ray.job s
-							   WHERE s.resource_group = g.name AND s.state = 'SUBMITTING') AS free
-			FROM ray.resource_group g
-			WHERE g.state = 'READY' AND g.delete_requested_at IS NULL),
-		next AS (
-			SELECT q.job_id, row_number() OVER (PARTITION BY q.resource_group ORDER BY q.job_id) AS place, r.free
-			FROM ray.job q JOIN room r ON r.name = q.resource_group
-			WHERE q.state = 'QUEUED')
-		SELECT j.job_id FROM ray.job j
-		WHERE j.job_id IN (SELECT next.job_id FROM next WHERE next.place <= next.free) AND j.state = 'QUEUED'
+		SELECT j.job_id
+		FROM ray.resource_group g
+		CROSS JOIN LATERAL (
+			SELECT q.job_id FROM ray.job q
+			WHERE q.resource_group = g.name AND q.state = 'QUEUED'
+			ORDER BY q.job_id
+			LIMIT greatest(0, max_jobs - (SELECT count(*) FROM ray.job s
+										  WHERE s.resource_group = g.name AND s.state = 'SUBMITTING'))
+			FOR UPDATE OF q SKIP LOCKED) j
+		WHERE g.state = 'READY' AND g.delete_requested_at IS NULL
 		ORDER BY j.job_id
-		FOR UPDATE OF j SKIP LOCKED
 	LOOP
 		UPDATE ray.job SET
 			attempts = attempts + 1,
