@@ -212,8 +212,13 @@ class FakeRay:
                             return self.send(200, json.dumps(shown).encode())
                 self.send(404, b"Not Found", "text/plain")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            # a dashboard's backlog, not socketserver's 5: under load, dropped
+            # SYNs would make the stand-in, not pg_ray, the bottleneck
+            request_queue_size = 128
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
