@@ -21,6 +21,7 @@ OBJS = \
 	src/package.o \
 	src/batch.o \
 	src/publish.o \
+	src/fault.o \
 	src/provider_local.o
 
 # The control file and scripts live in extension/, so they are installed as

@@ -2258,12 +2258,16 @@ BEGIN
 	IF job.kind = 'batch_inference' AND why ~ 'pg_ray runner: [^\n]* failed: ' THEN
 		why := (regexp_match(why, '(pg_ray runner: [^\n]* failed: [^\n]*)'))[1];
 	END IF;
+	-- a batch runner that lost its database (the server crashed or restarted
+	-- under it) exits 75: that attempt was lost to the infrastructure too
 	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
 		AND (ray._is_infrastructure_failure(ray_error_type)
+			 OR (job.kind = 'batch_inference' AND exit_code = 75)
 			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
 			coalesce(ray_error_type, 'a failure'), why),
-			CASE WHEN ray._is_infrastructure_failure(ray_error_type) THEN 'lost' ELSE 'failed' END);
+			CASE WHEN ray._is_infrastructure_failure(ray_error_type)
+					  OR (job.kind = 'batch_inference' AND exit_code = 75) THEN 'lost' ELSE 'failed' END);
 		RETURN;
 	END IF;
 

@@ -554,6 +554,9 @@ pg_ray_dispatch_start_planned(void)
 			poll->next_poll_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															 poll->interval_ms);
 		}
+		/* for the crash matrix: SUBMITTING, the POST not sent */
+		if (req->purpose == DISPATCH_SUBMIT)
+			pg_ray_fault_point("before_submit");
 		PG_TRY();
 		{
 			pg_ray_http_start(req);
@@ -1190,6 +1193,16 @@ pg_ray_dispatch_apply_done(void)
 
 	if (req == NULL)
 		return false;
+
+	/*
+	 * For the crash matrix: Ray has the run but it is not recorded, or a
+	 * job's new status is not.  Only the first answer of a batch is looked
+	 * at: the rest are applied in a transaction, where no point may wait.
+	 */
+	if (req->purpose == DISPATCH_SUBMIT)
+		pg_ray_fault_point("after_submit");
+	else if (req->purpose == DISPATCH_POLL_GROUP)
+		pg_ray_fault_point("before_status");
 
 	dispatch_init();
 	SetCurrentStatementStartTimestamp();

@@ -50,6 +50,7 @@ int			pg_ray_scale_cooldown_s = 10;
 bool		pg_ray_local_nodes = true;
 bool		pg_ray_stop_nodes_at_shutdown = false;
 char	   *pg_ray_runner_host = NULL;
+char	   *pg_ray_fault_pause_at = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -288,6 +289,15 @@ pg_ray_define_gucs(void)
 							   "127.0.0.1",
 							   PGC_SIGHUP,
 							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.fault_pause_at",
+							   "For tests: a step of the worker at which it stops and waits (before_submit, after_submit, before_status).",
+							   "Empty, the default, in production.  See src/fault.c.",
+							   &pg_ray_fault_pause_at,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_ray");

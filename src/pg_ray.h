@@ -54,6 +54,7 @@ extern int	pg_ray_scale_cooldown_s;
 extern bool pg_ray_local_nodes;
 extern bool pg_ray_stop_nodes_at_shutdown;
 extern char *pg_ray_runner_host;
+extern char *pg_ray_fault_pause_at;
 
 /*
  * State of the background worker, in shared memory.  The worker writes it;
@@ -101,6 +102,9 @@ extern void pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *value
 							const char *nulls);
 
 /* dispatcher.c */
+/* fault.c */
+extern void pg_ray_fault_point(const char *point);
+
 extern void pg_ray_dispatch_plan(void);
 extern void pg_ray_dispatch_start_planned(void);
 extern void pg_ray_dispatch_discard_planned(void);

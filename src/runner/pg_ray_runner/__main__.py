@@ -2,7 +2,10 @@
 
 It connects with libpq's environment (a role made for this run), asks
 ray._run_spec() what to do, runs the pipeline, prints one summary line and
-exits 0, or prints one line saying what failed and exits 1.
+exits 0, or prints one line saying what failed and exits 1, or
+EXIT_DATABASE_LOST when the failure was the database going away (a crash or
+restart of the server): pg_ray then runs the attempt again, as after a lost
+Ray node, since nothing of an attempt is published unless it finished.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from .pipeline import RunError, RunResult, run
 from .spec import RunSpec
 
 MAX_MESSAGE = 500
+# EX_TEMPFAIL of sysexits.h; ray._apply_job_info knows it
+EXIT_DATABASE_LOST = 75
+# connection exceptions, and the server shutting down or restarting under us
+_LOST_STATES = ("57P01", "57P02", "57P03")
 
 
 def _first_line(text: str) -> str:
@@ -46,6 +53,28 @@ def describe(error: BaseException) -> str:
                 return f"{match[1]}: {_first_line(match[2])}"
     text = _first_line(str(error))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def database_lost(error: BaseException) -> bool:
+    """Whether a failure was the database connection going away, not the run's own fault;
+    looked for through Ray's task wrappers and the exception's causes."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, psycopg.OperationalError):
+            state = current.sqlstate
+            if state is None or state.startswith("08") or state in _LOST_STATES:
+                return True
+        if isinstance(current, ray.exceptions.RayTaskError) and isinstance(current.cause, BaseException):
+            pending.append(current.cause)
+        pending += [current.__cause__, current.__context__]
+    # errors Ray keeps only as text, such as an actor's failing __init__
+    text = str(error)
+    return "server closed the connection unexpectedly" in text or "terminating connection due to" in text
 
 
 def fetch_spec(db: Database) -> tuple[RunSpec, bytes | None]:
@@ -80,6 +109,10 @@ def main(db: Database | None = None) -> int:
         if not isinstance(error, (ModelError, RunError, ValueError, psycopg.Error, ray.exceptions.RayError)):
             # a failure of the runner itself: where it happened matters
             traceback.print_exception(error, file=sys.stderr)
+        if database_lost(error):
+            print(f"{what} failed: the database connection was lost: {describe(error)}",
+                  file=sys.stderr, flush=True)
+            return EXIT_DATABASE_LOST
         print(f"{what} failed: {describe(error)}", file=sys.stderr, flush=True)
         return 1
     print(result.summary(), flush=True)
