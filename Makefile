@@ -65,6 +65,19 @@ src/cli/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
 		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
 		-o $@ $(CLI_SOURCES) -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libzip)
 
+# The same client under AddressSanitizer and UndefinedBehaviorSanitizer, for
+# scripts/test, which runs the client's integration tests with it too.
+build/asan/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
+	mkdir -p build/asan
+	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
+		-o $@ $(CLI_SOURCES) -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libzip)
+
+cli-asan: build/asan/pg_ray
+
+.PHONY: cli-asan
+
 install: install-cli
 
 install-cli: src/cli/pg_ray

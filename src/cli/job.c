@@ -126,9 +126,9 @@ job_check_json(PGconn *conn, const char *option, const char *value)
  *		server, which parses JSON already.
  */
 static char *
-job_runtime_env_working_dir(PGconn *conn, const char **runtime_env, char **excludes)
+job_runtime_env_working_dir(PGconn *conn, const char *runtime_env, char **rest, char **excludes)
 {
-	const char *params[1] = {*runtime_env};
+	const char *params[1] = {runtime_env};
 	PGresult   *result = cli_exec(conn,
 								  "SELECT CASE WHEN $1::jsonb ->> 'working_dir' LIKE '%://%' THEN ''"
 								  " ELSE coalesce($1::jsonb ->> 'working_dir', '') END, "
@@ -145,7 +145,7 @@ job_runtime_env_working_dir(PGconn *conn, const char **runtime_env, char **exclu
 		exit(EXIT_FAILED);
 	}
 	dir = strdup(PQgetvalue(result, 0, 0));
-	*runtime_env = strdup(PQgetvalue(result, 0, 1));
+	*rest = strdup(PQgetvalue(result, 0, 1));
 	*excludes = PQgetisnull(result, 0, 2) ? NULL : strdup(PQgetvalue(result, 0, 2));
 	PQclear(result);
 	return dir;
@@ -188,6 +188,122 @@ job_working_dir_limit(PGconn *conn)
 		limit = atoll(PQgetvalue(result, 0, 0));
 	PQclear(result);
 	return limit;
+}
+
+/* What "job submit" sends, and what it allocates on the way (freed by its caller). */
+typedef struct SubmitRequest
+{
+	const char *group;
+	const char *working_dir;
+	const char *runtime_env;
+	const char *metadata;
+	const char *num_cpus;
+	const char *num_gpus;
+	const char *memory;
+	const char *resources;
+	const char *max_attempts;
+	bool		no_wait;
+	OutputFormat format;
+	char	   *entrypoint;
+	char	   *owned_runtime_env;	/* runtime_env without a local working_dir */
+	char	   *env_dir;
+	char	   *excludes;
+	char	   *zip;
+	size_t		zip_length;
+	char	   *job_id;
+} SubmitRequest;
+
+/*
+ * job_submit_connected
+ *		Upload the working directory, queue the job with ray.submit_job and,
+ *		unless --no-wait, follow it; the exit status.
+ */
+static int
+job_submit_connected(PGconn *conn, SubmitRequest *r)
+{
+	PGresult   *result;
+
+	if (r->runtime_env != NULL)
+	{
+		if (!job_check_json(conn, "--runtime-env-json", r->runtime_env))
+			return EXIT_FAILED;
+		r->env_dir = job_runtime_env_working_dir(conn, r->runtime_env, &r->owned_runtime_env,
+												 &r->excludes);
+		r->runtime_env = r->owned_runtime_env;
+		if (r->env_dir[0] != '\0')
+		{
+			if (r->working_dir != NULL)
+			{
+				cli_error("the job names two working directories: --working-dir and \"working_dir\" in --runtime-env-json");
+				return EXIT_FAILED;
+			}
+			r->working_dir = r->env_dir;
+		}
+	}
+	if (r->metadata != NULL && !job_check_json(conn, "--metadata-json", r->metadata))
+		return EXIT_FAILED;
+	if (r->resources != NULL && !job_check_json(conn, "--entrypoint-resources", r->resources))
+		return EXIT_FAILED;
+	if (r->working_dir != NULL)
+	{
+		long long	limit = job_working_dir_limit(conn);
+
+		r->zip = cli_zip_working_dir(r->working_dir, r->excludes, &r->zip_length);
+		if (r->zip == NULL)
+			return EXIT_FAILED;
+		/* refused here rather than after sending it all */
+		if ((long long) r->zip_length > limit)
+		{
+			cli_error("working directory is too large: %zu bytes", r->zip_length);
+			fprintf(stderr, "DETAIL:  The limit is %lld bytes (pg_ray.max_working_dir_bytes).\n"
+					"HINT:  Leave data out of the working directory (.gitignore, .rayignore) and read it from tables.\n",
+					limit);
+			return EXIT_FAILED;
+		}
+	}
+
+	{
+		const char *params[10] = {r->group, r->entrypoint, r->runtime_env, r->metadata, r->num_cpus,
+		r->num_gpus, r->memory, r->resources, r->max_attempts, r->zip};
+
+		result = cli_exec_binary_param(conn,
+									   "SELECT ray.submit_job(resource_group => $1, entrypoint => $2, "
+									   "runtime_env => coalesce($3::jsonb, '{}'), metadata => coalesce($4::jsonb, '{}'), "
+									   "entrypoint_num_cpus => $5::numeric, entrypoint_num_gpus => $6::numeric, "
+									   "entrypoint_memory => $7::bigint, entrypoint_resources => coalesce($8::jsonb, '{}'), "
+									   "max_attempts => coalesce($9::integer, 1), working_dir => $10::bytea)",
+									   10, params, 9, (int) r->zip_length);
+	}
+	if (PQresultStatus(result) != PGRES_TUPLES_OK)
+	{
+		cli_print_server_error(result);
+		PQclear(result);
+		return EXIT_FAILED;
+	}
+	r->job_id = strdup(PQgetvalue(result, 0, 0));
+	PQclear(result);
+
+	/* the id alone on stdout, for id=$(pg_ray job submit --no-wait ...) */
+	fprintf(stderr, "Job %s submitted to resource group \"%s\".\n", r->job_id, r->group);
+	if (r->no_wait)
+	{
+		if (r->format == FORMAT_JSON)
+			printf("{\"job_id\": %s}\n", r->job_id);
+		else
+			printf("%s\n", r->job_id);
+		return EXIT_OK;
+	}
+	else
+	{
+		/* in JSON, the log is for the eyes and the job's row for programs */
+		int			status = cli_follow_job(conn, r->job_id, r->format == FORMAT_JSON ? stderr : stdout,
+											true, false);
+
+		if (r->format == FORMAT_JSON && status != EXIT_INTERRUPTED &&
+			!job_print_json_row(conn, r->job_id))
+			status = EXIT_FAILED;
+		return status;
+	}
 }
 
 /*
@@ -243,7 +359,6 @@ job_submit(int argc, char **argv)
 	const char *group = getenv("PG_RAY_RESOURCE_GROUP");
 	const char *working_dir = NULL;
 	const char *runtime_env = NULL;
-	char	   *excludes = NULL;
 	const char *metadata = NULL;
 	const char *num_cpus = NULL;
 	const char *num_gpus = NULL;
@@ -251,12 +366,9 @@ job_submit(int argc, char **argv)
 	const char *resources = NULL;
 	const char *max_attempts = NULL;
 	bool		no_wait = false;
-	char	   *entrypoint;
-	char	   *zip = NULL;
-	size_t		zip_length = 0;
+	SubmitRequest request = {0};
 	PGconn	   *conn;
-	PGresult   *result;
-	char	   *job_id;
+	int			status;
 	int			opt;
 
 	while ((opt = getopt_long(argc, argv, "+:" CLI_COMMON_SHORT "g:", long_options, NULL)) != -1)
@@ -316,92 +428,29 @@ job_submit(int argc, char **argv)
 		cli_usage_error("job submit", "no resource group given; use --resource-group or set PG_RAY_RESOURCE_GROUP");
 		return EXIT_FAILED;
 	}
-	entrypoint = cli_shell_join(argc - optind, argv + optind);
+	request.group = group;
+	request.working_dir = working_dir;
+	request.runtime_env = runtime_env;
+	request.metadata = metadata;
+	request.num_cpus = num_cpus;
+	request.num_gpus = num_gpus;
+	request.memory = memory;
+	request.resources = resources;
+	request.max_attempts = max_attempts;
+	request.no_wait = no_wait;
+	request.format = options.format;
+	request.entrypoint = cli_shell_join(argc - optind, argv + optind);
 
 	conn = cli_connect(&options);
-	if (runtime_env != NULL)
-	{
-		char	   *env_dir;
-
-		if (!job_check_json(conn, "--runtime-env-json", runtime_env))
-			return EXIT_FAILED;
-		env_dir = job_runtime_env_working_dir(conn, &runtime_env, &excludes);
-		if (env_dir[0] != '\0')
-		{
-			if (working_dir != NULL)
-			{
-				cli_error("the job names two working directories: --working-dir and \"working_dir\" in --runtime-env-json");
-				return EXIT_FAILED;
-			}
-			working_dir = env_dir;
-		}
-	}
-	if (metadata != NULL && !job_check_json(conn, "--metadata-json", metadata))
-		return EXIT_FAILED;
-	if (resources != NULL && !job_check_json(conn, "--entrypoint-resources", resources))
-		return EXIT_FAILED;
-	if (working_dir != NULL)
-	{
-		long long	limit = job_working_dir_limit(conn);
-
-		zip = cli_zip_working_dir(working_dir, excludes, &zip_length);
-		if (zip == NULL)
-			return EXIT_FAILED;
-		/* refused here rather than after sending it all */
-		if ((long long) zip_length > limit)
-		{
-			cli_error("working directory is too large: %zu bytes", zip_length);
-			fprintf(stderr, "DETAIL:  The limit is %lld bytes (pg_ray.max_working_dir_bytes).\n"
-					"HINT:  Leave data out of the working directory (.gitignore, .rayignore) and read it from tables.\n",
-					limit);
-			return EXIT_FAILED;
-		}
-	}
-
-	{
-		const char *params[10] = {group, entrypoint, runtime_env, metadata, num_cpus, num_gpus,
-		memory, resources, max_attempts, zip};
-
-		result = cli_exec_binary_param(conn,
-									   "SELECT ray.submit_job(resource_group => $1, entrypoint => $2, "
-									   "runtime_env => coalesce($3::jsonb, '{}'), metadata => coalesce($4::jsonb, '{}'), "
-									   "entrypoint_num_cpus => $5::numeric, entrypoint_num_gpus => $6::numeric, "
-									   "entrypoint_memory => $7::bigint, entrypoint_resources => coalesce($8::jsonb, '{}'), "
-									   "max_attempts => coalesce($9::integer, 1), working_dir => $10::bytea)",
-									   10, params, 9, (int) zip_length);
-	}
-	free(zip);
-	if (PQresultStatus(result) != PGRES_TUPLES_OK)
-	{
-		cli_print_server_error(result);
-		PQclear(result);
-		PQfinish(conn);
-		return EXIT_FAILED;
-	}
-	job_id = strdup(PQgetvalue(result, 0, 0));
-	PQclear(result);
-
-	/* the id alone on stdout, for id=$(pg_ray job submit --no-wait ...) */
-	fprintf(stderr, "Job %s submitted to resource group \"%s\".\n", job_id, group);
-	if (no_wait && options.format == FORMAT_JSON)
-		printf("{\"job_id\": %s}\n", job_id);
-	else if (no_wait)
-		printf("%s\n", job_id);
-	if (!no_wait)
-	{
-		int			status;
-
-		/* in JSON, the log is for the eyes and the job's row for programs */
-		status = cli_follow_job(conn, job_id, options.format == FORMAT_JSON ? stderr : stdout,
-								true, false);
-		if (options.format == FORMAT_JSON && status != EXIT_INTERRUPTED &&
-			!job_print_json_row(conn, job_id))
-			status = EXIT_FAILED;
-		PQfinish(conn);
-		return status;
-	}
+	status = job_submit_connected(conn, &request);
 	PQfinish(conn);
-	return EXIT_OK;
+	free(request.entrypoint);
+	free(request.owned_runtime_env);
+	free(request.env_dir);
+	free(request.excludes);
+	free(request.zip);
+	free(request.job_id);
+	return status;
 }
 
 /*

@@ -40,7 +40,9 @@ def connect(dbname: str = "postgres", user: str = "postgres") -> psycopg.Connect
                            dbname=dbname, autocommit=True)
 
 
-CLIENT = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip()) / "pg_ray"
+# the installed client, or another build of it (scripts/test: one under sanitizers)
+CLIENT = Path(os.environ.get("PG_RAY_CLIENT")
+              or Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip()) / "pg_ray")
 
 
 def client_env(user: str = "postgres", **more: str) -> dict[str, str]:
