@@ -802,6 +802,7 @@ dispatch_apply_check_submission(PgRayHttpRequest *req)
 		{
 			values[2] = CStringGetTextDatum(psprintf("GET %s: %s", req->url, errbuf));
 			pg_ray_spi_exec("SELECT ray._apply_submission_trouble($1, $2, $3)", 3, types, values, NULL);
+			dispatch_ask_later = true;
 			return;
 		}
 		PG_TRY();
@@ -1150,8 +1151,14 @@ dispatch_apply(PgRayHttpRequest *req)
 					values[3] = BoolGetDatum(truncated);
 					free(logs);
 				}
-				else if (dispatch_no_answer(req) && !req->response_too_large)
+				else if (!req->response_too_large &&
+						 (dispatch_no_answer(req) || pg_ray_http_succeeded(req)))
 				{
+					/*
+					 * No answer, or one spoiled on the way (a proxy's page, a
+					 * body cut short): asked again later.  Only Ray's refusal
+					 * or a log too large to take is noted for good.
+					 */
 					dispatch_ask_later = true;
 					break;
 				}
