@@ -76,7 +76,32 @@ build/asan/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
 
 cli-asan: build/asan/pg_ray
 
-.PHONY: cli-asan
+# The extension itself under the same sanitizers, built apart from the
+# normal objects.  scripts/check-asan installs it in place of the normal
+# build, runs the server with the sanitizer's runtime preloaded, and puts
+# the normal build back (docs/reliability.md).
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+ASAN_OBJS = $(patsubst src/%.o,build/asan/ext/%.o,$(OBJS))
+
+build/asan/ext/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p build/asan/ext
+	$(CC) $(CFLAGS) $(CFLAGS_SL) $(CPPFLAGS) $(ASAN_CFLAGS) -c -o $@ $<
+
+build/asan/pg_ray.so: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(ASAN_CFLAGS) -shared -o $@ $(ASAN_OBJS) $(LDFLAGS) $(LDFLAGS_SL) $(SHLIB_LINK)
+
+# Preloaded after the sanitizer's runtime so that the server can start
+# under it (see the file for why).
+build/asan/asan_init_first.so: test/sanitizer/asan_init_first.c
+	@mkdir -p build/asan
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -Werror -o $@ $< -ldl
+
+extension-asan: build/asan/pg_ray.so build/asan/asan_init_first.so
+
+check-asan:
+	scripts/check-asan
+
+.PHONY: cli-asan extension-asan check-asan
 
 install: install-cli
 

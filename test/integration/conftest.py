@@ -153,9 +153,14 @@ class RayHead:
             return json.loads(response.read())
 
     def submissions_of(self, job_id: int) -> list[dict[str, Any]]:
-        """Every Ray submission pg_ray made for one of its jobs."""
-        return [j for j in self.rest("GET", "/api/jobs/")
-                if (j.get("metadata") or {}).get("pg_ray_job_id") == str(job_id)]
+        """Every Ray submission pg_ray made for one of its jobs.  By the
+        installation's prefix of the submission ids: the head outlives
+        installations (the extension dropped and created again), whose job
+        ids start again at 1."""
+        with connect() as c:
+            install = c.execute("SELECT id FROM ray.installation").fetchone()[0]
+        prefix = f"pgray-{install}-{job_id}-"
+        return [j for j in self.rest("GET", "/api/jobs/") if (j.get("submission_id") or "").startswith(prefix)]
 
 
 @pytest.fixture(scope="session")

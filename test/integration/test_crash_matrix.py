@@ -188,22 +188,31 @@ def batch_group(local_nodes: psycopg.Connection) -> Iterator[None]:
         drop_user(c)
 
 
-def group_runs(db: psycopg.Connection, job_id: int) -> list[dict[str, Any]]:
-    """The runs the local group's Ray holds for a job."""
+def group_rest(db: psycopg.Connection, path: str) -> Any:
+    """GET from the local group's dashboard, waiting for a head killed by the
+    test to come back."""
     url = db.execute("SELECT dashboard_url FROM ray.resource_group WHERE name = %s", (GROUP,)).fetchone()[0]
     token = db.execute("SELECT token FROM ray.resource_group_secret WHERE resource_group = %s", (GROUP,)).fetchone()[0]
-    request = urllib.request.Request(url + "/api/jobs/", headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
 
-    def fetch() -> list[dict[str, Any]] | None:
-        # a head killed by the test may still be coming back
+    def fetch() -> Any:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return [r for r in json.loads(response.read())
-                        if (r.get("metadata") or {}).get("pg_ray_job_id") == str(job_id)]
+                return json.loads(response.read())
         except OSError:
             return None
 
-    return wait_for(lambda: (runs := fetch()) is not None and [runs], "the group's head to answer", 120)[0]
+    return wait_for(lambda: (answer := fetch()) is not None and [answer], "the group's head to answer", 120)[0]
+
+
+def group_runs(db: psycopg.Connection, job_id: int) -> list[dict[str, Any]]:
+    """The runs the local group's Ray holds for a job."""
+    return [r for r in group_rest(db, "/api/jobs/") if (r.get("metadata") or {}).get("pg_ray_job_id") == str(job_id)]
+
+
+def group_logs(db: psycopg.Connection, submission_id: str) -> str:
+    """What the local group's Ray says the log of a run is."""
+    return group_rest(db, f"/api/jobs/{submission_id}/logs")["logs"]
 
 
 @pytest.mark.parametrize("state", list(BATCH_HOLDS))
@@ -288,3 +297,68 @@ def test_crash_batch(victim: str, state: str, batch_group: None) -> None:
             except psycopg.Error:
                 pass
         RESULTS.append(("batch", victim, state, result))
+
+
+# ---------------------------------------------------------------------------
+# script jobs on the local group, with Ray's own processes as victims
+# ---------------------------------------------------------------------------
+
+def local_entrypoint(marker: str) -> str:
+    # long enough to be caught RUNNING and crashed there
+    return f"python -c \"import time; print('{marker}', flush=True); time.sleep(8)\""
+
+
+@pytest.mark.parametrize("state", list(HOLDS))
+@pytest.mark.parametrize("victim", ["ray head", "ray worker node"])
+def test_crash_script_on_local_group(victim: str, state: str, batch_group: None) -> None:
+    """A script job whose driver runs on the group's worker node (the head
+    has no CPUs: entrypoint_num_cpus puts it there), crashed with the head or
+    that node.  A run lost with them is the infrastructure's fault: the job
+    runs again (max_attempts 2) and ends SUCCEEDED; no driver of a lost run
+    is left running."""
+    point, held_state = HOLDS[state]
+    marker = f"crash-matrix-local-{len(RESULTS)}-end"
+    result = "FAILED"
+
+    def run(db: psycopg.Connection) -> int:
+        return db.execute("SELECT ray.submit_job(%s, %s, entrypoint_num_cpus => 1, max_attempts => 2)",
+                          (GROUP, local_entrypoint(marker))).fetchone()[0]
+    try:
+        with connect() as db:
+            arm(db, point)
+            jobs = [run(db)]
+            if point is not None:
+                wait_for(lambda: paused_at(point), f"the worker to pause at {point}", 120)
+            if state == "QUEUED":
+                jobs.append(run(db))
+            wait_for_state(db, jobs[-1], {held_state}, 180)
+            db.execute("ALTER SYSTEM RESET pg_ray.fault_pause_at")
+        crash(victim)
+        with wait_for(lambda: connect(), "the server after the crash") as db:
+            outcomes = []
+            for job in jobs:
+                state_now = db.execute("SELECT ray.wait_job(%s, '5 minutes')", (job,)).fetchone()[0]
+                attempts, message = db.execute("SELECT attempts, message FROM ray.job WHERE job_id = %s",
+                                               (job,)).fetchone()
+                assert state_now == "SUCCEEDED", (state_now, message)
+                runs = group_runs(db, job)
+                ids = [r["submission_id"] for r in runs]
+                if victim == "ray head":
+                    # the new head holds at most the runs made since it started
+                    assert len(ids) == len(set(ids)) <= attempts, (ids, attempts)
+                else:
+                    assert len(ids) == len(set(ids)) == attempts, (ids, attempts)
+                # the log kept is Ray's (which, for a driver on a worker node
+                # of a group whose nodes share one host, is only the head's
+                # part: docs/operations.md, local resource groups)
+                sid = db.execute("SELECT ray_submission_id FROM ray.job WHERE job_id = %s", (job,)).fetchone()[0]
+                ray_log = group_logs(db, sid)
+                wait_for(lambda: db.execute("SELECT log FROM ray.job_log WHERE job_id = %s", (job,)).fetchone()
+                         == (ray_log,), "the job's log to be kept")
+                outcomes.append(f"SUCCEEDED in {attempts} attempt(s)")
+            # no driver of a lost run goes on somewhere
+            wait_for(lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1,
+                     "no driver of the job left running", 60)
+        result = "holds: " + "; ".join(outcomes) + ", each run once in Ray, Ray's log kept, no driver left"
+    finally:
+        RESULTS.append(("script (local group)", victim, state, result))

@@ -5,6 +5,7 @@ doubled."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Callable, Iterator
 import psycopg
 import pytest
 
-from conftest import events, wait_for, wait_for_state
+from conftest import connect, events, wait_for, wait_for_state, worker_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fault_server import FakeRay, Fault  # noqa: E402
@@ -230,3 +231,39 @@ def test_a_slow_cluster_does_not_stall_another(db: psycopg.Connection, fake: Fak
                    and (s[3] is None or s[3] > float(last))]
     assert hanging, "the worker waited for the slow cluster before moving the other job"
     assert job_state(db, stuck) == "PENDING"
+
+
+def test_a_worker_waiting_on_connections_that_hang_is_idle(db: psycopg.Connection, fake: FakeRay) -> None:
+    """With its connections to Ray hanging in SYN-SENT (a dashboard whose
+    accept queue is full drops the SYNs), the worker waits for them instead
+    of running round after round: 60 jobs, 50 of them SUBMITTING (the cap),
+    each with a check that cannot connect."""
+    group = register(db, fake)
+    port = int(fake.url.rsplit(":", 1)[1])
+    fake.stop()
+    # the same port, never accepting, its one-place queue filled by the test
+    hole = socket.socket()
+    hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hole.bind(("127.0.0.1", port))
+    hole.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        jobs = [db.execute("SELECT ray.submit_job(%s, 'python x.py')", (group,)).fetchone()[0] for _ in range(60)]
+        wait_for(lambda: sum(job_state(db, j) == "SUBMITTING" for j in jobs) == min(len(jobs), 50),
+                 "the jobs to be SUBMITTING")
+        with connect() as other:
+            before = worker_status(other)["rounds"]
+            # a window shorter than the HTTP timeout: every request hangs throughout
+            other.execute("SELECT pg_sleep(3)")
+            after = worker_status(other)["rounds"]
+        assert after - before <= 6, f"{after - before} rounds while waiting on the network"
+        db.execute("SELECT ray.stop_job(j) FROM unnest(%s::bigint[]) j", (jobs,))
+    finally:
+        for filler in fillers:
+            filler.close()
+        hole.close()
