@@ -1,8 +1,10 @@
 """The crash matrix: for each victim (the background worker, killed with
 SIGKILL, which makes PostgreSQL restart every backend; the postmaster,
-stopped immediately and started again), each state a job can be caught in,
-and both kinds of job (a script on the real Ray head; a batch inference on a
-local group), crash the victim there and check the invariants: the job
+stopped immediately and started again; the Ray head and a Ray worker node
+of a local group, each killed with everything it started), each state a job
+can be caught in, and both kinds of job (a script on the real Ray head and on
+a local group; a batch inference on a local group), crash the victim there
+and check the invariants: the job
 reaches its true final state; Ray holds exactly one submission per attempt;
 a batch run's target holds each source row exactly once (none if it
 failed); no staging table or run role is left behind.
