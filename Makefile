@@ -113,14 +113,14 @@ install-cli: src/cli/pg_ray
 
 # Unit tests of the response parsers: plain C, under AddressSanitizer and
 # UndefinedBehaviorSanitizer, printing TAP.
-build/test_ray_parse: test/unit/test_ray_parse.c src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
+build/test_ray_parse: test/unit/test_ray_parse.c test/unit/tap.h src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
 	mkdir -p build
 	$(CC) -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-DRAY_JSON_DIRECT -o $@ test/unit/test_ray_parse.c src/ray_parse.c src/ray_json.c \
 		$(shell pkg-config --cflags --libs jansson)
 
 # Unit tests of the client's ignore patterns (.gitignore semantics), likewise.
-build/test_ignore: test/unit/test_ignore.c src/cli/ignore.c src/cli/ignore.h
+build/test_ignore: test/unit/test_ignore.c test/unit/tap.h src/cli/ignore.c src/cli/ignore.h
 	mkdir -p build
 	$(CC) -std=gnu11 -g -O1 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-o $@ test/unit/test_ignore.c src/cli/ignore.c
@@ -145,17 +145,17 @@ FUZZ_PARSE_TARGETS = job_info job_list version submit stop logs
 FUZZ_TARGETS = $(FUZZ_PARSE_TARGETS) ignore workdir
 
 $(addprefix build/fuzz/fuzz_,$(FUZZ_PARSE_TARGETS)): build/fuzz/fuzz_%: test/fuzz/fuzz_%.c \
-		test/fuzz/fuzz_parse.h src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
+		test/fuzz/fuzz_parse.h test/fuzz/fuzz_assert.h src/ray_parse.c src/ray_parse.h src/ray_json.c src/ray_json.h
 	mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DRAY_JSON_DIRECT -Isrc -o $@ $< src/ray_parse.c src/ray_json.c \
 		$(shell pkg-config --cflags --libs jansson)
 
-build/fuzz/fuzz_ignore: test/fuzz/fuzz_ignore.c src/cli/ignore.c src/cli/ignore.h
+build/fuzz/fuzz_ignore: test/fuzz/fuzz_ignore.c test/fuzz/fuzz_assert.h src/cli/ignore.c src/cli/ignore.h
 	mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/cli -o $@ test/fuzz/fuzz_ignore.c src/cli/ignore.c
 
 # Only workdir.c and ignore.c of the client: the harness defines cli_error.
-build/fuzz/fuzz_workdir: test/fuzz/fuzz_workdir.c src/cli/workdir.c src/cli/ignore.c \
+build/fuzz/fuzz_workdir: test/fuzz/fuzz_workdir.c test/fuzz/fuzz_assert.h src/cli/workdir.c src/cli/ignore.c \
 		src/cli/ignore.h src/cli/cli.h
 	mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/cli -I$(shell $(PG_CONFIG) --includedir) \

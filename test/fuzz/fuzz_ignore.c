@@ -43,17 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_assert.h"
 #include "ignore.h"
-
-#define FUZZ_ASSERT(condition) \
-	do { \
-		if (!(condition)) \
-		{ \
-			fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", \
-					#condition, __FILE__, __LINE__); \
-			abort(); \
-		} \
-	} while (0)
 
 /* Longer than IGNORE_STACK_PATH in ignore.c, so matching goes to the heap. */
 #define FUZZ_LONG_PREFIX_DIRS 2100

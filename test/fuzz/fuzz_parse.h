@@ -37,19 +37,7 @@
 
 #include "ray_parse.h"
 
-/*
- * An invariant that does not hold is a crash: libFuzzer saves the input
- * that broke it and stops.
- */
-#define FUZZ_ASSERT(condition) \
-	do { \
-		if (!(condition)) \
-		{ \
-			fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", \
-					#condition, __FILE__, __LINE__); \
-			abort(); \
-		} \
-	} while (0)
+#include "fuzz_assert.h"
 
 /* What the error buffer is filled with before a parse, to see it written. */
 #define FUZZ_ERRBUF_FILL 0x5a

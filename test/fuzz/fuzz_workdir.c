@@ -59,17 +59,8 @@
 #include <zip.h>
 
 #include "cli.h"
+#include "fuzz_assert.h"
 #include "ignore.h"
-
-#define FUZZ_ASSERT(condition) \
-	do { \
-		if (!(condition)) \
-		{ \
-			fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", \
-					#condition, __FILE__, __LINE__); \
-			abort(); \
-		} \
-	} while (0)
 
 #define FUZZ_MAX_ENTRIES 24
 #define FUZZ_MAX_DEPTH 4

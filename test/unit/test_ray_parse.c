@@ -11,17 +11,7 @@
 
 #include "../../src/ray_parse.h"
 
-static int	test_number = 0;
-static int	failures = 0;
-
-static void
-ok(int condition, const char *name)
-{
-	test_number++;
-	if (!condition)
-		failures++;
-	printf("%sok %d - %s\n", condition ? "" : "not ", test_number, name);
-}
+#include "tap.h"
 
 #define PARSE_INFO(json, info, err) ray_parse_job_info((json), strlen(json), (info), (err))
 
@@ -266,6 +256,5 @@ main(void)
 	test_logs();
 	test_long_strings_are_cut();
 	test_messages_are_one_line_of_utf8();
-	printf("1..%d\n", test_number);
-	return failures == 0 ? 0 : 1;
+	return tap_done();
 }
