@@ -140,6 +140,24 @@ group_list(int argc, char **argv)
 }
 
 /*
+ * group_print_section
+ *		Run a query about one group (its name is the one parameter) and
+ *		print its rows as a table after a blank line; nothing if none.
+ */
+static void
+group_print_section(PGconn *conn, const char *sql, const char *const *params, const char *const *headers)
+{
+	PGresult   *result = group_query_or_exit(conn, sql, 1, params);
+
+	if (PQntuples(result) > 0)
+	{
+		putchar('\n');
+		group_print_result(result, headers);
+	}
+	PQclear(result);
+}
+
+/*
  * group_status
  *		"group status NAME": the group, its worker groups, its nodes (local
  *		groups) and, when its head answers, what "ray status" would print.
@@ -215,8 +233,6 @@ group_status(int argc, char **argv)
 	{
 		const char *params[1] = {name};
 		char	   *changed = cli_local_time(PQgetvalue(result, 0, 8));
-		PGresult   *workers;
-		PGresult   *nodes;
 
 		printf("Resource group %s: %s since %s\n", name, PQgetvalue(result, 0, 2), changed);
 		free(changed);
@@ -231,26 +247,14 @@ group_status(int argc, char **argv)
 		if (PQgetvalue(result, 0, 7)[0] != '\0')
 			printf("  %-16s%s\n", "Last error", PQgetvalue(result, 0, 7));
 
-		workers = group_query_or_exit(conn,
-									  "SELECT name, resource_type, spec, num_cpus::text, num_gpus::text, memory_mb::text,"
-									  " min_workers::text, max_workers::text, desired_workers::text, live_workers::text"
-									  " FROM ray.worker_groups WHERE resource_group = $1 ORDER BY name", 1, params);
-		if (PQntuples(workers) > 0)
-		{
-			putchar('\n');
-			group_print_result(workers, worker_headers);
-		}
-		PQclear(workers);
-		nodes = group_query_or_exit(conn,
-									"SELECT node_id::text, kind, coalesce(worker_group, ''), state,"
-									" coalesce(cpus::text, ''), coalesce(gpus::text, ''), coalesce(pid::text, '')"
-									" FROM ray.nodes WHERE resource_group = $1 ORDER BY node_id", 1, params);
-		if (PQntuples(nodes) > 0)
-		{
-			putchar('\n');
-			group_print_result(nodes, node_headers);
-		}
-		PQclear(nodes);
+		group_print_section(conn,
+							"SELECT name, resource_type, spec, num_cpus::text, num_gpus::text, memory_mb::text,"
+							" min_workers::text, max_workers::text, desired_workers::text, live_workers::text"
+							" FROM ray.worker_groups WHERE resource_group = $1 ORDER BY name", params, worker_headers);
+		group_print_section(conn,
+							"SELECT node_id::text, kind, coalesce(worker_group, ''), state,"
+							" coalesce(cpus::text, ''), coalesce(gpus::text, ''), coalesce(pid::text, '')"
+							" FROM ray.nodes WHERE resource_group = $1 ORDER BY node_id", params, node_headers);
 
 		putchar('\n');
 		if (PQresultStatus(ray_status) == PGRES_TUPLES_OK)

@@ -39,7 +39,6 @@ enum
 	OPT_NO_WAIT,
 	OPT_STATE,
 	OPT_LIMIT,
-	OPT_FOLLOW,
 	OPT_WAIT
 };
 
@@ -90,6 +89,63 @@ job_parse_id(const char *verb, int argc, char **argv)
 		exit(EXIT_FAILED);
 	}
 	return id;
+}
+
+/*
+ * A verb that takes a job id, the common options and at most one flag of its
+ * own: status, logs (--follow) and stop (--wait).
+ */
+typedef struct JobIdVerb
+{
+	const char *verb;			/* "job logs" */
+	const char *summary;		/* what --help says it does */
+	const char *flag;			/* its flag's long name, or NULL */
+	int			flag_code;		/* the flag's short letter or OPT_ code */
+	const char *flag_help;		/* the flag's line in --help */
+} JobIdVerb;
+
+/*
+ * job_parse_id_verb
+ *		Parse the command line of such a verb into options and *flag, and
+ *		return its job id.  --help prints the verb's help and exits 0; a
+ *		bad command line is reported and exits 1, as job_parse_id does.
+ */
+static const char *
+job_parse_id_verb(const JobIdVerb *v, int argc, char **argv, CommonOptions *options, bool *flag)
+{
+	struct option long_options[] = {
+		CLI_COMMON_LONG,
+		{v->flag, no_argument, NULL, v->flag_code},
+		{NULL, 0, NULL, 0}
+	};
+	char		short_options[32] = ":" CLI_COMMON_SHORT;
+	int			opt;
+
+	/* a flag with a short letter takes it too; the rest is zeros */
+	if (v->flag && v->flag_code < 128)
+		short_options[strlen(short_options)] = (char) v->flag_code;
+	*flag = false;
+	while ((opt = getopt_long(argc, argv, short_options, long_options, NULL)) != -1)
+	{
+		if (cli_common_option(options, opt, optarg))
+			continue;
+		if (cli_is_help(opt))
+		{
+			printf("%s\n\nUsage:\n  %s %s [OPTION]... ID\n", v->summary, cli_progname, v->verb);
+			if (v->flag)
+				printf("\nOptions:\n%s\n", v->flag_help);
+			cli_print_common_help();
+			exit(EXIT_OK);
+		}
+		if (v->flag && opt == v->flag_code)
+		{
+			*flag = true;
+			continue;
+		}
+		cli_option_error(v->verb, opt, argv);
+		exit(EXIT_FAILED);
+	}
+	return job_parse_id(v->verb, argc, argv);
 }
 
 /*
@@ -589,31 +645,13 @@ job_list(int argc, char **argv)
 static int
 job_status(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		CLI_COMMON_LONG,
-		{NULL, 0, NULL, 0}
-	};
+	static const JobIdVerb verb = {"job status",
+	"Show a job: its state, times, attempts, progress, message and history."};
 	CommonOptions options = {.verb = "job status"};
-	const char *id;
+	bool		unused;
+	const char *id = job_parse_id_verb(&verb, argc, argv, &options, &unused);
 	PGconn	   *conn;
 	PGresult   *result;
-	int			opt;
-
-	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, long_options, NULL)) != -1)
-	{
-		if (cli_common_option(&options, opt, optarg))
-			continue;
-		if (cli_is_help(opt))
-		{
-			printf("Show a job: its state, times, attempts, progress, message and history.\n\n"
-				   "Usage:\n  %s job status [OPTION]... ID\n", cli_progname);
-			cli_print_common_help();
-			return EXIT_OK;
-		}
-		cli_option_error("job status", opt, argv);
-		return EXIT_FAILED;
-	}
-	id = job_parse_id("job status", argc, argv);
 
 	conn = cli_connect(&options);
 	{
@@ -712,41 +750,15 @@ job_status(int argc, char **argv)
 static int
 job_logs(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		CLI_COMMON_LONG,
-		{"follow", no_argument, NULL, 'f'},
-		{NULL, 0, NULL, 0}
-	};
+	static const JobIdVerb verb = {"job logs",
+		"Print a job's driver log: live from Ray while it runs, saved once it ended.",
+		"follow", 'f', "  -f, --follow             print the log as it grows until the job ends"};
 	CommonOptions options = {.verb = "job logs"};
-	bool		follow = false;
-	const char *id;
+	bool		follow;
+	const char *id = job_parse_id_verb(&verb, argc, argv, &options, &follow);
 	PGconn	   *conn;
 	PGresult   *result;
-	int			opt;
 
-	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT "f", long_options, NULL)) != -1)
-	{
-		if (cli_common_option(&options, opt, optarg))
-			continue;
-		if (cli_is_help(opt))
-		{
-			printf("Print a job's driver log: live from Ray while it runs, saved once it ended.\n\n"
-				   "Usage:\n  %s job logs [OPTION]... ID\n\n"
-				   "Options:\n"
-				   "  -f, --follow             print the log as it grows until the job ends\n",
-				   cli_progname);
-			cli_print_common_help();
-			return EXIT_OK;
-		}
-		if (opt == 'f')
-		{
-			follow = true;
-			continue;
-		}
-		cli_option_error("job logs", opt, argv);
-		return EXIT_FAILED;
-	}
-	id = job_parse_id("job logs", argc, argv);
 	if (follow && options.format == FORMAT_JSON)
 	{
 		cli_usage_error("job logs", "--follow prints the log as text; --format json is for the whole log at once");
@@ -791,42 +803,16 @@ job_logs(int argc, char **argv)
 static int
 job_stop(int argc, char **argv)
 {
-	static const struct option long_options[] = {
-		CLI_COMMON_LONG,
-		{"wait", no_argument, NULL, OPT_WAIT},
-		{NULL, 0, NULL, 0}
-	};
+	static const JobIdVerb verb = {"job stop",
+		"Stop a job: a queued job ends at once, a running one is stopped through Ray.",
+		"wait", OPT_WAIT, "      --wait               wait until the job has ended"};
 	CommonOptions options = {.verb = "job stop"};
-	bool		wait = false;
-	const char *id;
+	bool		wait;
+	const char *id = job_parse_id_verb(&verb, argc, argv, &options, &wait);
 	PGconn	   *conn;
 	PGresult   *result;
-	int			opt;
 	int			status = EXIT_OK;
 
-	while ((opt = getopt_long(argc, argv, ":" CLI_COMMON_SHORT, long_options, NULL)) != -1)
-	{
-		if (cli_common_option(&options, opt, optarg))
-			continue;
-		if (cli_is_help(opt))
-		{
-			printf("Stop a job: a queued job ends at once, a running one is stopped through Ray.\n\n"
-				   "Usage:\n  %s job stop [OPTION]... ID\n\n"
-				   "Options:\n"
-				   "      --wait               wait until the job has ended\n",
-				   cli_progname);
-			cli_print_common_help();
-			return EXIT_OK;
-		}
-		if (opt == OPT_WAIT)
-		{
-			wait = true;
-			continue;
-		}
-		cli_option_error("job stop", opt, argv);
-		return EXIT_FAILED;
-	}
-	id = job_parse_id("job stop", argc, argv);
 	conn = cli_connect(&options);
 	{
 		const char *params[1] = {id};
