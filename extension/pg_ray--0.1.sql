@@ -2259,7 +2259,8 @@ BEGIN
 		why := (regexp_match(why, '(pg_ray runner: [^\n]* failed: [^\n]*)'))[1];
 	END IF;
 	-- a batch runner that lost its database (the server crashed or restarted
-	-- under it) exits 75: that attempt was lost to the infrastructure too
+	-- under it) or a Ray node under a task exits 75: that attempt was lost
+	-- to the infrastructure too
 	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
 		AND (ray._is_infrastructure_failure(ray_error_type)
 			 OR (job.kind = 'batch_inference' AND exit_code = 75)

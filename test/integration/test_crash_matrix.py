@@ -291,7 +291,10 @@ def test_crash_batch(victim: str, state: str, batch_group: None) -> None:
                      and not db.execute("SELECT EXISTS (SELECT FROM pg_class "
                                         "WHERE relnamespace = 'ray_staging'::regnamespace)").fetchone()[0],
                      "no run role and no staging table left", 60)
-        result = "holds: " + "; ".join(outcomes) + ", no role or staging left"
+            # and no runner (the job's driver) goes on somewhere
+            wait_for(lambda: subprocess.run(["pgrep", "-f", "python -m pg_ray_runner"],
+                                            capture_output=True).returncode == 1, "no runner left running", 60)
+        result = "holds: " + "; ".join(outcomes) + ", no role, staging or runner left"
     finally:
         if locker is not None:
             try:

@@ -261,7 +261,9 @@ def test_a_worker_waiting_on_connections_that_hang_is_idle(db: psycopg.Connectio
             # a window shorter than the HTTP timeout: every request hangs throughout
             other.execute("SELECT pg_sleep(3)")
             after = worker_status(other)["rounds"]
-        assert after - before <= 6, f"{after - before} rounds while waiting on the network"
+        # a few a second may be other groups' work (earlier tests' groups being
+        # polled or dropped); a worker woken by hanging connections ran ~70
+        assert after - before <= 30, f"{after - before} rounds while waiting on the network"
         db.execute("SELECT ray.stop_job(j) FROM unnest(%s::bigint[]) j", (jobs,))
     finally:
         for filler in fillers:

@@ -1,6 +1,6 @@
-"""The runner's verdict on a failure: its own (exit 1), or the database
-going away under it (exit 75, which pg_ray takes as a lost attempt and runs
-again)."""
+"""The runner's verdict on a failure: its own (exit 1), or the
+infrastructure's, the database going away or a Ray node dying under it (exit
+75, which pg_ray takes as a lost attempt and runs again)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import ray
 
-from pg_ray_runner.__main__ import database_lost
+from pg_ray_runner.__main__ import DATABASE_LOST, NODE_LOST, infrastructure_lost
 
 
 @pytest.mark.parametrize("error, lost", [
@@ -23,7 +23,7 @@ from pg_ray_runner.__main__ import database_lost
     (ValueError("a model's bad input"), False),
 ])
 def test_what_counts_as_the_database_lost(error: BaseException, lost: bool) -> None:
-    assert database_lost(error) is lost
+    assert infrastructure_lost(error) == (DATABASE_LOST if lost else None)
 
 
 def test_a_lost_connection_is_found_through_causes() -> None:
@@ -33,11 +33,31 @@ def test_a_lost_connection_is_found_through_causes() -> None:
         except psycopg.OperationalError as inner:
             raise RuntimeError("the write task failed") from inner
     except RuntimeError as outer:
-        assert database_lost(outer)
+        assert infrastructure_lost(outer) == DATABASE_LOST
 
 
 def test_a_lost_connection_is_found_in_a_ray_task_error() -> None:
     cause = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
     wrapped = ray.exceptions.RayTaskError("write", "Traceback ...", cause)
-    assert database_lost(wrapped)
-    assert not database_lost(ray.exceptions.RayTaskError("score", "Traceback ...", ValueError("bad row")))
+    assert infrastructure_lost(wrapped) == DATABASE_LOST
+    assert infrastructure_lost(ray.exceptions.RayTaskError("score", "Traceback ...", ValueError("bad row"))) is None
+
+
+def test_a_node_that_died_under_a_task_is_the_infrastructure() -> None:
+    """Found by the crash matrix: a write task on a worker node killed while
+    the run was RUNNING failed with NodeDiedError, and the job FAILED."""
+    died = ray.exceptions.NodeDiedError("Task failed because the node it was running on is dead or unavailable.")
+    assert infrastructure_lost(died) == NODE_LOST
+    try:
+        try:
+            raise died
+        except ray.exceptions.NodeDiedError as inner:
+            raise RuntimeError("the pipeline failed") from inner
+    except RuntimeError as outer:
+        assert infrastructure_lost(outer) == NODE_LOST
+    assert infrastructure_lost(ray.exceptions.OwnerDiedError("ffff", None, "")) == NODE_LOST
+    # as text only, as Ray Data sometimes keeps it
+    assert infrastructure_lost(RuntimeError("ray.exceptions.NodeDiedError: Task failed")) == NODE_LOST
+    assert infrastructure_lost(RuntimeError("The actor died because its node has died.")) == NODE_LOST
+    # an actor that died of its own (a crash of the model's code) is not
+    assert infrastructure_lost(ray.exceptions.ActorDiedError()) is None

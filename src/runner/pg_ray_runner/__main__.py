@@ -3,9 +3,10 @@
 It connects with libpq's environment (a role made for this run), asks
 ray._run_spec() what to do, runs the pipeline, prints one summary line and
 exits 0, or prints one line saying what failed and exits 1, or
-EXIT_DATABASE_LOST when the failure was the database going away (a crash or
-restart of the server): pg_ray then runs the attempt again, as after a lost
-Ray node, since nothing of an attempt is published unless it finished.
+EXIT_INFRASTRUCTURE_LOST when the failure was the infrastructure's, not the
+run's: the database going away (a crash or restart of the server) or a Ray
+node dying under a task or actor of the run.  pg_ray then runs the attempt
+again, since nothing of an attempt is published unless it finished.
 """
 
 from __future__ import annotations
@@ -25,9 +26,18 @@ from .spec import RunSpec
 
 MAX_MESSAGE = 500
 # EX_TEMPFAIL of sysexits.h; ray._apply_job_info knows it
-EXIT_DATABASE_LOST = 75
+EXIT_INFRASTRUCTURE_LOST = 75
 # connection exceptions, and the server shutting down or restarting under us
 _LOST_STATES = ("57P01", "57P02", "57P03")
+DATABASE_LOST = "the database connection was lost"
+NODE_LOST = "a Ray node was lost"
+# what errors Ray keeps only as text say of each
+_LOST_TEXTS = (
+    ("server closed the connection unexpectedly", DATABASE_LOST),
+    ("terminating connection due to", DATABASE_LOST),
+    ("NodeDiedError", NODE_LOST),
+    ("its node has died", NODE_LOST),
+)
 
 
 def _first_line(text: str) -> str:
@@ -55,9 +65,12 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def database_lost(error: BaseException) -> bool:
-    """Whether a failure was the database connection going away, not the run's own fault;
-    looked for through Ray's task wrappers and the exception's causes."""
+def infrastructure_lost(error: BaseException) -> str | None:
+    """Why a failure was the infrastructure's, not the run's own fault: the
+    database connection going away, or a Ray node dying under a task (Ray
+    retries tasks, but the writes of a run are not retried, and an actor
+    that died with its node fails its batches); None if it was the run's.
+    Looked for through Ray's task wrappers and the exception's causes."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [error]
     while pending:
@@ -68,13 +81,15 @@ def database_lost(error: BaseException) -> bool:
         if isinstance(current, psycopg.OperationalError):
             state = current.sqlstate
             if state is None or state.startswith("08") or state in _LOST_STATES:
-                return True
+                return DATABASE_LOST
+        if isinstance(current, (ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)):
+            return NODE_LOST
         if isinstance(current, ray.exceptions.RayTaskError) and isinstance(current.cause, BaseException):
             pending.append(current.cause)
         pending += [current.__cause__, current.__context__]
     # errors Ray keeps only as text, such as an actor's failing __init__
     text = str(error)
-    return "server closed the connection unexpectedly" in text or "terminating connection due to" in text
+    return next((why for needle, why in _LOST_TEXTS if needle in text), None)
 
 
 def fetch_spec(db: Database) -> tuple[RunSpec, bytes | None]:
@@ -109,10 +124,10 @@ def main(db: Database | None = None) -> int:
         if not isinstance(error, (ModelError, RunError, ValueError, psycopg.Error, ray.exceptions.RayError)):
             # a failure of the runner itself: where it happened matters
             traceback.print_exception(error, file=sys.stderr)
-        if database_lost(error):
-            print(f"{what} failed: the database connection was lost: {describe(error)}",
-                  file=sys.stderr, flush=True)
-            return EXIT_DATABASE_LOST
+        lost = infrastructure_lost(error)
+        if lost:
+            print(f"{what} failed: {lost}: {describe(error)}", file=sys.stderr, flush=True)
+            return EXIT_INFRASTRUCTURE_LOST
         print(f"{what} failed: {describe(error)}", file=sys.stderr, flush=True)
         return 1
     print(result.summary(), flush=True)
