@@ -45,6 +45,15 @@ CLIENT = Path(os.environ.get("PG_RAY_CLIENT")
               or Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip()) / "pg_ray")
 
 
+def as_role(db: psycopg.Connection, role: str, sql: str, params: Any = None) -> Any:
+    """Run one statement as role (SET ROLE) and return its first row."""
+    db.execute(f"SET ROLE {role}")
+    try:
+        return db.execute(sql, params).fetchone()
+    finally:
+        db.execute("RESET ROLE")
+
+
 def client_env(user: str = "postgres", **more: str) -> dict[str, str]:
     """The environment of the pg_ray client: the test cluster's settings in PG* variables."""
     s = cluster_settings()

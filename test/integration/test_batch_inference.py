@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conftest import connect, run_client, wait_for, wait_for_worker
+from conftest import as_role, connect, run_client, wait_for, wait_for_worker
 from fake_openai import FakeOpenAI
 
 GROUP = "it-batch"
@@ -50,22 +50,13 @@ def joblib_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def as_user(db: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    """Run one statement as the test's ray_user and return its first row."""
-    db.execute(f"SET ROLE {USER}")
-    try:
-        return db.execute(sql, params).fetchone()
-    finally:
-        db.execute("RESET ROLE")
-
-
 def batch(db: psycopg.Connection, target: str, model: str = "ctr", source: str = "bi.impressions",
           **arguments: Any) -> int:
     """ray.batch_inference as the test user; returns the job id."""
     names = ", ".join(f"{k} => %({k})s" for k in arguments)
     sql = (f"SELECT ray.batch_inference(%(group)s, %(source)s, %(model)s, %(target)s"
            f"{', ' + names if names else ''})")
-    return as_user(db, sql, {"group": GROUP, "source": source, "model": model, "target": target,
+    return as_role(db, USER, sql, {"group": GROUP, "source": source, "model": model, "target": target,
                              **arguments})[0]
 
 
@@ -75,7 +66,7 @@ def register_python_model(db: psycopg.Connection, name: str, files: dict[str, st
     with zipfile.ZipFile(buffer, "w") as archive:
         for path, text in files.items():
             archive.writestr(path, text)
-    as_user(db, "SELECT ray.register_model(%s, 'python', %s::bytea, %s)", (name, buffer.getvalue(), options))
+    as_role(db, USER, "SELECT ray.register_model(%s, 'python', %s::bytea, %s)", (name, buffer.getvalue(), options))
 
 
 def finish(db: psycopg.Connection, job_id: int) -> dict[str, Any]:
@@ -133,7 +124,7 @@ def bi(local_nodes: psycopg.Connection) -> Iterator[psycopg.Connection]:
     db.execute(f"GRANT SELECT ON bi.impressions TO {USER}")
     db.execute("CREATE TABLE bi.secret (id bigint PRIMARY KEY, age integer, price double precision)")
     db.execute("INSERT INTO bi.secret SELECT g, g, g FROM generate_series(1, 10) g")
-    as_user(db, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(train_click_model()),))
+    as_role(db, USER, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(train_click_model()),))
     wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = %s",
                                 (GROUP,)).fetchone()[0], "the batch group to be READY", 240)
     yield db
@@ -187,7 +178,7 @@ def test_modes_append_overwrite_and_upsert(bi: psycopg.Connection) -> None:
     bi.execute("INSERT INTO bi.upserted (id, prediction) SELECT g, -1 FROM generate_series(1, 10) g")
     bi.execute("INSERT INTO bi.upserted (id, prediction) VALUES (999999, -1)")
     other = train_click_model(seed=11)
-    as_user(bi, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(other),))
+    as_role(bi, USER, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)", (joblib_bytes(other),))
     row = succeeded(bi, batch(bi, "bi.upserted", model="ctr:2", input_columns=["age", "price"], mode="upsert"))
     assert row["rows_written"] == ROWS
     got = predictions(bi, "bi.upserted")
@@ -218,7 +209,7 @@ def test_onnx_model(bi: psycopg.Connection) -> None:
 
     model = train_click_model()
     onnx_model = to_onnx(model, np.zeros((1, 2), dtype=np.float32), options={id(model): {"zipmap": False}})
-    as_user(bi, "SELECT ray.register_model('ctr-onnx', 'onnx', %s::bytea)", (onnx_model.SerializeToString(),))
+    as_role(bi, USER, "SELECT ray.register_model('ctr-onnx', 'onnx', %s::bytea)", (onnx_model.SerializeToString(),))
     succeeded(bi, batch(bi, "bi.onnx_scores", model="ctr-onnx", input_columns=["age", "price"]))
     ids, x = features(bi)
     got = predictions(bi, "bi.onnx_scores")
@@ -252,7 +243,7 @@ def test_python_model_from_the_database_and_from_a_directory(bi: psycopg.Connect
     (code / "bands2" / "model.py").write_text(PYTHON_MODEL)
     for path in [code, *code.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    as_user(bi, "SELECT ray.register_model('bands-dir', 'python', uri => 'bands2.model:PriceBand', options => %s)",
+    as_role(bi, USER, "SELECT ray.register_model('bands-dir', 'python', uri => 'bands2.model:PriceBand', options => %s)",
             (f'{{"working_dir": "{code}"}}',))
     succeeded(bi, batch(bi, "bi.bands_dir", model="bands-dir", input_columns=["price"]))
     assert bi.execute("SELECT count(*) FROM bi.bands_dir b JOIN bi.impressions i USING (id)"
@@ -263,7 +254,7 @@ def test_python_model_from_the_database_and_from_a_directory(bi: psycopg.Connect
 def test_http_model_against_an_openai_compatible_server(bi: psycopg.Connection) -> None:
     server = FakeOpenAI().start()
     try:
-        as_user(bi, "SELECT ray.register_model('echo', 'http', uri => %s, options => %s)",
+        as_role(bi, USER, "SELECT ray.register_model('echo', 'http', uri => %s, options => %s)",
                 (server.base_url, '{"model": "echo-1", "prompt": "site {site}", "concurrency": 4}'))
         row = succeeded(bi, batch(bi, "bi.echoes", model="echo", source="SELECT id, site FROM bi.impressions"
                                   " WHERE id <= 200", key=["id"]))
@@ -310,7 +301,7 @@ def test_stopped_run_publishes_nothing(bi: psycopg.Connection) -> None:
                    options='{"batch_size": 100, "concurrency": 1}')
     wait_for(lambda: (bi.execute("SELECT rows_processed FROM ray.jobs WHERE job_id = %s", (job_id,)
                                  ).fetchone()[0] or 0) > 0, "the run to stage rows", 180)
-    as_user(bi, "SELECT ray.stop_job(%s)", (job_id,))
+    as_role(bi, USER, "SELECT ray.stop_job(%s)", (job_id,))
     row = finish(bi, job_id)
     assert row["state"] == "STOPPED"
     assert bi.execute("SELECT to_regclass('bi.stopped')").fetchone()[0] is None
@@ -372,7 +363,7 @@ def test_pg_cron_schedules_a_batch_inference(bi: psycopg.Connection) -> None:
     command = (f"SELECT ray.batch_inference('{GROUP}', 'bi.impressions', 'ctr', 'bi.cron_scores',"
                " input_columns => ARRAY['age', 'price'], mode => 'overwrite')")
     bi.execute(f"GRANT USAGE ON SCHEMA cron TO {USER}")
-    cron_job = as_user(bi, "SELECT cron.schedule('pg-ray-nightly-test', '* * * * *', %s)", (command,))[0]
+    cron_job = as_role(bi, USER, "SELECT cron.schedule('pg-ray-nightly-test', '* * * * *', %s)", (command,))[0]
     try:
         job_id = wait_for(lambda: bi.execute("SELECT max(job_id) FROM ray.job WHERE job_id > %s AND owner = %s",
                                              (before, USER)).fetchone()[0], "pg_cron to submit the run", 150)

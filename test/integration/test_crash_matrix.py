@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from conftest import ROOT, TEST_DIR, RayHead, connect, wait_for, wait_for_state, wait_for_worker
+from conftest import ROOT, TEST_DIR, RayHead, as_role, connect, wait_for, wait_for_state, wait_for_worker
 
 ENTRYPOINT = "python -c \"import time; print('crash-matrix', flush=True); time.sleep(2)\""
 RESULTS: list[tuple[str, str, str, str]] = []
@@ -146,14 +146,6 @@ ROWS = 2000
 BATCH_HOLDS = {**HOLDS, "PUBLISHING": (None, "PUBLISHING")}
 
 
-def as_user(db: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    db.execute(f"SET ROLE {USER}")
-    try:
-        return db.execute(sql, params).fetchone()
-    finally:
-        db.execute("RESET ROLE")
-
-
 def drop_user(db: psycopg.Connection) -> None:
     db.execute("DROP SCHEMA IF EXISTS crash CASCADE")
     db.execute("DELETE FROM ray.model WHERE owner = %s", (USER,))
@@ -181,7 +173,7 @@ def batch_group(local_nodes: psycopg.Connection) -> Iterator[None]:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("slow.py", "import time\n\nclass Slow:\n    def __call__(self, batch):\n"
                                     "        time.sleep(0.3)\n        return batch['age'] * 1.0\n")
-    as_user(db, "SELECT ray.register_model('slow', 'python', %s::bytea, '{\"class\": \"slow:Slow\"}')",
+    as_role(db, USER, "SELECT ray.register_model('slow', 'python', %s::bytea, '{\"class\": \"slow:Slow\"}')",
             (buffer.getvalue(),))
     wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = %s",
                                 (GROUP,)).fetchone()[0], "the crash group to be READY", 240)
@@ -231,7 +223,7 @@ def test_crash_batch(victim: str, state: str, batch_group: None) -> None:
             arm(db, point)
 
             def run() -> int:
-                return as_user(db, "SELECT ray.batch_inference(%s, 'crash.src', 'slow', %s, "
+                return as_role(db, USER, "SELECT ray.batch_inference(%s, 'crash.src', 'slow', %s, "
                                "input_columns => ARRAY['age'], create_target => false, "
                                "options => '{\"batch_size\": 250, \"concurrency\": 1}')",
                                (GROUP, target))[0]
@@ -242,7 +234,7 @@ def test_crash_batch(victim: str, state: str, batch_group: None) -> None:
                 other = target + "_q"
                 db.execute(f"CREATE TABLE {other} (id bigint, prediction double precision)")
                 db.execute(f"ALTER TABLE {other} OWNER TO {USER}")
-                jobs.append(as_user(db, "SELECT ray.batch_inference(%s, 'crash.src', 'slow', %s, "
+                jobs.append(as_role(db, USER, "SELECT ray.batch_inference(%s, 'crash.src', 'slow', %s, "
                                     "input_columns => ARRAY['age'], create_target => false, "
                                     "options => '{\"batch_size\": 250, \"concurrency\": 1}')",
                                     (GROUP, other))[0])
