@@ -4170,10 +4170,11 @@ BEGIN
 	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L VALID UNTIL %L IN ROLE %I, ray_run',
 				   run_role, run_password, now() + interval '2 days', job.owner);
 	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
+	-- the columns in the order of the target that the run may create, so that it can be this table
 	EXECUTE format('CREATE TABLE %s (%s, %I %s)', staging,
-				   (SELECT string_agg(format('%I %s', e ->> 'name', e ->> 'type'), ', ')
-					FROM jsonb_array_elements(plan -> 'columns') e
-					WHERE e ->> 'name' IN (SELECT jsonb_array_elements_text(plan -> 'key'))),
+				   (SELECT string_agg(format('%I %s', e ->> 'name', e ->> 'type'), ', ' ORDER BY k.ord)
+					FROM jsonb_array_elements_text(plan -> 'key') WITH ORDINALITY k(name, ord)
+					JOIN jsonb_array_elements(plan -> 'columns') e ON e ->> 'name' = k.name),
 				   plan -> 'output' ->> 'name', plan -> 'output' ->> 'type');
 	EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', staging, run_role);
 	EXECUTE format('GRANT SELECT ON %s TO %I', staging, job.owner);
@@ -4380,7 +4381,8 @@ COMMENT ON FUNCTION ray._run_progress(bigint, bigint) IS
  * created, clear it for overwrite, move the staged rows.  A stop asked for
  * before publishing wins: nothing is published.
  */
-CREATE FUNCTION ray._publish_plan(id bigint, attempt integer, OUT owner_oid oid, OUT statements text[])
+CREATE FUNCTION ray._publish_plan(id bigint, attempt integer,
+								  OUT owner_oid oid, OUT statements text[], OUT rows_moved bigint)
 RETURNS record
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -4388,7 +4390,8 @@ AS $$
 DECLARE
 	job ray.job := ray._current_attempt(id, attempt, ARRAY['PUBLISHING']);
 	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
-	staging text := (SELECT s.staging_table FROM ray.batch_run_secret s WHERE s.job_id = id AND s.attempt = _publish_plan.attempt);
+	secret ray.batch_run_secret := (SELECT s FROM ray.batch_run_secret s
+									WHERE s.job_id = id AND s.attempt = _publish_plan.attempt);
 	target_name text := plan -> 'target' ->> 'name';
 	written text;
 	keys text;
@@ -4403,7 +4406,7 @@ BEGIN
 		RETURN;
 	END IF;
 	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner);
-	IF owner_oid IS NULL OR staging IS NULL THEN
+	IF owner_oid IS NULL OR secret.staging_table IS NULL THEN
 		PERFORM ray._job_transition(id, 'FAILED',
 			CASE WHEN owner_oid IS NULL THEN format('role %s no longer exists; nothing was published', job.owner)
 				 ELSE 'the staging table of this attempt is gone; nothing was published' END,
@@ -4411,9 +4414,17 @@ BEGIN
 		owner_oid := NULL;
 		RETURN;
 	END IF;
+	keys := (SELECT string_agg(quote_ident(k), ', ') FROM jsonb_array_elements_text(plan -> 'key') k);
+	IF plan -> 'target' ? 'create_statement' AND to_regclass(target_name) IS NULL THEN
+		EXECUTE format('SELECT count(*) FROM %s', secret.staging_table) INTO rows_moved;
+		statements := ray._adopt_staging_table(plan, secret, owner_oid);
+		IF statements IS NOT NULL THEN
+			RETURN;
+		END IF;
+		rows_moved := NULL;
+	END IF;
 	written := (SELECT string_agg(quote_ident(k), ', ')
 				FROM jsonb_array_elements_text((plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name')) k);
-	keys := (SELECT string_agg(quote_ident(k), ', ') FROM jsonb_array_elements_text(plan -> 'key') k);
 	statements := ARRAY[]::text[];
 	IF plan -> 'target' ? 'create_statement' THEN
 		statements := statements || regexp_replace(plan -> 'target' ->> 'create_statement',
@@ -4422,7 +4433,8 @@ BEGIN
 	IF plan ->> 'mode' = 'overwrite' THEN
 		statements := statements || format('DELETE FROM %s', target_name);
 	END IF;
-	statements := statements || (format('INSERT INTO %s (%s) SELECT %s FROM %s', target_name, written, written, staging)
+	statements := statements || (format('INSERT INTO %s (%s) SELECT %s FROM %s', target_name, written, written,
+										secret.staging_table)
 		|| CASE WHEN plan ->> 'mode' = 'upsert'
 				THEN format(' ON CONFLICT (%s) DO UPDATE SET %I = EXCLUDED.%I', keys,
 							plan -> 'output' ->> 'name', plan -> 'output' ->> 'name')
@@ -4430,7 +4442,75 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ray._publish_plan(bigint, integer) IS
-'The statements that publish a job''s staged rows, to be run as its owner; NULL when there is nothing to publish.';
+'The statements that publish a job''s staged rows, to be run as its owner, and the rows they publish when known in advance; no owner when there is nothing to publish.';
+
+/*
+ * A target the run is to create, and that still does not exist, is made of
+ * the staging table itself rather than by copying every staged row into a
+ * new table: the staging table is renamed and given to the owner here (as
+ * the worker: only it may rename in ray_staging), and the statements
+ * returned, run as the owner, move it into the target's schema (the
+ * owner's CREATE privilege there is checked then, as for CREATE TABLE),
+ * add what the CREATE TABLE of the plan has and the staging table lacks
+ * (NOT NULL keys, the primary key of overwrite and upsert) and give it the
+ * privileges a table the owner creates there gets (its default
+ * privileges).  The result is the table create_statement describes, in one
+ * pass over the rows instead of a copy of all of them.  NULL when the name
+ * is taken in ray_staging (by another run's staging table): the rows are
+ * then copied.
+ */
+CREATE FUNCTION ray._adopt_staging_table(plan jsonb, secret ray.batch_run_secret, owner_oid oid)
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	target_parts text[] := parse_ident(plan -> 'target' ->> 'name');
+	target_name text := plan -> 'target' ->> 'name';
+	target_schema oid := to_regnamespace(quote_ident(target_parts[1]));
+	owner_name text := (SELECT r.rolname FROM pg_roles r WHERE r.oid = owner_oid);
+	adopted text := format('ray_staging.%I', target_parts[2]);
+	default_acl aclitem[];
+	schema_acl aclitem[];
+	statements text[];
+BEGIN
+	IF to_regclass(adopted) IS NOT NULL OR target_schema IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE format('ALTER TABLE %s RENAME TO %I', secret.staging_table, target_parts[2]);
+	EXECUTE format('ALTER TABLE %s OWNER TO %I', adopted, owner_name);
+	statements := ARRAY[format('ALTER TABLE %s SET SCHEMA %I', adopted, target_parts[1]),
+		format('ALTER TABLE %s %s', target_name,
+			   (SELECT string_agg(format('ALTER COLUMN %I SET NOT NULL', k), ', ')
+				FROM jsonb_array_elements_text(plan -> 'key') k)
+			   || CASE WHEN plan ->> 'mode' IN ('overwrite', 'upsert')
+					   THEN format(', ADD PRIMARY KEY (%s)',
+								   (SELECT string_agg(quote_ident(k), ', ') FROM jsonb_array_elements_text(plan -> 'key') k))
+					   ELSE '' END),
+		format('REVOKE ALL ON %s FROM %I, %I', target_name, owner_name, secret.role_name)];
+
+	/*
+	 * The privileges of a new table, as PostgreSQL works them out: the
+	 * owner's default privileges for all schemas, or else the built-in
+	 * ones, merged with its default privileges for this schema.
+	 */
+	default_acl := coalesce((SELECT d.defaclacl FROM pg_default_acl d
+							 WHERE d.defaclrole = owner_oid AND d.defaclnamespace = 0 AND d.defaclobjtype = 'r'),
+							acldefault('r', owner_oid));
+	schema_acl := (SELECT d.defaclacl FROM pg_default_acl d
+				   WHERE d.defaclrole = owner_oid AND d.defaclnamespace = target_schema AND d.defaclobjtype = 'r');
+	RETURN statements || ARRAY(
+		SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, target_name,
+					  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END,
+					  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+		FROM (SELECT * FROM aclexplode(default_acl)
+			  UNION SELECT * FROM aclexplode(schema_acl)) a
+		LEFT JOIN pg_roles r ON r.oid = a.grantee
+		ORDER BY a.grantee, a.privilege_type);
+END
+$$;
+COMMENT ON FUNCTION ray._adopt_staging_table(jsonb, ray.batch_run_secret, oid) IS
+'Make a run''s staging table its new target: renamed and given to the owner here, moved and completed by the statements returned, to be run as the owner.';
 
 /* The staged rows are in the target: the job succeeded, in this transaction. */
 CREATE FUNCTION ray._published(id bigint, attempt integer, rows_moved bigint)

@@ -8,7 +8,9 @@
  * reports the run succeeded, the job is PUBLISHING; in the worker's next
  * round, this moves the staged rows into the target table (append,
  * overwrite or upsert) and marks the job SUCCEEDED in the same
- * transaction, then drops the staging table.  The catalog side
+ * transaction, then drops the staging table; a target the run creates is
+ * the staging table itself, moved into place (ray._adopt_staging_table),
+ * rather than a copy of every row.  The catalog side
  * (ray._publish_plan, ray._published, ray._publish_failed) decides what to
  * run; this file runs the data statements with the identity and privileges
  * of the job's owner, as REFRESH MATERIALIZED VIEW and autovacuum run user
@@ -131,11 +133,13 @@ publish_one(void *arg)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
+	Datum		rows_known;
+	bool		rows_counted;
 	int64		rows = 0;
 
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(job->attempt);
-	pg_ray_spi_exec("SELECT owner_oid, statements FROM ray._publish_plan($1, $2)",
+	pg_ray_spi_exec("SELECT owner_oid, statements, rows_moved FROM ray._publish_plan($1, $2)",
 					2, types, values, NULL);
 	if (SPI_processed != 1)
 		return;
@@ -145,6 +149,10 @@ publish_one(void *arg)
 	statements_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	deconstruct_array(DatumGetArrayTypeP(statements_datum), TEXTOID, -1, false, TYPALIGN_INT,
 					  &statements, &statement_nulls, &nstatements);
+	rows_known = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	rows_counted = !isnull;
+	if (rows_counted)
+		rows = DatumGetInt64(rows_known);
 
 	/*
 	 * The owner's identity for the data statements, restricted as for any
@@ -166,8 +174,9 @@ publish_one(void *arg)
 		if (ret < 0)
 			elog(ERROR, "publishing job " INT64_FORMAT ": \"%s\" failed with SPI code %d",
 				 job->job_id, sql, ret);
-		/* the last statement moves the rows */
-		rows = (int64) SPI_processed;
+		/* the last statement moves the rows, unless the plan counted them */
+		if (!rows_counted)
+			rows = (int64) SPI_processed;
 		pfree(sql);
 	}
 	AtEOXact_GUC(true, save_nestlevel);

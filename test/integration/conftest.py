@@ -46,10 +46,11 @@ CLIENT = Path(os.environ.get("PG_RAY_CLIENT")
 
 
 def as_role(db: psycopg.Connection, role: str, sql: str, params: Any = None) -> Any:
-    """Run one statement as role (SET ROLE) and return its first row."""
+    """Run one statement as role (SET ROLE) and return its first row (None for a command without rows)."""
     db.execute(f"SET ROLE {role}")
     try:
-        return db.execute(sql, params).fetchone()
+        cursor = db.execute(sql, params)
+        return cursor.fetchone() if cursor.description else None
     finally:
         db.execute("RESET ROLE")
 

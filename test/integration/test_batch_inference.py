@@ -51,10 +51,10 @@ def joblib_bytes(model: Any) -> bytes:
 
 
 def batch(db: psycopg.Connection, target: str, model: str = "ctr", source: str = "bi.impressions",
-          **arguments: Any) -> int:
-    """ray.batch_inference as the test user; returns the job id."""
+          function: str = "batch_inference", **arguments: Any) -> Any:
+    """ray.batch_inference (or another function of its arguments) as the test user: the job id."""
     names = ", ".join(f"{k} => %({k})s" for k in arguments)
-    sql = (f"SELECT ray.batch_inference(%(group)s, %(source)s, %(model)s, %(target)s"
+    sql = (f"SELECT ray.{function}(%(group)s, %(source)s, %(model)s, %(target)s"
            f"{', ' + names if names else ''})")
     return as_role(db, USER, sql, {"group": GROUP, "source": source, "model": model, "target": target,
                              **arguments})[0]
@@ -188,6 +188,82 @@ def test_modes_append_overwrite_and_upsert(bi: psycopg.Connection) -> None:
     succeeded(bi, batch(bi, "bi.labels", input_columns=["age", "price"], options='{"output": "label"}'))
     labels = predictions(bi, "bi.labels")
     assert [int(labels[i]) for i in ids] == list(other.predict(x))
+
+
+def table_shape(db: psycopg.Connection, table: str) -> dict[str, Any]:
+    """What CREATE TABLE decides about a table: owner, columns, constraints, privileges."""
+    oid = db.execute("SELECT %s::regclass::oid", (table,)).fetchone()[0]
+    return {
+        "owner": db.execute("SELECT relowner::regrole::text FROM pg_class WHERE oid = %s", (oid,)).fetchone()[0],
+        "columns": db.execute("SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute"
+                              " WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                              (oid,)).fetchall(),
+        "constraints": db.execute("SELECT contype, replace(conname, %s, ''), pg_get_constraintdef(oid)"
+                                  " FROM pg_constraint WHERE conrelid = %s ORDER BY 1, 2",
+                                  (table.split(".")[-1], oid)).fetchall(),
+        "privileges": db.execute("SELECT CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,"
+                                 " g.privilege_type, g.is_grantable"
+                                 " FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) g"
+                                 " WHERE c.oid = %s ORDER BY 1, 2, 3", (oid,)).fetchall(),
+    }
+
+
+def test_a_created_target_is_the_table_the_plan_shows(bi: psycopg.Connection) -> None:
+    """The staging table becomes the target: as the plan's CREATE TABLE would make it, default privileges too."""
+    bi.execute("DROP ROLE IF EXISTS bi_reader")
+    bi.execute("CREATE ROLE bi_reader")
+    as_role(bi, USER, "ALTER DEFAULT PRIVILEGES IN SCHEMA bi GRANT SELECT, UPDATE ON TABLES TO bi_reader")
+    try:
+        for mode in ("append", "overwrite"):
+            target = f"bi.created_{mode}"
+            plan = batch(bi, target, model="ctr:1", function="batch_inference_plan", input_columns=["age", "price"],
+                         mode=mode)
+            job_id = batch(bi, target, model="ctr:1", input_columns=["age", "price"], mode=mode)
+            wait_for(lambda: staging_tables(bi), "the run's staging table")
+            staging_oid = bi.execute("SELECT oid FROM pg_class WHERE relnamespace = 'ray_staging'::regnamespace"
+                                     ).fetchone()[0]
+            assert succeeded(bi, job_id)["rows_written"] == ROWS
+            # no copy: the target is the very table the run staged its rows in
+            assert bi.execute("SELECT %s::regclass::oid", (target,)).fetchone()[0] == staging_oid
+            ids, x = features(bi)
+            got = predictions(bi, target)
+            assert list(got) == list(ids)
+            assert np.allclose([got[i] for i in ids], train_click_model().predict_proba(x)[:, 1], atol=1e-9)
+            as_role(bi, USER, plan["target"]["create_statement"].replace(f"created_{mode}", f"by_hand_{mode}"))
+            assert table_shape(bi, target) == table_shape(bi, f"bi.by_hand_{mode}"), mode
+            assert ("bi_reader", "SELECT", False) in table_shape(bi, target)["privileges"]
+            assert any(c[0] == "p" for c in table_shape(bi, target)["constraints"]) == (mode == "overwrite")
+        assert run_roles(bi) == [] and staging_tables(bi) == []
+    finally:
+        as_role(bi, USER, "ALTER DEFAULT PRIVILEGES IN SCHEMA bi REVOKE ALL ON TABLES FROM bi_reader")
+        bi.execute("DROP OWNED BY bi_reader")
+        bi.execute("DROP ROLE bi_reader")
+
+
+def test_a_target_created_meanwhile_is_inserted_into_and_a_lost_create_privilege_fails(
+        bi: psycopg.Connection) -> None:
+    # someone makes the target while the run scores: the rows go into that table
+    job_id = batch(bi, "bi.appeared", input_columns=["age", "price"])
+    as_role(bi, USER, "CREATE TABLE bi.appeared (id bigint, prediction double precision)")
+    as_role(bi, USER, "INSERT INTO bi.appeared VALUES (-1, 0.5)")
+    assert succeeded(bi, job_id)["rows_written"] == ROWS
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.appeared").fetchone() == (ROWS + 1, ROWS + 1)
+
+    # the owner may no longer create tables in the target's schema by the time the run ends
+    bi.execute("CREATE SCHEMA bi_out")
+    bi.execute(f"GRANT USAGE, CREATE ON SCHEMA bi_out TO {USER}")
+    try:
+        job_id = batch(bi, "bi_out.denied", input_columns=["age", "price"])
+        bi.execute(f"REVOKE CREATE ON SCHEMA bi_out FROM {USER}")
+        row = finish(bi, job_id)
+        assert row["state"] == "FAILED"
+        assert row["message"] == ("could not publish into bi_out.denied: permission denied for schema bi_out;"
+                                  " nothing was published")
+        assert bi.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'bi_out'::regnamespace"
+                          ).fetchone()[0] == 0
+        wait_for(lambda: run_roles(bi) == [] and staging_tables(bi) == [], "the run's role and staging table to go")
+    finally:
+        bi.execute("DROP SCHEMA bi_out CASCADE")
 
 
 def test_query_source_with_shards(bi: psycopg.Connection) -> None:

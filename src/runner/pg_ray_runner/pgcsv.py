@@ -16,6 +16,8 @@ import pyarrow.csv as pacsv
 
 # rows are handed on in pieces of about this much CSV text
 READ_BLOCK_BYTES = 16 << 20
+# COPY's rows are gathered into pieces of this much text before Arrow reads them
+COALESCE_BYTES = 1 << 20
 
 
 def _convert_options(schema: pa.Schema) -> pacsv.ConvertOptions:
@@ -67,16 +69,33 @@ class _ChunkStream(io.RawIOBase):
         return n
 
 
+def _coalesce(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The chunks joined into pieces of at least size bytes (the last may be shorter).
+
+    COPY hands over one row per chunk; passing each to Arrow on its own costs
+    more than parsing it, and keeping them (memoryviews over libpq's buffers)
+    costs more still, so they are appended to one buffer as they come.
+    """
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
 def iter_csv(chunks: Iterable[bytes], schema: pa.Schema,
              block_size: int = READ_BLOCK_BYTES) -> Iterator[pa.Table]:
     """Parse COPY's CSV output chunk by chunk, yielding a table per block of text."""
-    rest = (bytes(c) for c in chunks)
-    first = next((c for c in rest if c), None)
+    rest = _coalesce(chunks, COALESCE_BYTES)
+    first = next(rest, None)
     if first is None:
         # Arrow refuses an empty file; an empty partition is an empty table
         yield schema.empty_table()
         return
-    reader = pacsv.open_csv(io.BufferedReader(_ChunkStream(first, rest), buffer_size=1 << 20),
+    reader = pacsv.open_csv(io.BufferedReader(_ChunkStream(first, rest), buffer_size=COALESCE_BYTES),
                             read_options=_read_options(schema, block_size),
                             parse_options=_PARSE_OPTIONS, convert_options=_convert_options(schema))
     for batch in reader:
