@@ -93,9 +93,13 @@ class SklearnPredictor:
 
     def __call__(self, batch: pd.DataFrame) -> np.ndarray:
         # estimators fitted on a DataFrame (pipelines, column transformers)
-        # select their columns by name; the others take a plain matrix
-        features: Any = (batch[self.feature_names] if self.feature_names is not None
-                         else batch[self.inputs].to_numpy(dtype=np.float64, na_value=np.nan))
+        # select their columns by name (not again when the batch has just those, in that order:
+        # pandas' selection costs as much as the model's call on a small batch); the others take
+        # a plain matrix
+        wanted = self.inputs if self.feature_names is None else self.feature_names
+        features: Any = batch if list(batch.columns) == wanted else batch[wanted]
+        if self.feature_names is None:
+            features = features.to_numpy(dtype=np.float64, na_value=np.nan)
         if self.probability:
             proba = np.asarray(self.estimator.predict_proba(features))
             return proba[:, _positive_column(getattr(self.estimator, "classes_", None), proba.shape[1])]
