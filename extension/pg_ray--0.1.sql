@@ -142,12 +142,12 @@ AS 'MODULE_PATHNAME', 'pg_ray_describe_query';
 COMMENT ON FUNCTION ray._describe_query(text) IS
 'The columns (name, type) a source query yields, without running it; an error unless it is one SELECT.';
 
-CREATE FUNCTION ray._runner_package()
+CREATE FUNCTION ray._runner_package(credentials text DEFAULT NULL)
 RETURNS bytea
-LANGUAGE C STRICT
+LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_runner_package';
-COMMENT ON FUNCTION ray._runner_package() IS
-'The batch inference runner installed with the extension, zipped as the working directory of a run.';
+COMMENT ON FUNCTION ray._runner_package(text) IS
+'The batch inference runner installed with the extension, zipped as the working directory of a run; with a run''s credentials (JSON) as pg_ray_run_credentials.json.';
 
 CREATE FUNCTION ray.wait_job(job_id bigint, timeout interval DEFAULT '1 hour')
 RETURNS text
@@ -2174,7 +2174,7 @@ BEGIN
 		'entrypoint', job.entrypoint,
 		'runtime_env', nullif(job.runtime_env || coalesce(
 			(SELECT jsonb_build_object('working_dir', 'gcs://' || p.package)
-			 FROM ray.job_package p WHERE p.job_id = job.job_id), '{}')
+			 FROM ray._submission_package(id, attempt) p WHERE p.package IS NOT NULL), '{}')
 			|| ray._run_connection_env(job), '{}'),
 		'metadata', job.metadata || jsonb_build_object('pg_ray_job_id', job.job_id::text,
 													   'pg_ray_owner', job.owner,
@@ -3581,7 +3581,10 @@ CREATE TABLE ray.batch_run_secret (
 	attempt integer NOT NULL,
 	role_name name NOT NULL UNIQUE,
 	password text NOT NULL,
-	staging_table text NOT NULL
+	staging_table text NOT NULL,
+	-- the runner with this attempt's credentials, the working directory it is submitted with
+	package text NOT NULL CHECK (package ~ '^_ray_pkg_[0-9a-f]{40}\.zip$'),
+	content bytea NOT NULL
 );
 COMMENT ON TABLE ray.batch_run_secret IS
 'The login role, password and staging table of the current attempt of each batch inference job.';
@@ -4161,6 +4164,7 @@ DECLARE
 	run_role text;
 	run_password text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
 	staging text;
+	runner bytea;
 BEGIN
 	SELECT * INTO job FROM ray.job WHERE job_id = id;
 	PERFORM ray._end_batch_attempt(id);
@@ -4178,8 +4182,11 @@ BEGIN
 				   plan -> 'output' ->> 'name', plan -> 'output' ->> 'type');
 	EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', staging, run_role);
 	EXECUTE format('GRANT SELECT ON %s TO %I', staging, job.owner);
-	INSERT INTO ray.batch_run_secret (job_id, attempt, role_name, password, staging_table)
-	VALUES (id, job.attempts, run_role, run_password, staging);
+	-- the password goes in the run's package, not in its runtime_env (see ray._runner_package)
+	runner := ray._runner_package(jsonb_build_object('password', run_password)::text);
+	INSERT INTO ray.batch_run_secret (job_id, attempt, role_name, password, staging_table, package, content)
+	VALUES (id, job.attempts, run_role, run_password, staging,
+			'_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);
 	UPDATE ray.job SET rows_processed = NULL, rows_total = NULL, rows_written = NULL WHERE job_id = id;
 END
 $$;
@@ -4226,9 +4233,10 @@ COMMENT ON FUNCTION ray._end_batch_attempt(bigint) IS
 'End a batch inference attempt: its sessions, staging table and login role go.';
 
 /*
- * The environment a run connects to this server with: libpq's variables,
- * its login role and password.  Only in the submission sent to Ray, never
- * in a row a user can read.
+ * The environment a run connects to this server with: libpq's variables and
+ * its login role.  Its password is in its package (ray._runner_package), not
+ * here: Ray writes a job's environment variables on the command line of each
+ * of its worker processes, for any user of the host to read.
  */
 CREATE FUNCTION ray._run_connection_env(job ray.job)
 RETURNS jsonb
@@ -4241,14 +4249,31 @@ AS $$
 			'PGPORT', current_setting('port'),
 			'PGDATABASE', current_database(),
 			'PGUSER', s.role_name,
-			'PGPASSWORD', s.password,
 			'PGAPPNAME', format('pg_ray run %s/%s', s.job_id, s.attempt),
 			'PGCONNECT_TIMEOUT', '10'))
 		FROM ray.batch_run_secret s
 		WHERE s.job_id = job.job_id AND s.attempt = job.attempts), '{}')
 $$;
 COMMENT ON FUNCTION ray._run_connection_env(ray.job) IS
-'The runtime_env part that lets a batch inference run connect back: libpq variables with its role and password.';
+'The runtime_env part that lets a batch inference run connect back: libpq variables with its role (the password is in its package).';
+
+/*
+ * The package a job's attempt is submitted with: a batch inference
+ * attempt's own (the runner and the attempt's credentials), else the
+ * working directory the job was submitted with, if any.
+ */
+CREATE FUNCTION ray._submission_package(id bigint, attempt integer, OUT package text, OUT content bytea)
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(s.package, p.package), coalesce(s.content, p.content)
+	FROM (SELECT) one
+	LEFT JOIN ray.batch_run_secret s ON s.job_id = id AND s.attempt = _submission_package.attempt
+	LEFT JOIN ray.job_package p ON p.job_id = id
+$$;
+COMMENT ON FUNCTION ray._submission_package(bigint, integer) IS
+'The working directory package an attempt is submitted with (name and zip), or NULLs if it has none.';
 
 /* Run roles left by a server crash between their creation and their job's end. */
 CREATE FUNCTION ray._drop_stray_run_roles()

@@ -728,8 +728,8 @@ dispatch_plan_submission(PgRayHttpRequest *req, bool upload_first)
 
 	if (upload_first)
 	{
-		pg_ray_spi_exec("SELECT package, content FROM ray.job_package WHERE job_id = $1",
-					  1, types, values, NULL);
+		pg_ray_spi_exec("SELECT package, content FROM ray._submission_package($1, $2) WHERE package IS NOT NULL",
+						2, types, values, NULL);
 		if (SPI_processed == 1)
 		{
 			char	   *package = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

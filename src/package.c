@@ -2,7 +2,12 @@
  *
  * package.c
  *		Working directories: ray.zip_directory, which zips a directory on
- *		the database server for ray.submit_job's working_dir.
+ *		the database server for ray.submit_job's working_dir, and the
+ *		package of a batch inference run.
+ *
+ * The same zipping makes the package of a batch inference run: the runner
+ * installed with the extension, and the run's credentials
+ * (ray._runner_package).
  *
  * Clients send their working directory as a zip (bytea) with the job; this
  * is the same for a directory that lives on the server.  Reading server
@@ -37,6 +42,9 @@
 PG_FUNCTION_INFO_V1(pg_ray_zip_directory);
 PG_FUNCTION_INFO_V1(pg_ray_runner_package);
 
+/* where a run's package holds its credentials; the runner reads this file */
+#define RUNNER_CREDENTIALS_FILE "pg_ray_run_credentials.json"
+
 typedef struct ZipWalk
 {
 	zip_t	   *archive;
@@ -46,6 +54,7 @@ typedef struct ZipWalk
 } ZipWalk;
 
 static void package_add_directory(ZipWalk *walk, const char *relative);
+static void package_add_content(ZipWalk *walk, const char *name, const char *content);
 
 /*
  * package_discard
@@ -100,6 +109,28 @@ package_add_file(ZipWalk *walk, const char *relative, const struct stat *st)
 }
 
 /*
+ * package_add_content
+ *		Add a file made of the given text, at the root.  libzip reads the
+ *		text when the archive is closed, which is before it is freed.
+ */
+static void
+package_add_content(ZipWalk *walk, const char *name, const char *content)
+{
+	zip_source_t *source;
+
+	source = zip_source_buffer(walk->archive, content, strlen(content), 0);
+	if (source == NULL || zip_file_add(walk->archive, name, source, ZIP_FL_ENC_UTF_8) < 0)
+	{
+		char	   *why = pstrdup(zip_strerror(walk->archive));
+
+		if (source)
+			zip_source_free(source);
+		package_discard(walk);
+		elog(ERROR, "could not add \"%s\" to a package: %s", name, why);
+	}
+}
+
+/*
  * package_add_directory
  *		Add everything below one directory, depth first.
  */
@@ -147,7 +178,7 @@ package_add_directory(ZipWalk *walk, const char *relative)
  *		caller has decided that the directory may be read.
  */
 bytea *
-pg_ray_zip_path(const char *path)
+pg_ray_zip_path(const char *path, const char *extra_name, const char *extra_content)
 {
 	struct stat st;
 	ZipWalk		walk;
@@ -188,6 +219,8 @@ pg_ray_zip_path(const char *path)
 	PG_TRY();
 	{
 		package_add_directory(&walk, "");
+		if (extra_name != NULL)
+			package_add_content(&walk, extra_name, extra_content);
 	}
 	PG_CATCH();
 	{
@@ -254,23 +287,30 @@ pg_ray_zip_directory(PG_FUNCTION_ARGS)
 				 errdetail("Only roles with privileges of the \"%s\" role may read server files.",
 						   "pg_read_server_files"),
 				 errhint("Zip the directory on the client and pass it as working_dir.")));
-	PG_RETURN_BYTEA_P(pg_ray_zip_path(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+	PG_RETURN_BYTEA_P(pg_ray_zip_path(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, NULL));
 }
 
 /*
  * pg_ray_runner_package
- *		ray._runner_package(): the batch inference runner installed with the
- *		extension (share/extension/pg_ray/runner), zipped as the working
- *		directory of a run, so that a cluster needs only Ray and the
- *		runner's Python packages.
+ *		ray._runner_package(credentials): the batch inference runner
+ *		installed with the extension (share/extension/pg_ray/runner), zipped
+ *		as the working directory of a run, so that a cluster needs only Ray
+ *		and the runner's Python packages.  With credentials, they are added
+ *		as pg_ray_run_credentials.json: a run's password goes to the cluster
+ *		in its package, unpacked in the node's private directory, rather than
+ *		in its runtime environment, which Ray writes on the command line of
+ *		every worker process of the job.
  */
 Datum
 pg_ray_runner_package(PG_FUNCTION_ARGS)
 {
 	char		share[MAXPGPATH];
 	char		path[MAXPGPATH];
+	char	   *credentials = NULL;
 
+	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
+		credentials = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	get_share_path(my_exec_path, share);
 	snprintf(path, sizeof(path), "%s/extension/pg_ray/runner", share);
-	PG_RETURN_BYTEA_P(pg_ray_zip_path(path));
+	PG_RETURN_BYTEA_P(pg_ray_zip_path(path, credentials ? RUNNER_CREDENTIALS_FILE : NULL, credentials));
 }

@@ -114,7 +114,8 @@ extern long pg_ray_dispatch_next_poll_ms(void);
 extern void pg_ray_jobs_changed(void);
 
 /* package.c */
-extern bytea *pg_ray_zip_path(const char *path);
+extern bytea *pg_ray_zip_path(const char *path, const char *extra_name,
+							  const char *extra_content);
 
 /* publish.c */
 extern void pg_ray_publish_round(void);

@@ -137,15 +137,26 @@ publish_one(void *arg)
 	bool		rows_counted;
 	int64		rows = 0;
 
+	/*
+	 * Locks are waited for a second at most, the plan's included: taking a
+	 * staging table for a new target locks it, and its owner may read it.
+	 */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", PUBLISH_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(job->attempt);
 	pg_ray_spi_exec("SELECT owner_oid, statements, rows_moved FROM ray._publish_plan($1, $2)",
 					2, types, values, NULL);
-	if (SPI_processed != 1)
+	owner = InvalidOid;
+	if (SPI_processed == 1)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!OidIsValid(owner))
+	{
+		/* nothing to publish: the plan settled the job */
+		AtEOXact_GUC(true, save_nestlevel);
 		return;
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
-		return;					/* nothing to publish: the plan settled the job */
+	}
 	statements_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	deconstruct_array(DatumGetArrayTypeP(statements_datum), TEXTOID, -1, false, TYPALIGN_INT,
 					  &statements, &statement_nulls, &nstatements);
@@ -163,9 +174,6 @@ publish_one(void *arg)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("lock_timeout", PUBLISH_LOCK_TIMEOUT, PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	for (int i = 0; i < nstatements; i++)
 	{
 		char	   *sql = TextDatumGetCString(statements[i]);

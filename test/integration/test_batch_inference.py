@@ -12,6 +12,7 @@ and their retries publish every row once, and that pg_cron can schedule it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ import psycopg
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conftest import as_role, connect, run_client, wait_for, wait_for_worker
+from conftest import RayHead, as_role, connect, run_client, wait_for, wait_for_worker
 from fake_openai import FakeOpenAI
 
 GROUP = "it-batch"
@@ -142,11 +143,48 @@ def drop_user(db: psycopg.Connection) -> None:
         db.execute(f"DROP ROLE {USER}")
 
 
+def processes_holding(text: str, also: bytes = b"") -> list[str]:
+    """The /proc/PID/{cmdline,environ} of this host that hold text (and also, if given)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                data = (proc / part).read_bytes()
+            except OSError:
+                continue
+            if text.encode() in data and also in data:
+                found.append(f"{proc.name}/{part}")
+    return found
+
+
+def group_head(db: psycopg.Connection) -> RayHead:
+    """The shared group's dashboard, to ask Ray directly."""
+    return RayHead(*db.execute("SELECT g.dashboard_url, s.token FROM ray.resource_groups g"
+                               " JOIN ray.resource_group_secret s ON s.resource_group = g.name"
+                               " WHERE g.name = %s", (GROUP,)).fetchone())
+
+
 def test_sklearn_scores_a_table_into_a_new_target(bi: psycopg.Connection) -> None:
     job_id = batch(bi, "bi.ctr_scores", input_columns=["age", "price"])
     # the run's role exists while the run does
-    wait_for(lambda: run_roles(bi), "the run's login role")
+    role = wait_for(lambda: run_roles(bi), "the run's login role")[0]
+    # its password is in no process's command line or environment, though Ray's worker processes of
+    # the run carry the run's runtime environment (its role among it) on their command lines
+    password = bi.execute("SELECT password FROM ray.batch_run_secret WHERE job_id = %s", (job_id,)).fetchone()[0]
+    leaks: list[str] = []
+
+    def run_workers() -> list[str]:
+        leaks.extend(processes_holding(password))
+        return processes_holding(role, also=b"--serialized-runtime-env-context")
+
+    wait_for(run_workers, "a Ray worker process of the run", 180)
+    assert leaks == [] and processes_holding(password) == []
     row = succeeded(bi, job_id)
+    # nor in what Ray keeps of the job
+    info = group_head(bi).rest("GET", f"/api/jobs/{row['ray_submission_id']}")
+    assert role in json.dumps(info) and password not in json.dumps(info)
     assert row["rows_written"] == ROWS and row["rows_total"] == ROWS and row["rows_processed"] == ROWS
     assert row["target_table"] == "bi.ctr_scores"
     ids, x = features(bi)
@@ -238,6 +276,27 @@ def test_a_created_target_is_the_table_the_plan_shows(bi: psycopg.Connection) ->
         as_role(bi, USER, "ALTER DEFAULT PRIVILEGES IN SCHEMA bi REVOKE ALL ON TABLES FROM bi_reader")
         bi.execute("DROP OWNED BY bi_reader")
         bi.execute("DROP ROLE bi_reader")
+
+
+def test_a_staging_table_its_owner_holds_delays_the_new_target_and_loses_nothing(bi: psycopg.Connection) -> None:
+    """The owner may read its run's staging table; the worker does not wait on that lock, it comes back."""
+    job_id = batch(bi, "bi.held", model="ctr:1", input_columns=["age", "price"])
+    wait_for(lambda: staging_tables(bi), "the run's staging table")
+    holder = connect()
+    holder.execute(f"SET ROLE {USER}")
+    holder.execute("BEGIN")
+    holder.execute(f"SELECT count(*) FROM ray_staging.{staging_tables(bi)[0]}")
+    try:
+        wait_for(lambda: bi.execute("SELECT state = 'PUBLISHING' AND message LIKE 'waiting to publish%%'"
+                                    " FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0],
+                 "the job to wait for the lock on its staging table", 300)
+        assert bi.execute("SELECT to_regclass('bi.held')").fetchone()[0] is None
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert succeeded(bi, job_id)["rows_written"] == ROWS
+    assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.held").fetchone() == (ROWS, ROWS)
+    assert run_roles(bi) == [] and staging_tables(bi) == []
 
 
 def test_a_target_created_meanwhile_is_inserted_into_and_a_lost_create_privilege_fails(

@@ -7,8 +7,10 @@ They are never logged: the dataclass keeps them out of its repr.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 import psycopg
@@ -25,6 +27,11 @@ _LIBPQ_ENVIRONMENT = {
 }
 
 
+# A run's password comes in its package, beside this one, not in its environment: Ray writes a
+# job's environment variables on the command line of every worker process it starts for the job.
+CREDENTIALS_FILE = Path(__file__).resolve().parent.parent / "pg_ray_run_credentials.json"
+
+
 @dataclass(frozen=True)
 class Database:
     """Connection settings, and the schema of the run's functions (ray, or a test's stand-ins)."""
@@ -32,8 +39,14 @@ class Database:
     schema: str = "ray"
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ, schema: str = "ray") -> Database:
+    def from_environment(cls, environ: Mapping[str, str] = os.environ, schema: str = "ray",
+                         credentials: Path = CREDENTIALS_FILE) -> Database:
+        """libpq's settings from the environment, and the password from the run's credentials file if there is one."""
         params = {kw: environ[var] for var, kw in _LIBPQ_ENVIRONMENT.items() if environ.get(var)}
+        if credentials.is_file():
+            password = json.loads(credentials.read_text()).get("password")
+            if password:
+                params["password"] = password
         return cls(params=params, schema=schema)
 
     def connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
