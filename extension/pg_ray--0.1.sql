@@ -4180,8 +4180,8 @@ BEGIN
 					FROM jsonb_array_elements_text(plan -> 'key') WITH ORDINALITY k(name, ord)
 					JOIN jsonb_array_elements(plan -> 'columns') e ON e ->> 'name' = k.name),
 				   plan -> 'output' ->> 'name', plan -> 'output' ->> 'type');
+	-- and to the run's role only: the owner reads it only while its rows are published
 	EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', staging, run_role);
-	EXECUTE format('GRANT SELECT ON %s TO %I', staging, job.owner);
 	-- the password goes in the run's package, not in its runtime_env (see ray._runner_package)
 	runner := ray._runner_package(jsonb_build_object('password', run_password)::text);
 	INSERT INTO ray.batch_run_secret (job_id, attempt, role_name, password, staging_table, package, content)
@@ -4224,8 +4224,9 @@ DECLARE
 	s ray.batch_run_secret;
 BEGIN
 	FOR s IN DELETE FROM ray.batch_run_secret WHERE job_id = id RETURNING * LOOP
-		EXECUTE format('DROP TABLE IF EXISTS %s', s.staging_table);
+		-- the run's sessions end first: one still writing would hold the staging table
 		PERFORM ray._drop_run_role(s.role_name);
+		EXECUTE format('DROP TABLE IF EXISTS %s', s.staging_table);
 	END LOOP;
 END
 $$;
@@ -4450,6 +4451,9 @@ BEGIN
 	END IF;
 	written := (SELECT string_agg(quote_ident(k), ', ')
 				FROM jsonb_array_elements_text((plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name')) k);
+	-- the owner reads the staged rows in this transaction only, which drops them at its end: no
+	-- session of the owner ever could, nor hold a lock on them that the worker would wait for
+	EXECUTE format('GRANT SELECT ON %s TO %I', secret.staging_table, job.owner);
 	statements := ARRAY[]::text[];
 	IF plan -> 'target' ? 'create_statement' THEN
 		statements := statements || regexp_replace(plan -> 'target' ->> 'create_statement',

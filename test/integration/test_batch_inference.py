@@ -278,22 +278,14 @@ def test_a_created_target_is_the_table_the_plan_shows(bi: psycopg.Connection) ->
         bi.execute("DROP ROLE bi_reader")
 
 
-def test_a_staging_table_its_owner_holds_delays_the_new_target_and_loses_nothing(bi: psycopg.Connection) -> None:
-    """The owner may read its run's staging table; the worker does not wait on that lock, it comes back."""
+def test_the_owner_can_neither_read_nor_lock_its_runs_staging_table(bi: psycopg.Connection) -> None:
+    """A lock of the owner on the staging table would hold the worker up when it publishes or cleans up."""
     job_id = batch(bi, "bi.held", model="ctr:1", input_columns=["age", "price"])
-    wait_for(lambda: staging_tables(bi), "the run's staging table")
-    holder = connect()
-    holder.execute(f"SET ROLE {USER}")
-    holder.execute("BEGIN")
-    holder.execute(f"SELECT count(*) FROM ray_staging.{staging_tables(bi)[0]}")
-    try:
-        wait_for(lambda: bi.execute("SELECT state = 'PUBLISHING' AND message LIKE 'waiting to publish%%'"
-                                    " FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()[0],
-                 "the job to wait for the lock on its staging table", 300)
-        assert bi.execute("SELECT to_regclass('bi.held')").fetchone()[0] is None
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
+    staging = "ray_staging." + wait_for(lambda: staging_tables(bi), "the run's staging table")[0]
+    for statement in (f"SELECT count(*) FROM {staging}", f"LOCK TABLE {staging} IN ACCESS SHARE MODE"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), bi.transaction():
+            bi.execute(f"SET LOCAL ROLE {USER}")
+            bi.execute(statement)
     assert succeeded(bi, job_id)["rows_written"] == ROWS
     assert bi.execute("SELECT count(*), count(DISTINCT id) FROM bi.held").fetchone() == (ROWS, ROWS)
     assert run_roles(bi) == [] and staging_tables(bi) == []
