@@ -24,11 +24,57 @@ OBJS = \
 	src/fault.o \
 	src/provider_local.o
 
-# The control file and scripts live in extension/, so they are installed as
-# DATA into share/extension rather than through EXTENSION, which would want
-# pg_ray.control at the top of the tree.
+# The extension's SQL (docs/design.md, "The SQL sources and releases").
+# Every version in order; the last is the control file's default_version.
+# A released version's install script is frozen in extension/ (0.1's never
+# changes again); the newest one's install script, and the update script
+# from each earlier version to it, are assembled by scripts/assemble-sql
+# from the files in sql/, in the order of these lists.
+PG_RAY_VERSIONS = 0.1 0.2
+PG_RAY_VERSION = $(lastword $(PG_RAY_VERSIONS))
+PG_RAY_EARLIER_VERSIONS = $(filter-out $(PG_RAY_VERSION),$(PG_RAY_VERSIONS))
+PG_RAY_FROZEN_SCRIPTS = extension/pg_ray--0.1.sql
+
+# Made once by a fresh install; an update changes them in sql/updates/.
+SQL_CREATED_ONCE_FIRST = sql/install/roles.sql
+SQL_CREATED_ONCE_TABLES = sql/install/tables.sql
+SQL_CREATED_ONCE_LAST = sql/install/policies.sql
+SQL_SEED = sql/install/seed.sql
+# Run again by every install and update script (CREATE OR REPLACE, GRANT):
+# what the tables need first, then the functions by concern, the triggers,
+# the views, and the privileges last.
+SQL_BEFORE_TABLES = sql/library.sql sql/helpers.sql
+SQL_FUNCTIONS = \
+	sql/validation.sql \
+	sql/state_machine.sql \
+	sql/lookups.sql \
+	sql/resource_groups.sql \
+	sql/external_clusters.sql \
+	sql/jobs.sql \
+	sql/worker_rounds.sql \
+	sql/job_lifecycle.sql \
+	sql/local_nodes.sql \
+	sql/cluster_status.sql \
+	sql/models.sql \
+	sql/batch_plan.sql \
+	sql/batch_runs.sql \
+	sql/publish.sql \
+	sql/triggers.sql \
+	sql/views.sql
+SQL_PRIVILEGES = sql/privileges.sql
+
+SQL_INSTALL = $(SQL_CREATED_ONCE_FIRST) $(SQL_BEFORE_TABLES) $(SQL_CREATED_ONCE_TABLES) \
+	$(SQL_FUNCTIONS) $(SQL_CREATED_ONCE_LAST) $(SQL_PRIVILEGES) $(SQL_SEED)
+SQL_UPDATE = $(SQL_BEFORE_TABLES) $(SQL_FUNCTIONS) $(SQL_PRIVILEGES)
+SQL_BUILT = build/sql/pg_ray--$(PG_RAY_VERSION).sql \
+	$(foreach v,$(PG_RAY_EARLIER_VERSIONS),build/sql/pg_ray--$(v)--$(PG_RAY_VERSION).sql)
+
+# The control file and scripts are installed as DATA into share/extension
+# rather than through EXTENSION, which would want pg_ray.control at the top
+# of the tree.
 MODULEDIR = extension
-DATA = extension/pg_ray.control extension/pg_ray--0.1.sql
+DATA = extension/pg_ray.control $(PG_RAY_FROZEN_SCRIPTS)
+DATA_built = $(SQL_BUILT)
 PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
 
 # pg_regress runs in an existing database: the background worker stays
@@ -36,9 +82,9 @@ PGFILEDESC = "pg_ray - Ray resource groups and jobs driven from SQL"
 # re-created around the tests as pg_regress would otherwise do.
 PG_RAY_TEST_DB ?= postgres
 REGRESS = setup resource_groups worker_groups jobs usage models batch_inference
-REGRESS_OPTS = --use-existing --inputdir=. --outputdir=build/regress
+REGRESS_OPTS = --use-existing --inputdir=test/regress --outputdir=build/regress
 
-PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+PG_CPPFLAGS = -DPG_RAY_VERSION='"$(PG_RAY_VERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	$(shell pkg-config --cflags libcurl jansson libzip) -I$(shell pg_config --includedir)
 # jansson is not linked: ray_json.c loads it (see there why).
 SHLIB_LINK = $(shell pkg-config --libs libcurl libzip) -ldl -L$(shell pg_config --libdir) -lpq
@@ -51,6 +97,15 @@ include $(PGXS)
 CONTRIB_TESTDB = $(PG_RAY_TEST_DB)
 
 EXTRA_CLEAN = build src/cli/pg_ray
+
+build/sql/pg_ray--$(PG_RAY_VERSION).sql: $(SQL_INSTALL) extension/pg_ray.control scripts/assemble-sql
+	@mkdir -p build/sql
+	scripts/assemble-sql install "$(PG_RAY_VERSIONS)" $(SQL_INSTALL) >$@.tmp && mv $@.tmp $@
+
+build/sql/pg_ray--%--$(PG_RAY_VERSION).sql: $(SQL_UPDATE) $(wildcard sql/updates/*.sql) extension/pg_ray.control \
+		scripts/assemble-sql
+	@mkdir -p build/sql
+	scripts/assemble-sql update $* "$(PG_RAY_VERSIONS)" $(SQL_UPDATE) >$@.tmp && mv $@.tmp $@
 
 # The command-line client, a plain libpq program (src/cli/), installed next
 # to PostgreSQL's own programs in $(bindir).  PGXS builds one module here, so

@@ -1,129 +1,231 @@
--- Jobs: submitting, validating, stopping, and their history.
-\set SHOW_CONTEXT never
--- job ids of this file do not depend on the files before it
-SELECT setval('ray.job_id_seq', 100, false) IS NOT NULL AS job_ids_reset;
+/*
+ * sql/jobs.sql
+ *		The job API: submit, stop, logs (ray_user).
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
 
-SELECT ray.create_resource_group('jobs');
-SELECT ray.add_worker_group('jobs', 'cpu', 'CPU', 'm.xlarge', 1, 2);
+/* ------------------------------------------------------------------------
+ * Job API (ray_user)
+ * ------------------------------------------------------------------------
+ */
 
-SELECT ray.submit_job('jobs', 'python score.py',
-	runtime_env => '{"pip": ["requests==2.32.3"], "env_vars": {"MODE": "nightly"}, "working_dir": "."}',
-	metadata => '{"team": "ads"}',
-	entrypoint_num_cpus => 2,
-	entrypoint_memory => 1073741824,
-	entrypoint_resources => '{"custom_slot": 1}',
-	max_attempts => 3) AS job \gset
-SELECT job_id = :job AS same_id, resource_group, owner, kind, state, attempts, max_attempts,
-	   started_at, finished_at, entrypoint, ray_submission_id
-FROM ray.jobs WHERE job_id = :job;
-SELECT runtime_env, metadata, entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
-	   entrypoint_resources
-FROM ray.job WHERE job_id = :job;
-SELECT from_state, to_state, attempt, actor, message FROM ray.job_events WHERE job_id = :job;
+/*
+ * A working directory is a zip within pg_ray.max_working_dir_bytes, and the
+ * only one the job names.
+ */
+CREATE OR REPLACE FUNCTION ray._check_working_dir(zip bytea, runtime_env jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	-- in bytes whatever unit it was set in
+	limit_bytes bigint := (SELECT setting::bigint FROM pg_settings WHERE name = 'pg_ray.max_working_dir_bytes');
+BEGIN
+	IF jsonb_typeof(runtime_env) = 'object' AND runtime_env ? 'working_dir' THEN
+		RAISE EXCEPTION 'the job names two working directories'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'runtime_env has "working_dir" and the working_dir argument is given too.',
+				  HINT = 'Give the zip as working_dir and leave it out of runtime_env.';
+	END IF;
+	IF length(zip) > limit_bytes THEN
+		RAISE EXCEPTION 'working directory is too large: % bytes', length(zip)
+			USING ERRCODE = 'program_limit_exceeded',
+				  DETAIL = format('The limit is %s (pg_ray.max_working_dir_bytes).',
+								  pg_size_pretty(limit_bytes)),
+				  HINT = 'Leave data out of the working directory and read it from tables, or ask a superuser to raise the limit.';
+	END IF;
+	IF length(zip) < 22 OR substring(zip from 1 for 2) <> '\x504b'::bytea
+		OR substring(zip from 3 for 2) NOT IN ('\x0304'::bytea, '\x0506'::bytea) THEN
+		RAISE EXCEPTION 'working directory is not a zip archive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Zip the directory with its files at the root of the archive, as "cd app && zip -r ../app.zip ." does, or use ray.zip_directory on the server.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_working_dir(bytea, jsonb) IS
+'Raise an error unless a working directory is a zip within pg_ray.max_working_dir_bytes and the job names no other.';
 
--- the other shapes of runtime_env Ray accepts
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"pip": {"packages": ["x"], "pip_check": false}}') > 0 AS ok;
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"pip": "requirements.txt", "conda": "env"}') > 0 AS ok;
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"py_modules": ["a", "b"], "excludes": ["*.log"], "config": {"setup_timeout_seconds": 60}}') > 0 AS ok;
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => NULL, metadata => NULL, entrypoint_resources => NULL) > 0 AS nulls_mean_empty;
+CREATE OR REPLACE FUNCTION ray.submit_job(
+	resource_group text,
+	entrypoint text,
+	runtime_env jsonb DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	entrypoint_num_cpus numeric DEFAULT NULL,
+	entrypoint_num_gpus numeric DEFAULT NULL,
+	entrypoint_memory bigint DEFAULT NULL,
+	entrypoint_resources jsonb DEFAULT '{}',
+	max_attempts integer DEFAULT 1,
+	retry_on_failure boolean DEFAULT false,
+	working_dir bytea DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	caller name := ray._caller();
+	rg ray.resource_group := ray._resource_group(submit_job.resource_group, 'share');
+	id bigint;
+BEGIN
+	IF NOT ray._can_use(rg.name, caller_oid) THEN
+		RAISE EXCEPTION 'permission denied for resource group "%"', rg.name
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('A ray_admin can grant it with SELECT ray.grant_usage(%L, %L).', rg.name, caller);
+	END IF;
 
--- every rule, with its message
-SELECT ray.submit_job('nope', 'python a.py');
-SELECT ray.submit_job(NULL, 'python a.py');
-SELECT ray.submit_job('jobs', NULL);
-SELECT ray.submit_job('jobs', '   ');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '[]');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"pipp": ["x"]}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"pip": 3}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"pip": ["x", 1]}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"working_dir": 1}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"py_modules": "a"}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"env_vars": {"A": 1}}');
-SELECT ray.submit_job('jobs', 'python a.py', runtime_env => '{"config": []}');
-SELECT ray.submit_job('jobs', 'python a.py', metadata => '{"n": 1}');
-SELECT ray.submit_job('jobs', 'python a.py', metadata => '"x"');
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_resources => '[]');
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_resources => '{"CPU": 1}');
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_resources => '{"slot": -1}');
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_resources => '{"slot": "1"}');
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_cpus => -1);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_memory => -1);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_cpus => 5);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 0.5);
-SELECT ray.submit_job('jobs', 'python a.py', max_attempts => 0);
-SELECT ray.submit_job('jobs', 'python a.py', max_attempts => 101);
-SELECT ray.submit_job('jobs', 'python a.py', max_attempts => NULL);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_memory => 40000000000);
+	-- A driver runs on one node: refuse what no node of the group could ever
+	-- hold.  A group without worker groups yet is taken at its word.
+	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
+		IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
+			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
+			RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
+					  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
+		END IF;
+		IF NOT EXISTS (
+			SELECT FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+			WHERE w.resource_group = rg.name
+			  AND coalesce(submit_job.entrypoint_num_cpus, 0) <= s.num_cpus
+			  AND coalesce(submit_job.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
+			  AND coalesce(submit_job.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
+			RAISE EXCEPTION 'no worker node of resource group "%" can hold the entrypoint', rg.name
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The entrypoint asks for %s CPUs, %s GPUs and %s bytes of memory on one node; its nodes have %s.',
+									  coalesce(submit_job.entrypoint_num_cpus, 0), coalesce(submit_job.entrypoint_num_gpus, 0),
+									  coalesce(submit_job.entrypoint_memory, 0),
+									  (SELECT string_agg(format('%s CPUs, %s GPUs and %s MB (%s)', s.num_cpus,
+																round(coalesce(w.gpu_distribution_unit, s.num_gpus), 3)::float8,
+																s.memory_mb, w.name),
+														 '; ' ORDER BY w.name)
+									   FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+									   WHERE w.resource_group = rg.name)),
+					  HINT = 'Ask for less, or add a worker group of a larger spec.';
+		END IF;
+	END IF;
 
--- with a GPU worker group, GPUs are counted per node
-SELECT ray.add_worker_group('jobs', 'gpu', 'GPU', 'gpu.small', 1, 1);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 2);
-SELECT ray.submit_job('jobs', 'python a.py', entrypoint_num_gpus => 1, retry_on_failure => true) AS gpu_job \gset
-SELECT entrypoint_num_gpus, retry_on_failure FROM ray.job WHERE job_id = :gpu_job;
+	IF submit_job.working_dir IS NOT NULL THEN
+		PERFORM ray._check_working_dir(submit_job.working_dir, coalesce(submit_job.runtime_env, '{}'));
+	END IF;
 
--- waiting: errors, a timeout, and a job that has already ended
-SELECT ray.wait_job(NULL);
-SELECT ray.wait_job(:gpu_job, NULL);
-SELECT ray.wait_job(:gpu_job, interval '-1 second');
-SELECT ray.wait_job(999999, interval '1 second');
-SELECT ray.wait_job(:gpu_job, interval '0');
-BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT ray.wait_job(:gpu_job, interval '1 second');
-ROLLBACK;
+	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
+						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
+						 entrypoint_resources, max_attempts, retry_on_failure)
+	VALUES (caller, rg.name, 'script', submit_job.entrypoint,
+			coalesce(submit_job.runtime_env, '{}'), coalesce(submit_job.metadata, '{}'),
+			submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
+			submit_job.entrypoint_memory, coalesce(submit_job.entrypoint_resources, '{}'),
+			submit_job.max_attempts, coalesce(submit_job.retry_on_failure, false))
+	RETURNING job_id INTO id;
+	IF submit_job.working_dir IS NOT NULL THEN
+		-- named by content, 40 hex digits as Ray names its own packages
+		INSERT INTO ray.job_package (job_id, package, content)
+		VALUES (id, '_ray_pkg_' || left(encode(sha256(submit_job.working_dir), 'hex'), 40) || '.zip',
+				submit_job.working_dir);
+	END IF;
+	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+	VALUES (id, NULL, 'QUEUED', 0, caller, 'submitted');
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
+'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
--- logs: none yet for a queued job
-SELECT ray.job_logs(:gpu_job) = '' AS no_log_yet;
-SELECT ray.job_logs(NULL);
-SELECT ray.job_logs(999999);
+CREATE OR REPLACE FUNCTION ray.stop_job(job_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	caller name := ray._caller();
+	job ray.job;
+BEGIN
+	IF stop_job.job_id IS NULL THEN
+		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR UPDATE;
+	-- Someone else's job does not exist, as far as this caller can tell.
+	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
+		RAISE EXCEPTION 'job % does not exist', stop_job.job_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
+	END IF;
+	IF job.state IN ('SUCCEEDED', 'FAILED', 'STOPPED') THEN
+		RAISE NOTICE 'job % has already finished: %', job.job_id, job.state;
+		RETURN false;
+	END IF;
+	IF job.stop_requested_at IS NOT NULL THEN
+		RAISE NOTICE 'job % is already being stopped', job.job_id;
+		RETURN true;
+	END IF;
+	UPDATE ray.job j SET stop_requested_at = now(), stopped_by = caller
+	WHERE j.job_id = job.job_id;
+	IF job.state = 'QUEUED' THEN
+		PERFORM ray._job_transition(job.job_id, 'STOPPED', format('stopped by %s', caller), caller);
+	ELSE
+		INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+		VALUES (job.job_id, job.state, job.state, job.attempts, caller, 'stop requested');
+	END IF;
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION ray.stop_job(bigint) IS
+'Stop a job: a queued one at once, a submitted one through Ray. Returns false if it had already finished.';
 
--- stopping: a queued job stops at once
-SELECT ray.stop_job(:job);
-SELECT state, stopped_by, finished_at IS NOT NULL AS finished, message FROM ray.jobs WHERE job_id = :job;
-SELECT ray.stop_job(:job);
-SELECT ray.stop_job(999999);
-SELECT ray.stop_job(NULL);
-SELECT ray.wait_job(:job, interval '1 hour');
-SELECT from_state, to_state, attempt, actor, message FROM ray.job_events WHERE job_id = :job ORDER BY event_id;
-
--- a submitted job is stopped through Ray: the request is recorded
-SELECT ray.submit_job('jobs', 'python long.py') AS inflight \gset
-SELECT state FROM ray._job_transition(:inflight, 'SUBMITTING', 'test', 'regress');
-SELECT ray.stop_job(:inflight);
-SELECT ray.stop_job(:inflight);
-SELECT state, stop_requested_at IS NOT NULL AS stop_requested, stopped_by FROM ray.jobs WHERE job_id = :inflight;
-
--- the state machine refuses what it does not allow
-SELECT ray._job_transition(:job, 'RUNNING', 'test', 'regress');
-
--- direct writes obey the same rules
-INSERT INTO ray.job (owner, resource_group, entrypoint) VALUES ('postgres', 'nope', 'x');
-INSERT INTO ray.job (owner, resource_group, entrypoint, max_attempts) VALUES ('postgres', 'jobs', 'x', 0);
-SET session_replication_role = replica;
-\set VERBOSITY terse
-INSERT INTO ray.job (owner, resource_group, entrypoint) VALUES ('postgres', 'jobs', '');
-INSERT INTO ray.job (owner, resource_group, entrypoint, state) VALUES ('postgres', 'jobs', 'x', 'SUCCEEDED');
-INSERT INTO ray.job (owner, resource_group, entrypoint, attempts) VALUES ('postgres', 'jobs', 'x', 2);
-\set VERBOSITY default
-RESET session_replication_role;
-
--- dropping a group stops its queued jobs, with force
-SELECT ray.submit_job('jobs', 'python queued.py') AS queued \gset
-SELECT ray.drop_resource_group('jobs');
-SELECT ray.drop_resource_group('jobs', force => true);
-SELECT state, stopped_by, message FROM ray.jobs WHERE job_id = :queued;
-
--- working directories: a zip within the limit, and only one
-SELECT ray.create_resource_group('wd');
-SELECT ray.submit_job('wd', 'python main.py', working_dir => 'not a zip'::bytea);
-SELECT ray.submit_job('wd', 'python main.py', working_dir => '\x504b0506000000000000000000000000000000000000'::bytea,
-	runtime_env => '{"working_dir": "."}');
-SET pg_ray.max_working_dir_bytes = 1024;
-SELECT ray.submit_job('wd', 'python main.py', working_dir => ('\x504b0304'::bytea || decode(repeat('00', 2000), 'hex')));
-RESET pg_ray.max_working_dir_bytes;
-SELECT ray.submit_job('wd', 'python main.py', working_dir => '\x504b0506000000000000000000000000000000000000'::bytea) AS wd_job \gset
-SELECT package FROM ray.job_package WHERE job_id = :wd_job;
-SELECT ray.zip_directory(NULL);
-SELECT ray.zip_directory('relative/path');
-SELECT ray.zip_directory('/nonexistent/pg_ray');
-SELECT ray.zip_directory('/etc/hostname');
-SELECT ray.drop_resource_group('wd', force => true);
+/*
+ * The driver log of a job: the saved one once the job has ended, the live
+ * one from Ray while it runs.
+ */
+CREATE OR REPLACE FUNCTION ray.job_logs(job_id bigint)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller_oid oid := ray._calling_role();
+	job ray.job;
+	saved text;
+	conn record;
+BEGIN
+	IF job_logs.job_id IS NULL THEN
+		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = job_logs.job_id;
+	IF NOT FOUND OR (job.owner <> ray._caller() AND NOT ray._is_admin(caller_oid)) THEN
+		RAISE EXCEPTION 'job % does not exist', job_logs.job_id
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
+	END IF;
+	SELECT l.log INTO saved FROM ray.job_log l
+	WHERE l.job_id = job.job_id ORDER BY l.attempt DESC LIMIT 1;
+	-- live while a run is in Ray, and for a run that just ended until the
+	-- worker has saved its log; otherwise the saved log, if any
+	IF job.ray_submission_id IS NULL
+		OR (job.state NOT IN ('PENDING', 'RUNNING') AND (saved IS NOT NULL OR job.log_error IS NOT NULL)) THEN
+		RETURN coalesce(saved, '');
+	END IF;
+	conn := ray._group_connection(job.resource_group);
+	IF conn.url IS NULL THEN
+		RETURN coalesce(saved, '');
+	END IF;
+	IF job.state IN ('PENDING', 'RUNNING') THEN
+		-- NULL: Ray has no such run (any more)
+		RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id),
+						saved, '');
+	END IF;
+	-- an ended run whose log is not saved yet: what Ray still has, or nothing
+	BEGIN
+		RETURN coalesce(ray._http_job_logs(conn.url, conn.token, conn.ca_file, job.ray_submission_id), '');
+	EXCEPTION WHEN connection_failure OR protocol_violation THEN
+		RETURN '';
+	END;
+END
+$$;
+COMMENT ON FUNCTION ray.job_logs(bigint) IS
+'The driver log of a job: saved when it ended, fetched live from Ray while it runs.';

@@ -1,106 +1,341 @@
--- Resource groups: creating, altering and dropping, and every rule.
-\set SHOW_CONTEXT never
+/*
+ * sql/resource_groups.sql
+ *		The resource group, worker group and usage API (ray_admin).
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
 
-SELECT ray.create_resource_group('analytics');
-SELECT ray.create_resource_group('nightly', head_spec => 'm.xlarge',
-	options => '{"ha": true, "redis_url": "redis://127.0.0.1:6379", "idle_timeout_seconds": 120}');
-SELECT name, provider, head_spec, state, worker_groups, generation, dropping
-FROM ray.resource_groups ORDER BY name;
-SELECT resource_group, from_state, to_state, generation, actor, message
-FROM ray.resource_group_event ORDER BY event_id;
+/* ------------------------------------------------------------------------
+ * Resource group API (ray_admin)
+ * ------------------------------------------------------------------------
+ */
 
--- names
-SELECT ray.create_resource_group(NULL);
-SELECT ray.create_resource_group('Analytics');
-SELECT ray.create_resource_group('9lives');
-SELECT ray.create_resource_group('has space');
-SELECT ray.create_resource_group(repeat('a', 49));
-SELECT ray.create_resource_group(repeat('a', 48)) = repeat('a', 48) AS longest_name_ok;
-SELECT ray.create_resource_group('analytics');
+CREATE OR REPLACE FUNCTION ray.create_resource_group(
+	name text,
+	head_spec text DEFAULT 'small',
+	provider text DEFAULT 'local',
+	options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	caller name := ray._caller();
+BEGIN
+	PERFORM ray._check_name('resource group', create_resource_group.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name
+			   AND g.delete_requested_at IS NOT NULL) THEN
+		RAISE EXCEPTION 'resource group "%" is being dropped', create_resource_group.name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Create it again once it is gone from ray.resource_groups.';
+	END IF;
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name) THEN
+		RAISE EXCEPTION 'resource group "%" already exists', create_resource_group.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner)
+	VALUES (create_resource_group.name, create_resource_group.provider,
+			create_resource_group.head_spec, coalesce(create_resource_group.options, '{}'), caller);
+	-- a local cluster gets a token of its own: 244 random bits
+	IF create_resource_group.provider = 'local' THEN
+		INSERT INTO ray.resource_group_secret (resource_group, token)
+		VALUES (create_resource_group.name,
+				replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+	END IF;
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (create_resource_group.name, NULL, 'CREATING', 1, caller, 'resource group created');
+	RETURN create_resource_group.name;
+END
+$$;
+COMMENT ON FUNCTION ray.create_resource_group(text, text, text, jsonb) IS
+'Create a Ray resource group: a head node of head_spec run by provider; add workers with ray.add_worker_group.';
 
--- provider and head spec
-SELECT ray.create_resource_group('g1', provider => 'kubernetes');
-SELECT ray.create_resource_group('g1', head_spec => 'huge');
-SELECT ray.create_resource_group('g1', head_spec => 'gpu.small');
-SELECT ray.create_resource_group('g1', head_spec => NULL);
-SELECT ray.create_resource_group('g1', provider => 'external');
+CREATE OR REPLACE FUNCTION ray.alter_resource_group(
+	name text,
+	head_spec text DEFAULT NULL,
+	options jsonb DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(alter_resource_group.name);
+	new_head text := coalesce(alter_resource_group.head_spec, rg.head_spec);
+	new_options jsonb := rg.options;
+	changes text[] := '{}';
+BEGIN
+	IF alter_resource_group.options IS NOT NULL THEN
+		IF jsonb_typeof(alter_resource_group.options) <> 'object' THEN
+			PERFORM ray._check_group_options(alter_resource_group.options);
+		END IF;
+		-- keys given as null are removed; the others are set
+		new_options := jsonb_strip_nulls(rg.options || alter_resource_group.options);
+	END IF;
+	IF new_head IS DISTINCT FROM rg.head_spec THEN
+		changes := changes || format('head spec %s -> %s', rg.head_spec, new_head);
+	END IF;
+	IF new_options IS DISTINCT FROM rg.options THEN
+		-- keys only: option values may be secrets, and events are kept forever
+		changes := changes || format('options changed: %s', (
+			SELECT string_agg(k, ', ' ORDER BY k) FROM (
+				SELECT key AS k FROM jsonb_each(new_options) n
+				WHERE n.value IS DISTINCT FROM rg.options -> n.key
+				UNION
+				SELECT key FROM jsonb_each(rg.options) o WHERE NOT new_options ? o.key) keys));
+	END IF;
+	IF cardinality(changes) = 0 THEN
+		RAISE NOTICE 'resource group "%" already has that spec; nothing changes', rg.name;
+		RETURN;
+	END IF;
+	-- The validation trigger speaks first: an invalid change reports no effects.
+	UPDATE ray.resource_group g SET head_spec = new_head, options = new_options
+	WHERE g.name = rg.name;
+	-- the object store size is every node's: all of them restart
+	IF (new_options -> 'object_store_memory_mb') IS DISTINCT FROM (rg.options -> 'object_store_memory_mb') THEN
+		PERFORM ray._guard_interruption(rg.name, 'restarting every node', force);
+		RAISE NOTICE 'every node of resource group "%" will restart', rg.name;
+	ELSIF new_head IS DISTINCT FROM rg.head_spec
+		OR (new_options -> 'ha') IS DISTINCT FROM (rg.options -> 'ha')
+		OR (new_options -> 'redis_url') IS DISTINCT FROM (rg.options -> 'redis_url') THEN
+		PERFORM ray._guard_interruption(rg.name, 'restarting the head node', force);
+		RAISE NOTICE 'the head node of resource group "%" will restart', rg.name;
+	END IF;
+	PERFORM ray._spec_changed(rg.name, array_to_string(changes, '; '));
+END
+$$;
+COMMENT ON FUNCTION ray.alter_resource_group(text, text, jsonb, boolean) IS
+'Change a resource group''s head spec or options (merged; a null value removes a key). Head restarts are refused while jobs run unless force.';
 
--- options
-SELECT ray.create_resource_group('g1', options => '[1, 2]');
-SELECT ray.create_resource_group('g1', options => '{"ha ": true}');
-SELECT ray.create_resource_group('g1', options => '{"ha": "yes"}');
-SELECT ray.create_resource_group('g1', options => '{"redis_url": "redis://localhost"}');
-SELECT ray.create_resource_group('g1', options => '{"ha": true, "redis_url": "http://x"}');
-SELECT ray.create_resource_group('g1', options => '{"idle_timeout_seconds": 5}');
-SELECT ray.create_resource_group('g1', options => '{"idle_timeout_seconds": 12.5}');
-SELECT ray.create_resource_group('g1', options => '{"object_store_memory_mb": 10}');
-SELECT ray.create_resource_group('g1', options => NULL) AS null_options_mean_none;
-SELECT options FROM ray.resource_group WHERE name = 'g1';
+CREATE OR REPLACE FUNCTION ray.drop_resource_group(name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(drop_resource_group.name);
+	caller name := ray._caller();
+	affected bigint[];
+	id bigint;
+BEGIN
+	affected := ray._guard_interruption(rg.name, 'dropping the resource group', force, true);
+	FOREACH id IN ARRAY affected LOOP
+		IF (SELECT state FROM ray.job WHERE job_id = id) = 'QUEUED' THEN
+			PERFORM ray._job_transition(id, 'STOPPED',
+				format('resource group "%s" was dropped by %s', rg.name, caller), caller);
+			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now() WHERE job_id = id;
+		ELSIF (SELECT stop_requested_at FROM ray.job WHERE job_id = id) IS NULL THEN
+			UPDATE ray.job SET stopped_by = caller, stop_requested_at = now()
+			WHERE job_id = id;
+			INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
+			SELECT id, state, state, attempts, caller,
+				   format('stop requested: resource group "%s" was dropped', rg.name)
+			FROM ray.job WHERE job_id = id;
+		END IF;
+	END LOOP;
+	UPDATE ray.resource_group g SET delete_requested_at = now(), generation = generation + 1
+	WHERE g.name = rg.name;
+	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+	VALUES (rg.name, rg.state, rg.state, rg.generation + 1, caller, 'drop requested');
+END
+$$;
+COMMENT ON FUNCTION ray.drop_resource_group(text, boolean) IS
+'Drop a resource group: the worker stops its nodes and removes it. Refused while it has unfinished jobs unless force, which stops them.';
 
--- altering: the effects are reported before they happen
-SELECT ray.alter_resource_group('analytics', head_spec => 'm.2xlarge');
-SELECT ray.alter_resource_group('analytics', head_spec => 'm.2xlarge');
-SELECT ray.alter_resource_group('analytics', options => '{"idle_timeout_seconds": 300}');
-SELECT ray.alter_resource_group('nightly', options => '{"redis_url": null, "ha": null}');
-SELECT name, head_spec, options, generation FROM ray.resource_group
-WHERE name IN ('analytics', 'nightly') ORDER BY name;
--- events name the options that changed, never their values (they may be secrets)
-SELECT resource_group, message FROM ray.resource_group_event
-WHERE message LIKE 'options%' ORDER BY event_id;
-SELECT ray.alter_resource_group('analytics', head_spec => 'gpu.small');
-SELECT ray.alter_resource_group('analytics', options => '{"bogus": 1}');
-SELECT ray.alter_resource_group('analytics', options => '"text"');
-SELECT ray.alter_resource_group('missing', head_spec => 'small');
+CREATE OR REPLACE FUNCTION ray.add_worker_group(
+	resource_group text,
+	name text,
+	resource_type text,
+	spec text,
+	min_workers integer,
+	max_workers integer,
+	disk_gb integer DEFAULT 100,
+	gpu_distribution_unit numeric DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(add_worker_group.resource_group);
+BEGIN
+	PERFORM ray._check_name('worker group', add_worker_group.name);
+	IF EXISTS (SELECT FROM ray.worker_group w
+			   WHERE w.resource_group = rg.name AND w.name = add_worker_group.name) THEN
+		RAISE EXCEPTION 'worker group "%" already exists in resource group "%"',
+			add_worker_group.name, rg.name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO ray.worker_group (resource_group, name, resource_type, spec, min_workers,
+								  max_workers, disk_gb, gpu_distribution_unit, desired_workers)
+	VALUES (rg.name, add_worker_group.name, upper(add_worker_group.resource_type),
+			add_worker_group.spec, add_worker_group.min_workers, add_worker_group.max_workers,
+			add_worker_group.disk_gb, add_worker_group.gpu_distribution_unit,
+			coalesce(add_worker_group.min_workers, 0));
+	PERFORM ray._spec_changed(rg.name, format('worker group %s added', add_worker_group.name));
+END
+$$;
+COMMENT ON FUNCTION ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric) IS
+'Add a worker group of CPU or GPU nodes of one spec, scaled between min_workers and max_workers.';
 
--- direct writes obey the same rules as the API
-INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('Direct', 'small', 'postgres');
-INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('direct', 'gpu.small', 'postgres');
-UPDATE ray.resource_group SET options = '{"ha": 1}' WHERE name = 'analytics';
--- and without triggers (as during a restore), the constraints still hold
-SET session_replication_role = replica;
-\set VERBOSITY terse
-INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('Direct', 'small', 'postgres');
-INSERT INTO ray.resource_group (name, head_spec, owner, state) VALUES ('direct', 'small', 'postgres', 'RUNNING');
-\set VERBOSITY default
-RESET session_replication_role;
+CREATE OR REPLACE FUNCTION ray._worker_group(group_name text, worker_group_name text)
+RETURNS ray.worker_group
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result ray.worker_group;
+BEGIN
+	PERFORM ray._resource_group(group_name);
+	IF worker_group_name IS NULL THEN
+		RAISE EXCEPTION 'worker group name must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO result FROM ray.worker_group
+	WHERE resource_group = group_name AND name = worker_group_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'worker group "%" does not exist in resource group "%"',
+			worker_group_name, group_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = format('List its worker groups with SELECT name FROM ray.worker_groups WHERE resource_group = %L.',
+								group_name);
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._worker_group(text, text) IS
+'The worker group (locked), or an error if it or its resource group does not exist.';
 
--- dropping (in a transaction, so the worker cannot remove the group before we look)
-SELECT ray.drop_resource_group('missing');
-SELECT ray.drop_resource_group(NULL);
-BEGIN;
-\set ON_ERROR_ROLLBACK on
-SELECT ray.drop_resource_group('g1');
-SELECT name, state, dropping FROM ray.resource_groups WHERE name = 'g1';
-SELECT ray.drop_resource_group('g1');
-SELECT ray.add_worker_group('g1', 'w', 'CPU', 'small', 1, 1);
-SELECT ray.create_resource_group('g1');
-COMMIT;
-\set ON_ERROR_ROLLBACK off
-SELECT ray.drop_resource_group(repeat('a', 48));
+CREATE OR REPLACE FUNCTION ray.alter_worker_group(
+	resource_group text,
+	name text,
+	spec text DEFAULT NULL,
+	resource_type text DEFAULT NULL,
+	min_workers integer DEFAULT NULL,
+	max_workers integer DEFAULT NULL,
+	disk_gb integer DEFAULT NULL,
+	gpu_distribution_unit numeric DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wg ray.worker_group := ray._worker_group(alter_worker_group.resource_group, alter_worker_group.name);
+	new ray.worker_group := wg;
+	restarts boolean;
+	deleted integer;
+BEGIN
+	new.spec := coalesce(alter_worker_group.spec, wg.spec);
+	new.resource_type := coalesce(upper(alter_worker_group.resource_type), wg.resource_type);
+	new.min_workers := coalesce(alter_worker_group.min_workers, wg.min_workers);
+	new.max_workers := coalesce(alter_worker_group.max_workers, wg.max_workers);
+	new.disk_gb := coalesce(alter_worker_group.disk_gb, wg.disk_gb);
+	new.gpu_distribution_unit := CASE
+		WHEN alter_worker_group.gpu_distribution_unit IS NOT NULL THEN alter_worker_group.gpu_distribution_unit
+		WHEN new.resource_type = 'CPU' THEN NULL
+		ELSE wg.gpu_distribution_unit END;
 
--- a node spec in use keeps its resource type
-UPDATE ray.node_spec SET resource_type = 'GPU', num_gpus = 1 WHERE name = 'm.xlarge';
-UPDATE ray.node_spec SET description = 'edited' WHERE name = 'm.xlarge';
+	IF new IS NOT DISTINCT FROM wg THEN
+		RAISE NOTICE 'worker group "%" already has that spec; nothing changes', wg.name;
+		RETURN;
+	END IF;
 
--- external clusters: what is checked before any request is made
-SELECT ray.register_cluster('Ext', 'http://127.0.0.1:8265');
-SELECT ray.register_cluster('ext', NULL);
-SELECT ray.register_cluster('ext', 'not a url');
-SELECT ray.register_cluster('ext', 'ftp://127.0.0.1:8265');
-SELECT ray.register_cluster('ext', 'http://10.1.2.3:8265');
-SELECT ray.register_cluster('ext', 'http://ray.example.com:8265');
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265/?token=x');
-SELECT ray.register_cluster('ext', 'http://user:secret@127.0.0.1:8265');
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', token => 'has space');
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"ha": true}');
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"ca_file": "ca.pem"}');
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"client_address": "127.0.0.1:10001"}');
-SELECT ray.register_cluster('analytics', 'http://127.0.0.1:8265');
--- an unreachable dashboard is an error that says what was tried
-\set VERBOSITY terse
-SELECT ray.register_cluster('ext', 'http://127.0.0.1:1');
-\set VERBOSITY default
-SELECT count(*) AS nothing_registered FROM ray.resource_group WHERE provider = 'external';
-SELECT ray.alter_cluster('analytics', token => 'x');
-SELECT ray.alter_cluster('nope', token => 'x');
-SELECT ray.add_worker_group('analytics', 'cpu', 'CPU', 'small', 1, 1);
+	-- The validation trigger speaks first: an invalid change reports no effects.
+	UPDATE ray.worker_group w SET
+		spec = new.spec, resource_type = new.resource_type, min_workers = new.min_workers,
+		max_workers = new.max_workers, disk_gb = new.disk_gb,
+		gpu_distribution_unit = new.gpu_distribution_unit,
+		desired_workers = least(greatest(w.desired_workers, new.min_workers), new.max_workers)
+	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
+
+	restarts := new.spec <> wg.spec OR new.resource_type <> wg.resource_type
+		OR new.disk_gb <> wg.disk_gb
+		OR new.gpu_distribution_unit IS DISTINCT FROM wg.gpu_distribution_unit;
+	deleted := greatest(wg.min_workers, wg.live_workers, wg.desired_workers) - new.max_workers;
+
+	IF restarts THEN
+		PERFORM ray._guard_interruption(wg.resource_group,
+			format('restarting the nodes of worker group "%s"', wg.name), force);
+		RAISE NOTICE 'the worker nodes of worker group "%" will restart', wg.name;
+	ELSIF deleted > 0 THEN
+		PERFORM ray._guard_interruption(wg.resource_group,
+			format('deleting worker nodes of worker group "%s"', wg.name), force);
+		RAISE NOTICE 'lowering max_workers of worker group "%" to % deletes % worker node%',
+			wg.name, new.max_workers, deleted, CASE WHEN deleted = 1 THEN '' ELSE 's' END;
+	END IF;
+
+	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s altered', wg.name));
+END
+$$;
+COMMENT ON FUNCTION ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean) IS
+'Change a worker group. Restarts (spec, type, disk, GPU unit) and node deletions are refused while jobs run unless force.';
+
+CREATE OR REPLACE FUNCTION ray.drop_worker_group(resource_group text, name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	wg ray.worker_group := ray._worker_group(drop_worker_group.resource_group, drop_worker_group.name);
+BEGIN
+	PERFORM ray._guard_interruption(wg.resource_group,
+		format('dropping worker group "%s"', wg.name), force);
+	RAISE NOTICE 'dropping worker group "%" deletes its worker nodes', wg.name;
+	DELETE FROM ray.worker_group w
+	WHERE w.resource_group = wg.resource_group AND w.name = wg.name;
+	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s dropped', wg.name));
+END
+$$;
+COMMENT ON FUNCTION ray.drop_worker_group(text, text, boolean) IS
+'Drop a worker group and delete its nodes. Refused while jobs run unless force.';
+
+CREATE OR REPLACE FUNCTION ray.grant_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(grant_usage.resource_group, 'none');
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', role
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Name an existing role, or ''public'' for every role.';
+	END IF;
+	INSERT INTO ray.resource_group_grant (resource_group, grantee, granted_by)
+	VALUES (rg.name, role, ray._caller())
+	ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" can already use resource group "%"', role, rg.name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray.grant_usage(text, name) IS
+'Let a role (and its members), or ''public'', submit jobs to a resource group.';
+
+CREATE OR REPLACE FUNCTION ray.revoke_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, 'none');
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	DELETE FROM ray.resource_group_grant g
+	WHERE g.resource_group = rg.name AND g.grantee = role;
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" had no usage of resource group "%" to revoke', role, rg.name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray.revoke_usage(text, name) IS
+'Take back usage of a resource group from a role; its jobs already submitted go on.';

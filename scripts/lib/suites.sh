@@ -13,7 +13,7 @@ fail_setup() {
 	exit 1
 }
 
-# pg_regress: one test per file in sql/.
+# pg_regress: one test per file in test/regress/sql/.
 run_regress() {
 	local log="$out/$1.log" ok bad
 	make -s installcheck >"$log" 2>&1

@@ -1,0 +1,264 @@
+/*
+ * sql/batch_runs.sql
+ *		Batch inference: each attempt's role, staging table and package,
+ *		and what the runner asks for.
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+/*
+ * An attempt of a batch inference job begins: its login role (a member of
+ * the owner, so it reads with the owner's privileges and no more) and its
+ * staging table.  The role's password is known to the worker only.
+ */
+CREATE OR REPLACE FUNCTION ray._begin_batch_attempt(id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	job ray.job;
+	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
+	run_role text;
+	run_password text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+	staging text;
+	runner bytea;
+BEGIN
+	SELECT * INTO job FROM ray.job WHERE job_id = id;
+	PERFORM ray._end_batch_attempt(id);
+	run_role := format('pgray_run_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
+					   id, job.attempts);
+	staging := format('ray_staging.%I', format('job_%s_%s', id, job.attempts));
+	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L VALID UNTIL %L IN ROLE %I, ray_run',
+				   run_role, run_password, now() + interval '2 days', job.owner);
+	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
+	-- the columns in the order of the target that the run may create, so that it can be this table
+	EXECUTE format('CREATE TABLE %s (%s, %I %s)', staging,
+				   (SELECT string_agg(format('%I %s', e ->> 'name', e ->> 'type'), ', ' ORDER BY k.ord)
+					FROM jsonb_array_elements_text(plan -> 'key') WITH ORDINALITY k(name, ord)
+					JOIN jsonb_array_elements(plan -> 'columns') e ON e ->> 'name' = k.name),
+				   plan -> 'output' ->> 'name', plan -> 'output' ->> 'type');
+	-- and to the run's role only: the owner reads it only while its rows are published
+	EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', staging, run_role);
+	-- the password goes in the run's package, not in its runtime_env (see ray._runner_package)
+	runner := ray._runner_package(jsonb_build_object('password', run_password)::text);
+	INSERT INTO ray.batch_run_secret (job_id, attempt, role_name, password, staging_table, package, content)
+	VALUES (id, job.attempts, run_role, run_password, staging,
+			'_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);
+	UPDATE ray.job SET rows_processed = NULL, rows_total = NULL, rows_written = NULL WHERE job_id = id;
+END
+$$;
+COMMENT ON FUNCTION ray._begin_batch_attempt(bigint) IS
+'Make the login role and the staging table of a batch inference job''s new attempt.';
+
+/* A run's login role goes: its sessions end, its grants and the role itself are dropped. */
+CREATE OR REPLACE FUNCTION ray._drop_run_role(role_name name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = role_name;
+	IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = role_name) THEN
+		EXECUTE format('DROP OWNED BY %I', role_name);
+		EXECUTE format('DROP ROLE %I', role_name);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._drop_run_role(name) IS
+'Drop a batch inference run''s login role after ending its sessions.';
+
+/*
+ * An attempt ends (published, failed, stopped or lost): its sessions are
+ * ended, its staging table and its role dropped.  What it staged is never
+ * published by a later attempt, which is why a retry cannot duplicate rows.
+ */
+CREATE OR REPLACE FUNCTION ray._end_batch_attempt(id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret;
+BEGIN
+	FOR s IN DELETE FROM ray.batch_run_secret WHERE job_id = id RETURNING * LOOP
+		-- the run's sessions end first: one still writing would hold the staging table
+		PERFORM ray._drop_run_role(s.role_name);
+		EXECUTE format('DROP TABLE IF EXISTS %s', s.staging_table);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION ray._end_batch_attempt(bigint) IS
+'End a batch inference attempt: its sessions, staging table and login role go.';
+
+/*
+ * The environment a run connects to this server with: libpq's variables and
+ * its login role.  Its password is in its package (ray._runner_package), not
+ * here: Ray writes a job's environment variables on the command line of each
+ * of its worker processes, for any user of the host to read.
+ */
+CREATE OR REPLACE FUNCTION ray._run_connection_env(job ray.job)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((
+		SELECT jsonb_build_object('env_vars', coalesce(job.runtime_env -> 'env_vars', '{}') || jsonb_build_object(
+			'PGHOST', current_setting('pg_ray.runner_host'),
+			'PGPORT', current_setting('port'),
+			'PGDATABASE', current_database(),
+			'PGUSER', s.role_name,
+			'PGAPPNAME', format('pg_ray run %s/%s', s.job_id, s.attempt),
+			'PGCONNECT_TIMEOUT', '10'))
+		FROM ray.batch_run_secret s
+		WHERE s.job_id = job.job_id AND s.attempt = job.attempts), '{}')
+$$;
+COMMENT ON FUNCTION ray._run_connection_env(ray.job) IS
+'The runtime_env part that lets a batch inference run connect back: libpq variables with its role (the password is in its package).';
+
+/*
+ * The package a job's attempt is submitted with: a batch inference
+ * attempt's own (the runner and the attempt's credentials), else the
+ * working directory the job was submitted with, if any.
+ */
+CREATE OR REPLACE FUNCTION ray._submission_package(id bigint, attempt integer, OUT package text, OUT content bytea)
+RETURNS record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(s.package, p.package), coalesce(s.content, p.content)
+	FROM (SELECT) one
+	LEFT JOIN ray.batch_run_secret s ON s.job_id = id AND s.attempt = _submission_package.attempt
+	LEFT JOIN ray.job_package p ON p.job_id = id
+$$;
+COMMENT ON FUNCTION ray._submission_package(bigint, integer) IS
+'The working directory package an attempt is submitted with (name and zip), or NULLs if it has none.';
+
+/* Run roles left by a server crash between their creation and their job's end. */
+CREATE OR REPLACE FUNCTION ray._drop_stray_run_roles()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r name;
+	n integer := 0;
+BEGIN
+	FOR r IN
+		SELECT rolname FROM pg_roles
+		WHERE rolname LIKE format('pgray\_run\_%s\_%%', (SELECT oid FROM pg_database WHERE datname = current_database()))
+		  AND rolname NOT IN (SELECT role_name FROM ray.batch_run_secret)
+	LOOP
+		PERFORM ray._drop_run_role(r);
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._drop_stray_run_roles() IS
+'Drop login roles of batch inference runs that no attempt owns any more.';
+
+/* The run a runner's session belongs to, if that run is still current. */
+CREATE OR REPLACE FUNCTION ray._current_run()
+RETURNS ray.batch_run_secret
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret;
+BEGIN
+	SELECT r.* INTO s FROM ray.batch_run_secret r JOIN ray.job j ON j.job_id = r.job_id
+	WHERE r.role_name = session_user AND j.attempts = r.attempt
+	  AND j.state IN ('SUBMITTING', 'PENDING', 'RUNNING');
+	IF s.job_id IS NULL THEN
+		RAISE EXCEPTION 'not a current batch inference run'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the login role of a running batch inference attempt may ask for its run.';
+	END IF;
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION ray._current_run() IS
+'The attempt whose login role this session is, while the attempt runs; an error otherwise.';
+
+/* What the runner is to do, for the run whose login role asks. */
+CREATE OR REPLACE FUNCTION ray._run_spec()
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = s.job_id);
+	m ray.model;
+	model_options jsonb;
+	model_uri text;
+BEGIN
+	SELECT * INTO m FROM ray.model
+	WHERE name = plan -> 'model' ->> 'name' AND version = (plan -> 'model' ->> 'version')::integer;
+	IF m.name IS NULL THEN
+		RAISE EXCEPTION 'model %:% was dropped', plan -> 'model' ->> 'name', plan -> 'model' ->> 'version'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- the runner's view of a model: python code as a directory, endpoints as base_url
+	model_options := m.options;
+	model_uri := m.uri;
+	IF m.kind = 'python' AND m.data IS NULL THEN
+		model_options := model_options || jsonb_build_object('class', m.uri);
+		model_uri := m.options ->> 'working_dir';
+	ELSIF m.kind = 'http' THEN
+		model_options := model_options || jsonb_build_object('base_url', m.uri);
+	END IF;
+	RETURN jsonb_build_object(
+		'job_id', s.job_id,
+		'attempt', s.attempt,
+		'source', plan -> 'source',
+		'columns', plan -> 'columns',
+		'key', plan -> 'key',
+		'inputs', plan -> 'inputs',
+		'output', plan -> 'output',
+		'staging_table', s.staging_table,
+		'staging_columns', (plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name'),
+		'model', jsonb_build_object('name', m.name, 'version', m.version, 'kind', m.kind,
+									'options', model_options, 'uri', model_uri,
+									'has_data', m.data IS NOT NULL),
+		'options', plan -> 'options');
+END
+$$;
+COMMENT ON FUNCTION ray._run_spec() IS
+'For a runner: what its run reads, runs and writes (source, columns, model, staging table, options).';
+
+CREATE OR REPLACE FUNCTION ray._run_model_data()
+RETURNS bytea
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT m.data FROM ray.model m JOIN ray.batch_run b
+		ON m.name = b.plan -> 'model' ->> 'name' AND m.version = (b.plan -> 'model' ->> 'version')::integer
+	WHERE b.job_id = (ray._current_run()).job_id
+$$;
+COMMENT ON FUNCTION ray._run_model_data() IS
+'For a runner: the bytes of its model, when the model is kept in the database.';
+
+CREATE OR REPLACE FUNCTION ray._run_progress(rows_done bigint, rows_total bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+BEGIN
+	IF rows_done < 0 OR rows_total < 0 THEN
+		RAISE EXCEPTION 'row counts must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE ray.job SET
+		rows_processed = coalesce(rows_processed, 0) + coalesce(_run_progress.rows_done, 0),
+		rows_total = coalesce(_run_progress.rows_total, ray.job.rows_total)
+	WHERE job_id = s.job_id AND attempts = s.attempt;
+END
+$$;
+COMMENT ON FUNCTION ray._run_progress(bigint, bigint) IS
+'For a runner: add rows scored and staged, and set the total to score, for ray.jobs and ray.wait_job.';

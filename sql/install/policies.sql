@@ -1,0 +1,25 @@
+/*
+ * sql/install/policies.sql
+ *		Row-level security of the tables users read.
+ *
+ * This file runs once, in a fresh install (the install script); an update
+ * script changes what it made with statements of its own in sql/updates/.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+ALTER TABLE ray.job ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_owner_or_admin ON ray.job FOR SELECT
+	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+
+ALTER TABLE ray.job_event ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_event_of_visible_job ON ray.job_event FOR SELECT
+	USING (job_id IN (SELECT job_id FROM ray.job));
+
+ALTER TABLE ray.model ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_owner_or_admin ON ray.model FOR SELECT
+	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+
+ALTER TABLE ray.job_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_log_of_visible_job ON ray.job_log FOR SELECT
+	USING (job_id IN (SELECT job_id FROM ray.job));

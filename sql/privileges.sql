@@ -1,0 +1,61 @@
+/*
+ * sql/privileges.sql
+ *		Who may read which table and call which function.
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+REVOKE ALL ON ALL TABLES IN SCHEMA ray FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA ray FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
+
+GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
+	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
+	ray.model, ray.models TO ray_user;
+GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
+-- tokens are written by ray.register_cluster and read by the worker only
+REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
+-- and the passwords of batch inference runs, by the worker only
+REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
+GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
+
+GRANT EXECUTE ON FUNCTION
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea),
+	ray.stop_job(bigint),
+	ray.wait_job(bigint, interval),
+	ray.job_logs(bigint),
+	ray.worker_status(),
+	ray.cluster_status(text),
+	ray.register_model(text, text, bytea, jsonb),
+	ray.register_model(text, text, text, jsonb),
+	ray.drop_model(text, integer)
+TO ray_user;
+-- it reads server files: for superusers and pg_read_server_files, checked inside
+GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
+-- batch inference is planned as the caller, then queued by the definer
+GRANT EXECUTE ON FUNCTION
+	ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray.batch_inference_plan(text, text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray._plan_batch_inference(text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray._batch_options(jsonb, text),
+	ray._describe_query(text),
+	ray._is_numeric_type(text),
+	ray._submit_batch_inference(text, jsonb)
+TO ray_user;
+-- a run's login role asks for its run; they check that it is one
+GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+	ray.create_resource_group(text, text, text, jsonb),
+	ray.register_cluster(text, text, text, jsonb),
+	ray.alter_cluster(text, text, text, jsonb),
+	ray.alter_resource_group(text, text, jsonb, boolean),
+	ray.drop_resource_group(text, boolean),
+	ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric),
+	ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean),
+	ray.drop_worker_group(text, text, boolean),
+	ray.grant_usage(text, name),
+	ray.revoke_usage(text, name)
+TO ray_admin;

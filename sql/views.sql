@@ -1,0 +1,116 @@
+/*
+ * sql/views.sql
+ *		Views for psql users and BI tools.
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+/* The nodes of local resource groups as Ray and pg_ray see them. */
+CREATE OR REPLACE VIEW ray.nodes AS
+SELECT n.resource_group,
+	   n.node_id,
+	   n.kind,
+	   n.worker_group,
+	   CASE WHEN n.stop_requested_at IS NOT NULL THEN 'STOPPING'
+			WHEN n.pid IS NULL AND n.started_at IS NULL THEN 'PENDING'
+			WHEN n.pid IS NULL THEN 'RESTARTING'
+			WHEN n.kind = 'redis' THEN 'RUNNING'
+			ELSE coalesce(n.ray_state, 'STARTING') END AS state,
+	   n.ray_node_id,
+	   n.config ->> 'spec' AS spec,
+	   CASE WHEN n.resources_total IS NOT NULL THEN coalesce((n.resources_total ->> 'CPU')::numeric, 0) END AS cpus,
+	   CASE WHEN n.resources_total IS NOT NULL THEN coalesce((n.resources_total ->> 'GPU')::numeric, 0) END AS gpus,
+	   (n.resources_used #>> '{CPU,0}')::numeric AS cpus_used,
+	   (n.resources_used #>> '{GPU,0}')::numeric AS gpus_used,
+	   n.idle_since,
+	   n.pid,
+	   n.port_base AS port,
+	   n.started_at,
+	   n.observed_at,
+	   n.stop_reason,
+	   n.last_exit
+FROM ray.node n;
+COMMENT ON VIEW ray.nodes IS
+'Nodes of local resource groups: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
+
+CREATE OR REPLACE VIEW ray.jobs WITH (security_invoker = true) AS
+SELECT
+	job_id,
+	resource_group,
+	owner,
+	kind,
+	state,
+	attempts,
+	max_attempts,
+	submitted_at,
+	started_at,
+	finished_at,
+	finished_at - started_at AS run_time,
+	message,
+	entrypoint,
+	ray_submission_id,
+	error_type,
+	driver_exit_code,
+	rows_processed,
+	rows_total,
+	CASE WHEN rows_total > 0 THEN round(100.0 * rows_processed / rows_total, 1) END AS progress_pct,
+	target_table,
+	rows_written,
+	stop_requested_at,
+	stopped_by
+FROM ray.job;
+COMMENT ON VIEW ray.jobs IS
+'Jobs the current role may see (its own; all for ray_admin), with typed columns for psql and BI tools.';
+
+CREATE OR REPLACE VIEW ray.job_events WITH (security_invoker = true) AS
+SELECT e.event_id, e.job_id, j.resource_group, j.owner, e.at, e.from_state, e.to_state,
+	   e.attempt, e.actor, e.message
+FROM ray.job_event e
+JOIN ray.job j USING (job_id);
+COMMENT ON VIEW ray.job_events IS
+'State changes of the jobs the current role may see.';
+
+CREATE OR REPLACE VIEW ray.resource_groups AS
+SELECT
+	g.name,
+	g.provider,
+	g.head_spec,
+	g.state,
+	g.dashboard_url,
+	g.client_address,
+	g.ray_version,
+	count(w.name)::integer AS worker_groups,
+	coalesce(sum(w.min_workers), 0)::integer AS min_workers,
+	coalesce(sum(w.max_workers), 0)::integer AS max_workers,
+	coalesce(sum(w.desired_workers), 0)::integer AS desired_workers,
+	coalesce(sum(w.live_workers), 0)::integer AS live_workers,
+	g.generation,
+	g.observed_generation,
+	g.delete_requested_at IS NOT NULL AS dropping,
+	g.last_error,
+	g.owner,
+	g.created_at,
+	g.state_changed_at
+FROM ray.resource_group g
+LEFT JOIN ray.worker_group w ON w.resource_group = g.name
+GROUP BY g.name;
+COMMENT ON VIEW ray.resource_groups IS
+'Resource groups with their observed state and worker counts (options, which may hold secrets, are left out).';
+
+CREATE OR REPLACE VIEW ray.worker_groups AS
+SELECT w.resource_group, w.name, w.resource_type, w.spec, s.num_cpus, s.memory_mb, s.num_gpus,
+	   w.min_workers, w.max_workers, w.disk_gb, w.gpu_distribution_unit,
+	   w.desired_workers, w.live_workers, w.created_at
+FROM ray.worker_group w
+JOIN ray.node_spec s ON s.name = w.spec;
+COMMENT ON VIEW ray.worker_groups IS
+'Worker groups with the size of their nodes and their desired and live worker counts.';
+
+CREATE OR REPLACE VIEW ray.models WITH (security_invoker = true) AS
+SELECT name, version, kind, uri, length(data) AS data_bytes, options, owner, created_at
+FROM ray.model;
+COMMENT ON VIEW ray.models IS
+'Models the current role may see (its own; all for ray_admin), without their bytes.';

@@ -1,0 +1,91 @@
+/*
+ * sql/worker_rounds.sql
+ *		What the background worker runs in each round.
+ *
+ * This file runs in the install script and again in every update script,
+ * so everything in it can be run again: CREATE OR REPLACE, GRANT, REVOKE.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ */
+
+/* ------------------------------------------------------------------------
+ * The background worker's rounds (called by the worker through SPI)
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * After a (re)start, say what the previous worker left half done.  A job
+ * caught in SUBMITTING stays there: its submission id is fixed by job id and
+ * attempt, so the next round asks Ray whether that run exists before it
+ * submits, and a run is never made twice.
+ */
+CREATE OR REPLACE FUNCTION ray._worker_recover()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	id bigint;
+	n integer := 0;
+BEGIN
+	PERFORM ray._drop_stray_run_roles();
+	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id LOOP
+		PERFORM ray._job_transition(id, 'SUBMITTING',
+			'the pg_ray worker restarted during submission; Ray will be asked whether this attempt exists before it is submitted again',
+			'pg_ray worker');
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION ray._worker_recover() IS
+'Worker startup: record that in-flight submissions were interrupted; they resume without being duplicated.';
+
+/*
+ * One reconciliation round.  Each step is level-triggered: it looks at the
+ * rows as they are now, so running it twice does no harm.
+ */
+CREATE OR REPLACE FUNCTION ray._worker_reconcile()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rg ray.resource_group;
+	id bigint;
+BEGIN
+	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
+	FOR rg IN SELECT * FROM ray.resource_group WHERE delete_requested_at IS NOT NULL
+			  ORDER BY name FOR UPDATE LOOP
+		IF rg.state <> 'DELETING' THEN
+			PERFORM ray._group_transition(rg.name, 'DELETING', 'dropping', 'pg_ray worker');
+		END IF;
+		-- a local group's nodes are stopped now, which ends its runs at once
+		IF rg.provider = 'local' THEN
+			FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
+					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
+				PERFORM ray._job_transition(id, 'STOPPED',
+					format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
+					'pg_ray worker');
+			END LOOP;
+		END IF;
+		IF NOT EXISTS (SELECT FROM ray.job WHERE resource_group = rg.name
+					   AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED'))
+			AND NOT EXISTS (SELECT FROM ray.node WHERE resource_group = rg.name) THEN
+			INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+			VALUES (rg.name, 'DELETING', 'DELETED', rg.generation, 'pg_ray worker', 'resource group removed');
+			DELETE FROM ray.resource_group WHERE name = rg.name;
+		END IF;
+	END LOOP;
+
+	-- Queued jobs say what they wait for.
+	UPDATE ray.job j
+	SET message = format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state)
+	FROM ray.resource_group g
+	WHERE j.state = 'QUEUED' AND g.name = j.resource_group AND g.state <> 'READY'
+	  AND j.message IS DISTINCT FROM
+		  format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state);
+END
+$$;
+COMMENT ON FUNCTION ray._worker_reconcile() IS
+'One round of the background worker: remove dropped groups once their jobs are finished and their nodes gone; say what queued jobs wait for.';
