@@ -263,3 +263,52 @@ def local_nodes() -> Iterator[psycopg.Connection]:
         drop_and_wait(conn, name)
     reload_settings(conn, local_nodes=None, observe_interval=None, scale_cooldown=None)
     conn.close()
+
+
+@dataclass
+class OtherCluster:
+    """A second throwaway cluster, beside the test cluster: scripts/test-cluster
+    with a directory, a run directory and a port of its own, optionally with
+    other PostgreSQL programs (a copy with another pg_ray installed,
+    scripts/install-release).  The upgrade and backup tests start one."""
+    name: str
+    bindir: str | None = None
+    conf: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return Path(f"/tmp/pg_ray_{self.name}")
+
+    def script(self, *args: str) -> None:
+        environment = dict(os.environ, PG_RAY_TEST_DIR=str(self.directory),
+                           PG_RAY_RUN_DIR=f"/tmp/pgr_{self.name[:4]}")
+        if self.bindir:
+            environment["PG_RAY_PG_BINDIR"] = self.bindir
+        result = subprocess.run([str(ROOT / "scripts/test-cluster"), *args], env=environment,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"test-cluster {' '.join(args)}: {result.stderr}"
+
+    def start(self) -> None:
+        """Start it; a new one gets self.conf added to its postgresql.conf first."""
+        fresh = not (self.directory / "data" / "PG_VERSION").exists()
+        self.script("start")
+        if fresh and self.conf:
+            with open(self.directory / "data" / "postgresql.conf", "a") as conf:
+                conf.write(self.conf)
+            self.script("restart")
+
+    def settings(self) -> dict[str, str]:
+        settings: dict[str, str] = {}
+        for line in (self.directory / "env").read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            settings[key] = value
+        return settings
+
+    def connect(self, user: str = "postgres") -> psycopg.Connection:
+        s = self.settings()
+        return wait_for(lambda: psycopg.connect(host=s["PGHOST"], port=s["PGPORT"], user=user,
+                                                dbname="postgres", autocommit=True),
+                        f"cluster {self.name} to accept connections")
+
+    def server_log(self) -> str:
+        return (self.directory / "server.log").read_text(errors="replace")
