@@ -11,6 +11,7 @@ OBJS = \
 	src/wakeup.o \
 	src/worker.o \
 	src/worker_round.o \
+	src/spi_util.o \
 	src/identity.o \
 	src/http.o \
 	src/ray_parse.o \

@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 
 #include "pg_ray.h"
+#include "spi_util.h"
 #include "ray_api.h"
 #include "ray_parse.h"
 

@@ -97,9 +97,6 @@ extern PGDLLEXPORT void pg_ray_worker_main(Datum main_arg);
 
 /* worker_round.c */
 extern void pg_ray_worker_round(bool first_round);
-extern ErrorData *pg_ray_subtransaction(void (*work) (void *arg), void *arg);
-extern void pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
-							const char *nulls);
 
 /* dispatcher.c */
 /* fault.c */

@@ -42,6 +42,7 @@
 #include "utils/memutils.h"
 
 #include "pg_ray.h"
+#include "spi_util.h"
 
 /* Ports of a node's block that Ray binds itself (the rest are for workers). */
 #define LOCAL_FIXED_PORTS 11

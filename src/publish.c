@@ -41,6 +41,7 @@
 #include "utils/timestamp.h"
 
 #include "pg_ray.h"
+#include "spi_util.h"
 
 typedef struct PublishJob
 {
