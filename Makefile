@@ -7,6 +7,7 @@
 MODULE_big = pg_ray
 OBJS = \
 	src/pg_ray.o \
+	src/settings.o \
 	src/shmem.o \
 	src/wakeup.o \
 	src/worker.o \

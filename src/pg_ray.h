@@ -31,7 +31,7 @@
 /* The name the background worker reports as its actor in event rows. */
 #define PG_RAY_WORKER_ACTOR "pg_ray worker"
 
-/* GUC variables, defined in pg_ray.c. */
+/* GUC variables, defined in settings.c. */
 extern char *pg_ray_database_name;
 extern int	pg_ray_worker_restart_seconds;
 extern int	pg_ray_error_retry_seconds;
