@@ -41,10 +41,14 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "dispatch.h"
+#include "fault.h"
+#include "http.h"
 #include "pg_ray.h"
-#include "spi_util.h"
 #include "ray_api.h"
 #include "ray_parse.h"
+#include "shmem.h"
+#include "spi_util.h"
 
 typedef enum DispatchPurpose
 {
@@ -1257,14 +1261,4 @@ pg_ray_dispatch_apply_done(void)
 	pg_ray_jobs_changed();
 	pg_ray_dispatch_start_planned();
 	return true;
-}
-
-/*
- * pg_ray_jobs_changed
- *		Wake the sessions waiting in ray.wait_job: something may have moved.
- */
-void
-pg_ray_jobs_changed(void)
-{
-	ConditionVariableBroadcast(&pg_ray_shared_state()->jobs_changed);
 }

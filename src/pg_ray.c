@@ -23,8 +23,10 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
-#include "pg_ray.h"
 #include "settings.h"
+#include "shmem.h"
+#include "wakeup.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 

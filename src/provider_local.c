@@ -40,8 +40,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "pg_ray.h"
+#include "provider_local.h"
 #include "spi_util.h"
 
 /* Ports of a node's block that Ray binds itself (the rest are for workers). */

@@ -26,8 +26,13 @@
 #include "pgstat.h"
 #include "utils/snapmgr.h"
 
+#include "dispatch.h"
 #include "pg_ray.h"
+#include "provider_local.h"
+#include "publish.h"
+#include "shmem.h"
 #include "spi_util.h"
+#include "worker_round.h"
 
 
 /*
