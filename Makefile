@@ -18,7 +18,12 @@ OBJS = \
 	src/ray_parse.o \
 	src/ray_json.o \
 	src/ray_api.o \
-	src/dispatcher.o \
+	src/dispatch_schedule.o \
+	src/dispatch_send.o \
+	src/dispatch_plan.o \
+	src/dispatch_answer.o \
+	src/dispatch_submit.o \
+	src/dispatch_apply.o \
 	src/jobs.o \
 	src/package.o \
 	src/batch.o \
