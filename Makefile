@@ -29,6 +29,8 @@ OBJS = \
 	src/batch.o \
 	src/publish.o \
 	src/fault.o \
+	src/local_proc.o \
+	src/local_spawn.o \
 	src/provider_local.o
 
 # The control file and scripts live in extension/, so they are installed as
