@@ -71,11 +71,13 @@ typedef struct CommonOptions
 	{"password", no_argument, NULL, 'W'}, \
 	{"format", required_argument, NULL, CLI_OPT_FORMAT}
 
-/* pg_ray.c */
+/* report.c */
 extern const char *cli_progname;
 extern void cli_error(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 extern void cli_usage_error(const char *verb, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 extern void cli_option_error(const char *verb, int opt, char **argv);
+
+/* options.c */
 extern bool cli_common_option(CommonOptions *options, int opt, const char *arg);
 extern void cli_print_common_help(void);
 extern bool cli_is_help(int opt);
