@@ -109,12 +109,14 @@ extern char *cli_shell_join(int argc, char *const *argv);
 extern char *cli_zip_working_dir(const char *path, const char *excludes,
 								 size_t *zip_length);
 
-/* job.c, group.c */
+/* job.c, job_submit.c, group.c */
 extern int	cli_job(int argc, char **argv);
+extern int	cli_job_submit(int argc, char **argv);
 extern int	cli_group(int argc, char **argv);
 
 /* follow.c */
 extern int	cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out,
 						   bool exit_by_state, bool stop_requested);
+extern bool cli_print_job_json(PGconn *conn, const char *id);
 
 #endif							/* PG_RAY_CLI_H */

@@ -5,9 +5,9 @@
  *		stop" and "pg_ray group list|status", the verbs of "ray job", spoken
  *		through the database instead of a Ray dashboard.
  *
- * This file dispatches the verbs, which are in job.c and group.c.  The
- * options every verb takes are in options.c, and the way errors are
- * reported in report.c.
+ * This file dispatches the verbs, which are in job.c (job_submit.c for
+ * "job submit") and group.c.  The options every verb takes are in
+ * options.c, and the way errors are reported in report.c.
  *
  * Copyright (c) 2026, pg_ray developers
  *
