@@ -112,6 +112,22 @@ check-asan:
 
 .PHONY: cli-asan extension-asan check-asan
 
+# No two files of the library, of the client or of the runner may call (or
+# import) each other in a loop: scripts/check-call-cycles reads the symbols
+# of the objects with nm, and the runner's imports.  The client is built in
+# one command (above), so its objects are compiled apart for the check.
+CLI_CHECK_OBJS = $(patsubst src/cli/%.c,build/cli-objects/%.o,$(CLI_SOURCES))
+
+build/cli-objects/%.o: src/cli/%.c $(CLI_HEADERS)
+	@mkdir -p build/cli-objects
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) -c -o $@ $<
+
+check-cycles: $(OBJS) $(CLI_CHECK_OBJS)
+	scripts/check-call-cycles --python src/runner/pg_ray_runner $(OBJS) $(CLI_CHECK_OBJS)
+
+.PHONY: check-cycles
+
 install: install-cli
 
 install-cli: src/cli/pg_ray
