@@ -7,21 +7,30 @@
 MODULE_big = pg_ray
 OBJS = \
 	src/pg_ray.o \
+	src/settings.o \
 	src/shmem.o \
 	src/wakeup.o \
 	src/worker.o \
 	src/worker_round.o \
+	src/spi_util.o \
 	src/identity.o \
 	src/http.o \
 	src/ray_parse.o \
 	src/ray_json.o \
 	src/ray_api.o \
-	src/dispatcher.o \
+	src/dispatch_schedule.o \
+	src/dispatch_send.o \
+	src/dispatch_plan.o \
+	src/dispatch_answer.o \
+	src/dispatch_submit.o \
+	src/dispatch_apply.o \
 	src/jobs.o \
 	src/package.o \
 	src/batch.o \
 	src/publish.o \
 	src/fault.o \
+	src/local_proc.o \
+	src/local_spawn.o \
 	src/provider_local.o
 
 # The extension's SQL (docs/design.md, "The SQL sources and releases").
@@ -157,6 +166,22 @@ check-asan:
 	scripts/check-asan
 
 .PHONY: cli-asan extension-asan check-asan
+
+# No two files of the library, of the client or of the runner may call (or
+# import) each other in a loop: scripts/check-call-cycles reads the symbols
+# of the objects with nm, and the runner's imports.  The client is built in
+# one command (above), so its objects are compiled apart for the check.
+CLI_CHECK_OBJS = $(patsubst src/cli/%.c,build/cli-objects/%.o,$(CLI_SOURCES))
+
+build/cli-objects/%.o: src/cli/%.c $(CLI_HEADERS)
+	@mkdir -p build/cli-objects
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) -c -o $@ $<
+
+check-cycles: $(OBJS) $(CLI_CHECK_OBJS)
+	scripts/check-call-cycles --python src/runner/pg_ray_runner $(OBJS) $(CLI_CHECK_OBJS)
+
+.PHONY: check-cycles
 
 install: install-cli
 

@@ -28,8 +28,6 @@
 #include "utils/builtins.h"
 #include "utils/plancache.h"
 
-#include "pg_ray.h"
-
 PG_FUNCTION_INFO_V1(pg_ray_describe_query);
 
 /*

@@ -31,6 +31,7 @@
 #include "utils/guc.h"
 #include "utils/wait_event.h"
 
+#include "fault.h"
 #include "pg_ray.h"
 
 /*

@@ -31,7 +31,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "pg_ray.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_wait_job);
 

@@ -37,6 +37,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "package.h"
 #include "pg_ray.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_zip_directory);

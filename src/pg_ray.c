@@ -5,9 +5,10 @@
  *
  * pg_ray has to be loaded through shared_preload_libraries, because it runs
  * a background worker and keeps that worker's state in shared memory.
- * _PG_init defines the GUCs, reserves the pg_ray. prefix, asks for shared
- * memory, registers the background worker and installs the commit hook that
- * wakes the worker.  The real work lives in the other files.
+ * _PG_init defines the GUCs and reserves the pg_ray. prefix (settings.c),
+ * asks for shared memory, registers the background worker and installs the
+ * commit hook that wakes the worker.  The real work lives in the other
+ * files.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -21,42 +22,18 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "utils/memutils.h"
-#include "utils/guc.h"
 
-#include "pg_ray.h"
+#include "settings.h"
+#include "shmem.h"
+#include "wakeup.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
-
-char	   *pg_ray_database_name = NULL;
-int			pg_ray_worker_restart_seconds = 5;
-int			pg_ray_error_retry_seconds = 10;
-int			pg_ray_max_workers_per_group = 8;
-int			pg_ray_http_timeout_ms = 10000;
-int			pg_ray_max_log_bytes = 1048576;
-int			pg_ray_poll_interval_ms = 2000;
-int			pg_ray_poll_interval_min_ms = 200;
-int			pg_ray_cluster_unreachable_timeout = 60;
-int			pg_ray_max_working_dir_bytes = 100 * 1024 * 1024;
-char	   *pg_ray_ray_executable = NULL;
-char	   *pg_ray_redis_server = NULL;
-char	   *pg_ray_run_directory = NULL;
-int			pg_ray_port_range_start = 20000;
-int			pg_ray_port_range_end = 29999;
-int			pg_ray_node_stop_timeout_ms = 15000;
-int			pg_ray_observe_interval_ms = 2000;
-int			pg_ray_scale_up_step = 1;
-int			pg_ray_scale_cooldown_s = 10;
-bool		pg_ray_local_nodes = true;
-bool		pg_ray_stop_nodes_at_shutdown = false;
-char	   *pg_ray_runner_host = NULL;
-char	   *pg_ray_fault_pause_at = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
-static void pg_ray_define_gucs(void);
 static void pg_ray_shmem_request_hook(void);
 static void pg_ray_shmem_startup_hook(void);
 
@@ -83,224 +60,6 @@ _PG_init(void)
 
 	pg_ray_register_worker();
 	pg_ray_wakeup_init();
-}
-
-/*
- * pg_ray_define_gucs
- *		Define the pg_ray.* settings and reserve the prefix, so that a typo
- *		such as pg_ray.databse_name is an error rather than silently ignored.
- */
-static void
-pg_ray_define_gucs(void)
-{
-	DefineCustomStringVariable("pg_ray.database_name",
-							   "Database in which the pg_ray background worker runs.",
-							   "CREATE EXTENSION pg_ray is only allowed in this database.",
-							   &pg_ray_database_name,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.worker_restart_seconds",
-							"Seconds the postmaster waits before restarting a failed pg_ray worker.",
-							NULL,
-							&pg_ray_worker_restart_seconds,
-							5, 1, 3600,
-							PGC_POSTMASTER,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.error_retry_seconds",
-							"Seconds the pg_ray worker waits before it retries a round of work that failed.",
-							NULL,
-							&pg_ray_error_retry_seconds,
-							10, 1, 3600,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.max_workers_per_group",
-							"Largest max_workers a worker group may ask for.",
-							"The managed service this is modelled on allows 8; a superuser may raise it.",
-							&pg_ray_max_workers_per_group,
-							8, 1, 1000,
-							PGC_SUSET,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.http_timeout",
-							"Time limit of one HTTP request to a Ray dashboard.",
-							"Connection errors and 5xx answers are retried with backoff within a request's tries.",
-							&pg_ray_http_timeout_ms,
-							10000, 100, 600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.max_log_bytes",
-							"Largest driver log kept for one attempt of a job; longer logs keep their end.",
-							NULL,
-							&pg_ray_max_log_bytes,
-							1048576, 1024, 64 * 1024 * 1024,
-							PGC_SIGHUP,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.poll_interval",
-							"Longest interval between two status polls of a resource group with jobs in Ray.",
-							"Polls start at pg_ray.poll_interval_min after a change and slow down to this.",
-							&pg_ray_poll_interval_ms,
-							2000, 10, 3600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.poll_interval_min",
-							"Shortest interval between two status polls, right after a submission or a change.",
-							NULL,
-							&pg_ray_poll_interval_min_ms,
-							200, 10, 3600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.cluster_unreachable_timeout",
-							"How long a Ray cluster may stay unreachable before its runs are given up and requeued.",
-							NULL,
-							&pg_ray_cluster_unreachable_timeout,
-							60, 1, 86400,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.max_working_dir_bytes",
-							"Largest working directory (zipped) a job may carry.",
-							"Working directories are for code; data belongs in tables.",
-							&pg_ray_max_working_dir_bytes,
-							100 * 1024 * 1024, 1024, (int) (MaxAllocSize - VARHDRSZ),
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, NULL, NULL);
-
-	DefineCustomStringVariable("pg_ray.ray_executable",
-							   "The ray command the local provider starts Ray nodes with.",
-							   "Its directory goes first on the nodes' PATH, so that a virtualenv's python is used.",
-							   &pg_ray_ray_executable,
-							   "/opt/pg_ray/venv/bin/ray",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("pg_ray.redis_server",
-							   "The redis-server command the local provider starts for highly available heads.",
-							   NULL,
-							   &pg_ray_redis_server,
-							   "/usr/bin/redis-server",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("pg_ray.run_directory",
-							   "Directory under which the local provider keeps each Ray node's temp dir and log.",
-							   "Keep it short: Ray puts Unix sockets under it, whose paths are limited to 107 bytes.",
-							   &pg_ray_run_directory,
-							   "/tmp/pgray",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.port_range_start",
-							"First port the local provider assigns to Ray nodes.",
-							"Each node takes a block of 64 ports from pg_ray.port_range_start to pg_ray.port_range_end.",
-							&pg_ray_port_range_start,
-							20000, 1024, 65535,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.port_range_end",
-							"Last port the local provider assigns to Ray nodes.",
-							NULL,
-							&pg_ray_port_range_end,
-							29999, 1024, 65535,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.node_stop_timeout",
-							"How long a Ray node may take to stop after SIGTERM before it is killed.",
-							NULL,
-							&pg_ray_node_stop_timeout_ms,
-							15000, 100, 600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.observe_interval",
-							"Interval between two looks at the nodes and demand of a local resource group.",
-							"Autoscaling decisions and ray.nodes are as fresh as this.",
-							&pg_ray_observe_interval_ms,
-							2000, 100, 3600000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.scale_up_step",
-							"Most worker nodes a worker group gains in one autoscaling decision.",
-							NULL,
-							&pg_ray_scale_up_step,
-							1, 1, 1000,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("pg_ray.scale_cooldown",
-							"Least time between two autoscaling decisions for one worker group.",
-							NULL,
-							&pg_ray_scale_cooldown_s,
-							10, 0, 86400,
-							PGC_SIGHUP,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("pg_ray.local_nodes",
-							 "Whether the background worker runs the nodes of local resource groups.",
-							 "Off, it leaves them alone: no node is added, started or stopped, and local groups stay as they are (for tests of the catalog alone).",
-							 &pg_ray_local_nodes,
-							 true,
-							 PGC_SIGHUP,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomBoolVariable("pg_ray.stop_nodes_at_shutdown",
-							 "Whether local Ray nodes are stopped when the server shuts down.",
-							 "Off (the default), they keep running and are adopted when the server is back.",
-							 &pg_ray_stop_nodes_at_shutdown,
-							 false,
-							 PGC_SIGHUP,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomStringVariable("pg_ray.runner_host",
-							   "The host name or address batch inference runs connect to this server at.",
-							   "The runs of a local cluster are on this host; a remote cluster needs an address its nodes can reach.  The port is the server's.",
-							   &pg_ray_runner_host,
-							   "127.0.0.1",
-							   PGC_SIGHUP,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomStringVariable("pg_ray.fault_pause_at",
-							   "For tests: a step of the worker at which it stops and waits (before_submit, after_submit, before_status).",
-							   "Empty, the default, in production.  See src/fault.c.",
-							   &pg_ray_fault_pause_at,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("pg_ray");
 }
 
 /*

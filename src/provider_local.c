@@ -15,6 +15,10 @@
  * any query: a leader that disappears, or a node that is starting or
  * stopping, brings the next round.
  *
+ * This file applies the round's plan to the nodes and keeps the watch;
+ * finding and signalling processes is in local_proc.c, and starting them
+ * in local_spawn.c (see local_internal.h).
+ *
  * Copyright (c) 2026, pg_ray developers
  *
  * IDENTIFICATION
@@ -24,27 +28,20 @@
  */
 #include "postgres.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "catalog/pg_type.h"
-#include "access/xact.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
+#include "local_internal.h"
 #include "pg_ray.h"
-
-/* Ports of a node's block that Ray binds itself (the rest are for workers). */
-#define LOCAL_FIXED_PORTS 11
+#include "provider_local.h"
+#include "spi_util.h"
 
 /*
  * How often a running node's leader is looked at between rounds: a dead
@@ -56,18 +53,6 @@
 /* How often a round comes while a node is starting or stopping. */
 #define LOCAL_BUSY_MS 250
 
-/* Exit statuses of children reaped between rounds, for the exit message. */
-#define LOCAL_MAX_REAPED 64
-
-/* Called for each process by local_each_process; false stops the walk. */
-typedef bool (*LocalVisit) (pid_t pid, pid_t session, void *arg);
-
-typedef struct LocalReaped
-{
-	pid_t		pid;
-	int			status;
-} LocalReaped;
-
 /* A node's leader watched between rounds. */
 typedef struct LocalWatch
 {
@@ -76,8 +61,6 @@ typedef struct LocalWatch
 	char	   *marker;
 } LocalWatch;
 
-static LocalReaped local_reaped[LOCAL_MAX_REAPED];
-static int	local_reaped_count = 0;
 static List *local_watched = NIL;
 static bool local_busy = false;
 static TimestampTz local_next_watch_at = 0;
@@ -92,252 +75,14 @@ static char local_prefix[MAXPGPATH] = "";
 /* Nodes sent SIGTERM already, so that a slow stop is not interrupted. */
 static List *local_terminated = NIL;
 
-static void local_reap(void);
-static bool local_read_file(const char *path, char *buf, size_t size, size_t *len);
-static bool local_proc_stat(pid_t pid, char *state, pid_t *session);
-static char *local_cmdline(pid_t pid, char *buf, size_t size);
-static bool local_cmdline_has(pid_t pid, const char *marker);
-static void local_each_process(LocalVisit visit, void *arg);
-static bool local_leader_alive(pid_t pid, const char *marker);
-static pid_t local_find_leader(const char *marker);
-static int	local_signal_session(pid_t session, int sig);
 static char *local_marker(const char *run_dir);
-static int	local_busy_port(int port_base);
-static void local_make_dir(const char *path);
-static pid_t local_spawn(const char *run_dir, char **argv, char **envp);
-static char *local_exit_reason(pid_t pid, const char *run_dir);
 static void local_start(int64 node_id, const char *run_dir, int port_base,
 						Datum argv_datum, Datum env_datum);
 static void local_check(int64 node_id, pid_t pid, const char *run_dir);
 static void local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base,
 					   int64 elapsed_ms);
 static void local_sweep(const char *prefix, bool everything);
-static int	local_host_gpus(void);
-static int	local_signal_drivers(int gcs_port, int sig);
 static void local_free_watched(void);
-
-/*
- * local_reap
- *		Collect the exit statuses of node processes the worker started, so
- *		they do not linger as zombies; the statuses explain the exits.
- */
-static void
-local_reap(void)
-{
-	pid_t		pid;
-	int			status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-	{
-		LocalReaped *slot = &local_reaped[local_reaped_count % LOCAL_MAX_REAPED];
-
-		slot->pid = pid;
-		slot->status = status;
-		local_reaped_count++;
-	}
-}
-
-/*
- * local_read_file
- *		Read up to size - 1 bytes of a (proc) file, NUL-terminated.
- */
-static bool
-local_read_file(const char *path, char *buf, size_t size, size_t *len)
-{
-	int			fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t		n;
-	size_t		total = 0;
-
-	if (fd < 0)
-		return false;
-	while (total < size - 1 && (n = read(fd, buf + total, size - 1 - total)) > 0)
-		total += (size_t) n;
-	close(fd);
-	buf[total] = '\0';
-	if (len)
-		*len = total;
-	return true;
-}
-
-/*
- * local_proc_stat
- *		The state letter and session id of a process, from /proc.
- */
-static bool
-local_proc_stat(pid_t pid, char *state, pid_t *session)
-{
-	char		path[64];
-	char		buf[1024];
-	char	   *p;
-	int			ppid,
-				pgrp,
-				sid;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	if (!local_read_file(path, buf, sizeof(buf), NULL))
-		return false;
-	/* the command name may hold anything, even ")": look for the last one */
-	p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 1, " %c %d %d %d", state, &ppid, &pgrp, &sid) != 4)
-		return false;
-	*session = (pid_t) sid;
-	return true;
-}
-
-/*
- * local_cmdline
- *		A process's command line with its arguments joined by spaces (a
- *		process title that a program set itself, as Redis does, reads the
- *		same way), or NULL when it cannot be read.  In buf.
- */
-static char *
-local_cmdline(pid_t pid, char *buf, size_t size)
-{
-	char		path[64];
-	size_t		len;
-
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
-	if (!local_read_file(path, buf, size, &len))
-		return NULL;
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] == '\0')
-			buf[i] = ' ';
-	return buf;
-}
-
-/*
- * local_cmdline_has
- *		Whether a process's command line contains marker.
- */
-static bool
-local_cmdline_has(pid_t pid, const char *marker)
-{
-	char		buf[8192];
-	char	   *cmdline = local_cmdline(pid, buf, sizeof(buf));
-
-	return cmdline != NULL && strstr(cmdline, marker) != NULL;
-}
-
-/*
- * local_leader_alive
- *		Whether pid is still the running leader of the node with that
- *		marker: alive, not a zombie, leading its own session, and with the
- *		node's run directory on its command line, so that a pid reused by
- *		another program is never taken for the node.
- */
-static bool
-local_leader_alive(pid_t pid, const char *marker)
-{
-	char		state;
-	pid_t		session;
-
-	if (pid <= 1 || !local_proc_stat(pid, &state, &session))
-		return false;
-	return state != 'Z' && state != 'X' && session == pid && local_cmdline_has(pid, marker);
-}
-
-/*
- * local_each_process
- *		Call visit for every live process of this host (zombies left out)
- *		with its session id, until it returns false.
- */
-static void
-local_each_process(LocalVisit visit, void *arg)
-{
-	DIR		   *dir = opendir("/proc");
-	struct dirent *de;
-
-	if (dir == NULL)
-		return;
-	while ((de = readdir(dir)) != NULL)
-	{
-		pid_t		pid = (pid_t) atoi(de->d_name);
-		char		state;
-		pid_t		session;
-
-		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || state == 'Z' || state == 'X')
-			continue;
-		if (!visit(pid, session, arg))
-			break;
-	}
-	closedir(dir);
-}
-
-/* local_find_leader's search: the first leader with the marker. */
-typedef struct LocalLeaderSearch
-{
-	const char *marker;
-	pid_t		found;
-} LocalLeaderSearch;
-
-static bool
-local_visit_leader(pid_t pid, pid_t session, void *arg)
-{
-	LocalLeaderSearch *search = arg;
-
-	if (session == pid && local_cmdline_has(pid, search->marker))
-	{
-		search->found = pid;
-		return false;
-	}
-	return true;
-}
-
-/*
- * local_find_leader
- *		The leader of a node's processes running now, found by its run
- *		directory, or 0.  This is how a node is adopted after a restart of
- *		the worker or of the server, whatever was recorded.
- */
-static pid_t
-local_find_leader(const char *marker)
-{
-	LocalLeaderSearch search = {marker, 0};
-
-	local_each_process(local_visit_leader, &search);
-	return search.found;
-}
-
-/* local_signal_session's visit: one session, one signal, a count. */
-typedef struct LocalSignal
-{
-	pid_t		session;
-	int			sig;
-	int			count;
-} LocalSignal;
-
-static bool
-local_visit_session(pid_t pid, pid_t session, void *arg)
-{
-	LocalSignal *request = arg;
-
-	if (session == request->session)
-	{
-		request->count++;
-		if (request->sig != 0)
-			(void) kill(pid, request->sig);
-	}
-	return true;
-}
-
-/*
- * local_signal_session
- *		Send sig to every process of a session (the node's leader and all it
- *		started, whatever process groups they made); returns how many there
- *		were.  sig 0 only counts them.  Linux does not hand out a pid that is
- *		still some process's session id, so the count cannot include
- *		strangers.
- */
-static int
-local_signal_session(pid_t session, int sig)
-{
-	LocalSignal request = {session, sig, 0};
-
-	if (session <= 1)
-		return 0;
-	local_each_process(local_visit_session, &request);
-	return request.count;
-}
 
 /*
  * local_marker
@@ -348,187 +93,6 @@ static char *
 local_marker(const char *run_dir)
 {
 	return psprintf("%s/", run_dir);
-}
-
-/*
- * local_busy_port
- *		The first port of a node's block that another program holds, or 0.
- *		Ray binds its ports on all interfaces, so that is what is tried.
- */
-static int
-local_busy_port(int port_base)
-{
-	for (int i = 0; i < LOCAL_FIXED_PORTS; i++)
-	{
-		int			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in addr;
-		int			one = 1;
-		bool		busy;
-
-		if (fd < 0)
-			return 0;
-		(void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		memset(&addr, 0, sizeof(addr));
-		addr.sin_family = AF_INET;
-		addr.sin_addr.s_addr = htonl(INADDR_ANY);
-		addr.sin_port = htons((uint16) (port_base + i));
-		busy = bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0;
-		close(fd);
-		if (busy)
-			return port_base + i;
-	}
-	return 0;
-}
-
-/*
- * local_make_dir
- *		Create a run directory and its parents, readable by the server's OS
- *		user only: Ray keeps its logs and sockets there.
- */
-static void
-local_make_dir(const char *path)
-{
-	char	   *copy = pstrdup(path);
-
-	for (char *p = copy + 1; *p; p++)
-	{
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create directory \"%s\": %m", copy)));
-		*p = '/';
-	}
-	if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", copy)));
-	pfree(copy);
-}
-
-/*
- * local_spawn
- *		Start a node's process in a session of its own, with its output in
- *		node.log of its run directory.  Between fork and exec the child only
- *		makes async-signal-safe calls: it sets up its session, descriptors
- *		and signals, so that nothing of the server leaks into Ray.
- */
-static pid_t
-local_spawn(const char *run_dir, char **argv, char **envp)
-{
-	char	   *log_path = psprintf("%s/node.log", run_dir);
-	int			log_fd;
-	int			null_fd;
-	pid_t		pid;
-
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, S_IRUSR | S_IWUSR);
-	if (log_fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", log_path)));
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0)
-	{
-		close(log_fd);
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"/dev/null\": %m")));
-	}
-
-	pid = fork();
-	if (pid == 0)
-	{
-		struct sigaction dfl;
-		sigset_t	none;
-		static const char failed[] = "pg_ray: could not execute the node's command\n";
-
-		(void) setsid();
-		(void) dup2(null_fd, 0);
-		(void) dup2(log_fd, 1);
-		(void) dup2(log_fd, 2);
-		(void) close_range(3, ~0U, 0);
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigemptyset(&dfl.sa_mask);
-		for (int sig = 1; sig < NSIG; sig++)
-			(void) sigaction(sig, &dfl, NULL);
-		sigemptyset(&none);
-		(void) sigprocmask(SIG_SETMASK, &none, NULL);
-		if (chdir(run_dir) == 0)
-			execve(argv[0], argv, envp);
-		if (write(2, failed, sizeof(failed) - 1) < 0)
-			_exit(126);
-		_exit(127);
-	}
-	close(log_fd);
-	close(null_fd);
-	if (pid < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("could not fork a Ray node process: %m")));
-	return pid;
-}
-
-/*
- * local_exit_reason
- *		Why a node's leader is gone: its exit status when the worker reaped
- *		it, and the last line of its log, which is where Ray says why.
- */
-static char *
-local_exit_reason(pid_t pid, const char *run_dir)
-{
-	StringInfoData reason;
-	char	   *log_path = psprintf("%s/node.log", run_dir);
-	int			fd;
-	bool		known = false;
-
-	initStringInfo(&reason);
-	for (int i = 0; i < Min(local_reaped_count, LOCAL_MAX_REAPED); i++)
-	{
-		LocalReaped *r = &local_reaped[i];
-
-		if (r->pid != pid)
-			continue;
-		if (WIFEXITED(r->status))
-			appendStringInfo(&reason, "exited with status %d", WEXITSTATUS(r->status));
-		else if (WIFSIGNALED(r->status))
-			appendStringInfo(&reason, "was killed by signal %d", WTERMSIG(r->status));
-		r->pid = 0;
-		known = true;
-		break;
-	}
-	if (!known)
-		appendStringInfo(&reason, "process %d is gone", (int) pid);
-
-	fd = open(log_path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-	{
-		char		tail[1024];
-		off_t		size = lseek(fd, 0, SEEK_END);
-		off_t		from = Max((off_t) 0, size - (off_t) (sizeof(tail) - 1));
-		ssize_t		n;
-
-		if (size > 0 && lseek(fd, from, SEEK_SET) == from &&
-			(n = read(fd, tail, sizeof(tail) - 1)) > 0)
-		{
-			char	   *line;
-			char	   *end;
-
-			tail[n] = '\0';
-			end = tail + n;
-			while (end > tail && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-				*--end = '\0';
-			line = strrchr(tail, '\n');
-			line = line ? line + 1 : tail;
-			if (*line)
-				appendStringInfo(&reason, " (last log line: %s)",
-								 pg_any_to_server(line, strlen(line), PG_UTF8));
-		}
-		close(fd);
-	}
-	return reason.data;
 }
 
 /*
@@ -700,91 +264,6 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	local_busy = true;
 }
 
-/* local_signal_drivers' visit: the processes whose RAY_ADDRESS ends so. */
-typedef struct LocalDrivers
-{
-	char		suffix[32];
-	int			sig;
-	int			count;
-} LocalDrivers;
-
-static bool
-local_visit_driver(pid_t pid, pid_t session, void *arg)
-{
-	LocalDrivers *drivers = arg;
-	size_t		suffix_len = strlen(drivers->suffix);
-	char		path[64];
-	char		buf[65536];
-	size_t		len;
-
-	if (pid == getpid())
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
-	if (!local_read_file(path, buf, sizeof(buf), &len))
-		return true;
-	for (size_t at = 0; at < len;)
-	{
-		const char *entry = buf + at;
-		size_t		entry_len = strnlen(entry, len - at);
-
-		if (entry_len > 12 + suffix_len && strncmp(entry, "RAY_ADDRESS=", 12) == 0 &&
-			strncmp(entry + entry_len - suffix_len, drivers->suffix, suffix_len) == 0)
-		{
-			drivers->count++;
-			if (drivers->sig != 0)
-			{
-				if (session > 1 && session != getsid(0))
-					(void) local_signal_session(session, drivers->sig);
-				else
-					(void) kill(pid, drivers->sig);
-			}
-			break;
-		}
-		at += entry_len + 1;
-	}
-	return true;
-}
-
-/*
- * local_signal_drivers
- *		Send sig to the sessions of the Ray job drivers of the cluster whose
- *		GCS listens on gcs_port (RAY_ADDRESS=<ip>:<port> in their
- *		environment); returns how many there were.  Only processes of the
- *		server's OS user can be read, which is all that Ray runs here.
- */
-static int
-local_signal_drivers(int gcs_port, int sig)
-{
-	LocalDrivers drivers;
-
-	snprintf(drivers.suffix, sizeof(drivers.suffix), ":%d", gcs_port);
-	drivers.sig = sig;
-	drivers.count = 0;
-	local_each_process(local_visit_driver, &drivers);
-	return drivers.count;
-}
-
-/*
- * local_host_gpus
- *		How many NVIDIA GPUs this host has, as the driver lists them; 0
- *		without a driver, and then GPU workers' GPUs are logical.
- */
-static int
-local_host_gpus(void)
-{
-	DIR		   *dir = opendir("/proc/driver/nvidia/gpus");
-	struct dirent *de;
-	int			count = 0;
-
-	if (dir == NULL)
-		return 0;
-	while ((de = readdir(dir)) != NULL)
-		if (de->d_name[0] != '.')
-			count++;
-	closedir(dir);
-	return count;
-}
-
 /* local_sweep's visit: the leaders under a prefix, with their node ids. */
 typedef struct LocalSweep
 {
@@ -793,6 +272,11 @@ typedef struct LocalSweep
 	List	   *node_ids;
 } LocalSweep;
 
+/*
+ * local_visit_sweep
+ *		local_sweep's visit: note each leader under the prefix with the
+ *		node id that follows the prefix on its command line.
+ */
 static bool
 local_visit_sweep(pid_t pid, pid_t session, void *arg)
 {

@@ -40,7 +40,8 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "pg_ray.h"
+#include "publish.h"
+#include "spi_util.h"
 
 typedef struct PublishJob
 {

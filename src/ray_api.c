@@ -27,6 +27,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
+#include "http.h"
 #include "pg_ray.h"
 #include "ray_api.h"
 #include "ray_parse.h"

@@ -7,7 +7,9 @@
  * The worker publishes who it is (pid and PGPROC number, so that committing
  * backends can set its latch) and counters of what it has done, so that an
  * operator can tell from SQL that it is alive and whether it is being woken.
- * As in autoprewarm, the worker clears its entry when it exits.
+ * As in autoprewarm, the worker clears its entry when it exits.  The same
+ * state holds the condition variable that sessions in ray.wait_job sleep
+ * on, which the worker broadcasts when it may have moved jobs.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -28,7 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "pg_ray.h"
+#include "shmem.h"
 
 static PgRaySharedState *pg_ray_state = NULL;
 
@@ -174,6 +176,16 @@ pg_ray_shared_note_round(const char *error_message)
 		strlcpy(state->last_error, error_message, PG_RAY_ERROR_LEN);
 	}
 	SpinLockRelease(&state->mutex);
+}
+
+/*
+ * pg_ray_jobs_changed
+ *		Wake the sessions waiting in ray.wait_job: something may have moved.
+ */
+void
+pg_ray_jobs_changed(void)
+{
+	ConditionVariableBroadcast(&pg_ray_shared_state()->jobs_changed);
 }
 
 /*

@@ -26,7 +26,8 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 
-#include "pg_ray.h"
+#include "shmem.h"
+#include "wakeup.h"
 
 /* True in the pg_ray worker itself: its own writes need no wakeup. */
 bool		pg_ray_is_worker = false;

@@ -32,9 +32,15 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
+#include "dispatch.h"
 #include "http.h"
-
 #include "pg_ray.h"
+#include "provider_local.h"
+#include "publish.h"
+#include "shmem.h"
+#include "wakeup.h"
+#include "worker.h"
+#include "worker_round.h"
 
 static bool pg_ray_worker_try(void (*work) (bool), bool arg);
 static void pg_ray_worker_apply(bool unused);

@@ -26,7 +26,13 @@
 #include "pgstat.h"
 #include "utils/snapmgr.h"
 
+#include "dispatch.h"
 #include "pg_ray.h"
+#include "provider_local.h"
+#include "publish.h"
+#include "shmem.h"
+#include "spi_util.h"
+#include "worker_round.h"
 
 
 /*
@@ -86,55 +92,4 @@ pg_ray_worker_round(bool first_round)
 		pg_ray_local_forget();
 	}
 	pg_ray_shared_note_round(NULL);
-}
-
-/*
- * pg_ray_spi_exec
- *		Run one statement of the worker through SPI, with parameters (nulls
- *		as SPI_execute_with_args takes them, NULL for none); any failure is
- *		an error that aborts what the worker is doing.
- */
-void
-pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	if (ret < 0)
-		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
-}
-
-/*
- * pg_ray_subtransaction
- *		Run work(arg) in a subtransaction of its own, so that one thing that
- *		fails (an answer that cannot be applied, a node that cannot start)
- *		is rolled back alone and the round goes on with the rest.  Returns
- *		NULL on success, or the error, copied into the caller's memory
- *		context, for the caller to report and free.
- */
-ErrorData *
-pg_ray_subtransaction(void (*work) (void *arg), void *arg)
-{
-	MemoryContext outer = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile error = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(outer);
-	PG_TRY();
-	{
-		work(arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(outer);
-		error = CopyErrorData();
-		FlushErrorState();
-		/* SPI is reset by the subtransaction's abort; the caller goes on */
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(outer);
-	CurrentResourceOwner = owner;
-	return error;
 }

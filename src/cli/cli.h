@@ -71,11 +71,13 @@ typedef struct CommonOptions
 	{"password", no_argument, NULL, 'W'}, \
 	{"format", required_argument, NULL, CLI_OPT_FORMAT}
 
-/* pg_ray.c */
+/* report.c */
 extern const char *cli_progname;
 extern void cli_error(const char *fmt,...) __attribute__((format(printf, 1, 2)));
 extern void cli_usage_error(const char *verb, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 extern void cli_option_error(const char *verb, int opt, char **argv);
+
+/* options.c */
 extern bool cli_common_option(CommonOptions *options, int opt, const char *arg);
 extern void cli_print_common_help(void);
 extern bool cli_is_help(int opt);
@@ -107,12 +109,14 @@ extern char *cli_shell_join(int argc, char *const *argv);
 extern char *cli_zip_working_dir(const char *path, const char *excludes,
 								 size_t *zip_length);
 
-/* job.c, group.c */
+/* job.c, job_submit.c, group.c */
 extern int	cli_job(int argc, char **argv);
+extern int	cli_job_submit(int argc, char **argv);
 extern int	cli_group(int argc, char **argv);
 
 /* follow.c */
 extern int	cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out,
 						   bool exit_by_state, bool stop_requested);
+extern bool cli_print_job_json(PGconn *conn, const char *id);
 
 #endif							/* PG_RAY_CLI_H */

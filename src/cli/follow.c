@@ -11,7 +11,9 @@
  * group's Ray head) and prints what it has not printed yet; a new attempt's
  * log is printed whole.  The log goes to
  * stdout, everything said about the job to stderr, so that "pg_ray job
- * submit ... > run.log" keeps the driver's output alone.
+ * submit ... > run.log" keeps the driver's output alone.  In JSON, "job
+ * submit" and "job stop" print the job's row once they are done with it
+ * (cli_print_job_json).
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -414,4 +416,26 @@ cli_follow_job(PGconn *conn, const char *job_id, FILE *log_out, bool exit_by_sta
 	free(f.log);
 	free(f.state);
 	return status;
+}
+
+/*
+ * cli_print_job_json
+ *		Print a job's row of ray.jobs as a JSON object; false (error
+ *		printed) if it cannot be read.  What "job submit" and "job stop"
+ *		print in JSON once they are done with the job.
+ */
+bool
+cli_print_job_json(PGconn *conn, const char *id)
+{
+	const char *params[1] = {id};
+	PGresult   *result = cli_exec(conn, "SELECT to_jsonb(j) FROM ray.jobs j WHERE j.job_id = $1",
+								  1, params);
+	bool		ok = PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1;
+
+	if (ok)
+		cli_print_json_result(result);
+	else
+		cli_print_server_error(result);
+	PQclear(result);
+	return ok;
 }

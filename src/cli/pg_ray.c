@@ -5,10 +5,9 @@
  *		stop" and "pg_ray group list|status", the verbs of "ray job", spoken
  *		through the database instead of a Ray dashboard.
  *
- * This file dispatches the verbs and holds what they share: the connection
- * options, which mean what they mean to psql (-d takes a database name, a
- * conninfo string or a URI; PG* variables, .pgpass and service files work
- * through libpq), and the way errors are reported.
+ * This file dispatches the verbs, which are in job.c (job_submit.c for
+ * "job submit") and group.c.  The options every verb takes are in
+ * options.c, and the way errors are reported in report.c.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -18,149 +17,10 @@
  *-------------------------------------------------------------------------
  */
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-const char *cli_progname = "pg_ray";
-
-/*
- * cli_error
- *		Print "pg_ray: error: ..." on stderr, as PostgreSQL's own programs
- *		report what went wrong on the client side.
- */
-void
-cli_error(const char *fmt,...)
-{
-	va_list		args;
-
-	fprintf(stderr, "%s: error: ", cli_progname);
-	va_start(args, fmt);
-	vfprintf(stderr, fmt, args);
-	va_end(args);
-	fputc('\n', stderr);
-}
-
-/*
- * cli_usage_error
- *		Report a bad command line and where to read about the right one.
- */
-void
-cli_usage_error(const char *verb, const char *fmt,...)
-{
-	va_list		args;
-
-	fprintf(stderr, "%s: error: ", cli_progname);
-	va_start(args, fmt);
-	vfprintf(stderr, fmt, args);
-	va_end(args);
-	if (verb != NULL)
-		fprintf(stderr, "\nTry \"%s %s --help\" for more information.\n", cli_progname, verb);
-	else
-		fprintf(stderr, "\nTry \"%s --help\" for more information.\n", cli_progname);
-}
-
-/*
- * cli_option_error
- *		Report what getopt_long found wrong (it is told not to say it
- *		itself, so that every message has the same form): an option that
- *		needs an argument and has none (':'), a long option given an
- *		argument it does not take (glibc then sets optopt to the option's
- *		value), or an option the verb does not know.
- */
-void
-cli_option_error(const char *verb, int opt, char **argv)
-{
-	const char *word = argv[optind - 1];
-	bool		long_option = strncmp(word, "--", 2) == 0;
-
-	if (opt == ':' && long_option)
-		cli_usage_error(verb, "option \"%s\" needs an argument", word);
-	else if (opt == ':')
-		cli_usage_error(verb, "option \"-%c\" needs an argument", optopt);
-	else if (long_option && optopt != 0)
-		cli_usage_error(verb, "option \"%.*s\" takes no argument", (int) strcspn(word, "="), word);
-	else if (long_option || optopt <= 0 || optopt > 127)
-		cli_usage_error(verb, "unrecognized option \"%s\"", word);
-	else
-		cli_usage_error(verb, "unrecognized option \"-%c\"", optopt);
-}
-
-/*
- * cli_is_help
- *		Whether getopt_long's answer asks for help: --help, or -?, which
- *		getopt reports as an unknown option '?'.
- */
-bool
-cli_is_help(int opt)
-{
-	return opt == CLI_OPT_HELP || (opt == '?' && optopt == '?');
-}
-
-/*
- * cli_common_option
- *		Apply one of the options every verb takes; false if opt is not one.
- */
-bool
-cli_common_option(CommonOptions *options, int opt, const char *arg)
-{
-	switch (opt)
-	{
-		case 'd':
-			options->dbname = arg;
-			return true;
-		case 'h':
-			options->host = arg;
-			return true;
-		case 'p':
-			options->port = arg;
-			return true;
-		case 'U':
-			options->username = arg;
-			return true;
-		case 'w':
-			options->prompt_password = -1;
-			return true;
-		case 'W':
-			options->prompt_password = 1;
-			return true;
-		case CLI_OPT_FORMAT:
-			if (strcmp(arg, "table") == 0)
-				options->format = FORMAT_TABLE;
-			else if (strcmp(arg, "json") == 0)
-				options->format = FORMAT_JSON;
-			else
-			{
-				cli_usage_error(options->verb, "invalid output format \"%s\"; it is \"table\" or \"json\"",
-								arg);
-				exit(EXIT_FAILED);
-			}
-			return true;
-	}
-	return false;
-}
-
-/*
- * cli_print_common_help
- *		The part of every verb's --help that describes the common options.
- */
-void
-cli_print_common_help(void)
-{
-	printf("\nOutput:\n"
-		   "      --format=FORMAT      table (default) or json\n"
-		   "\nConnection options (as psql's; PG* variables, .pgpass and service files apply):\n"
-		   "  -d, --dbname=DBNAME      database name, conninfo string or URI\n"
-		   "  -h, --host=HOSTNAME      database server host or socket directory\n"
-		   "  -p, --port=PORT          database server port\n"
-		   "  -U, --username=USERNAME  database user name\n"
-		   "  -w, --no-password        never prompt for password\n"
-		   "  -W, --password           force password prompt\n"
-		   "  -?, --help               show this help, then exit\n");
-}
 
 /*
  * pg_ray_usage

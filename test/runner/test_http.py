@@ -9,7 +9,8 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from pg_ray_runner import httpmodel
-from pg_ray_runner.models import ModelError, RowError, make_predictor
+from pg_ray_runner.models import make_predictor
+from pg_ray_runner.predictor import ModelError, RowError
 from pg_ray_runner.spec import Model
 
 

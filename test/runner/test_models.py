@@ -16,7 +16,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pg_ray_runner.models import ModelError, make_predictor
+from pg_ray_runner.models import make_predictor
+from pg_ray_runner.predictor import ModelError
 from pg_ray_runner.spec import Model
 
 INPUTS = ["age", "price"]

@@ -5,8 +5,9 @@ the pipeline it drives, usable with any Ray session and database.
 """
 
 from .db import Database
-from .models import ModelError, Predictor, RowError, make_predictor
+from .models import make_predictor
 from .pipeline import RunError, RunResult, Snapshot, open_snapshot, run, score
+from .predictor import ModelError, Predictor, RowError
 from .spec import RunSpec
 
 __all__ = ["Database", "ModelError", "Predictor", "RowError", "RunError", "RunResult", "RunSpec",

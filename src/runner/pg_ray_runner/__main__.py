@@ -20,8 +20,8 @@ import ray
 from psycopg import sql
 
 from .db import Database
-from .models import ModelError
 from .pipeline import RunError, RunResult, run
+from .predictor import ModelError
 from .spec import RunSpec
 
 MAX_MESSAGE = 500

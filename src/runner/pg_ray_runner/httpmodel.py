@@ -20,7 +20,7 @@ from typing import Any, Coroutine, Mapping, TypeVar
 import aiohttp
 import pandas as pd
 
-from .models import ModelError, RowError, is_missing
+from .predictor import ModelError, RowError, is_missing
 
 T = TypeVar("T")
 

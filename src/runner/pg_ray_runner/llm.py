@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 
-from .models import ModelError
+from .predictor import ModelError
 from .spec import RunSpec
 
 NEEDS_VLLM = "model kind vllm needs vllm installed on the cluster and a GPU worker group"

@@ -3,7 +3,8 @@
 sklearn and onnx models come as bytes from the database or from a path or
 URI; python models are a class found in a zip of code, a directory, or an
 installed package; http models are an OpenAI-compatible endpoint
-(httpmodel.py).  vllm runs as a Ray Data LLM stage instead (llm.py).
+(httpmodel.py).  vllm runs as a Ray Data LLM stage instead (llm.py).  The
+interface and the errors they share are in predictor.py.
 """
 
 from __future__ import annotations
@@ -16,36 +17,13 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from .predictor import ModelError, Predictor, PredictorOutput
 from .spec import Model
-
-PredictorOutput = pa.Array | pa.ChunkedArray | np.ndarray | pd.Series | Sequence[Any]
-
-
-class Predictor(Protocol):
-    def __call__(self, batch: pd.DataFrame) -> PredictorOutput: ...
-
-
-class ModelError(RuntimeError):
-    """A model that cannot be loaded or called as its spec says."""
-
-
-class RowError(RuntimeError):
-    """A prediction failed for one row of the batch (its position in it)."""
-
-    def __init__(self, row: int, message: str) -> None:
-        super().__init__(message)
-        self.row = row
-
-
-def is_missing(value: Any) -> bool:
-    """None, NaN or pandas' NA: what becomes NULL."""
-    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and value != value)
 
 
 def read_location(uri: str) -> bytes:

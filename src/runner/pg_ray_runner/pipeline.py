@@ -20,7 +20,8 @@ import ray
 from psycopg import sql
 
 from .db import Database, begin_snapshot
-from .models import ModelError, PredictorOutput, RowError, is_missing, make_predictor
+from .models import make_predictor
+from .predictor import ModelError, PredictorOutput, RowError, is_missing
 from .sink import PgStagingSink
 from .source import PgSource, plan_partitions
 from .spec import Model, RunSpec

@@ -1,0 +1,248 @@
+/*-------------------------------------------------------------------------
+ *
+ * local_spawn.c
+ *		Starting a node's process: its ports, its run directory, fork and
+ *		exec in a session of its own; and why it exited.
+ *
+ * The worker is the parent of the node processes it starts: it reaps
+ * them between rounds, so that they do not linger as zombies, and keeps
+ * their exit statuses to say why a node is gone.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/local_spawn.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+
+#include "local_internal.h"
+
+/* Ports of a node's block that Ray binds itself (the rest are for workers). */
+#define LOCAL_FIXED_PORTS 11
+
+/* Exit statuses of children reaped between rounds, for the exit message. */
+#define LOCAL_MAX_REAPED 64
+
+typedef struct LocalReaped
+{
+	pid_t		pid;
+	int			status;
+} LocalReaped;
+
+static LocalReaped local_reaped[LOCAL_MAX_REAPED];
+static int	local_reaped_count = 0;
+
+/*
+ * local_reap
+ *		Collect the exit statuses of node processes the worker started, so
+ *		they do not linger as zombies; the statuses explain the exits.
+ */
+void
+local_reap(void)
+{
+	pid_t		pid;
+	int			status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	{
+		LocalReaped *slot = &local_reaped[local_reaped_count % LOCAL_MAX_REAPED];
+
+		slot->pid = pid;
+		slot->status = status;
+		local_reaped_count++;
+	}
+}
+
+/*
+ * local_busy_port
+ *		The first port of a node's block that another program holds, or 0.
+ *		Ray binds its ports on all interfaces, so that is what is tried.
+ */
+int
+local_busy_port(int port_base)
+{
+	for (int i = 0; i < LOCAL_FIXED_PORTS; i++)
+	{
+		int			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in addr;
+		int			one = 1;
+		bool		busy;
+
+		if (fd < 0)
+			return 0;
+		(void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&addr, 0, sizeof(addr));
+		addr.sin_family = AF_INET;
+		addr.sin_addr.s_addr = htonl(INADDR_ANY);
+		addr.sin_port = htons((uint16) (port_base + i));
+		busy = bind(fd, (struct sockaddr *) &addr, sizeof(addr)) != 0;
+		close(fd);
+		if (busy)
+			return port_base + i;
+	}
+	return 0;
+}
+
+/*
+ * local_make_dir
+ *		Create a run directory and its parents, readable by the server's OS
+ *		user only: Ray keeps its logs and sockets there.
+ */
+void
+local_make_dir(const char *path)
+{
+	char	   *copy = pstrdup(path);
+
+	for (char *p = copy + 1; *p; p++)
+	{
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", copy)));
+		*p = '/';
+	}
+	if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", copy)));
+	pfree(copy);
+}
+
+/*
+ * local_spawn
+ *		Start a node's process in a session of its own, with its output in
+ *		node.log of its run directory.  Between fork and exec the child only
+ *		makes async-signal-safe calls: it sets up its session, descriptors
+ *		and signals, so that nothing of the server leaks into Ray.
+ */
+pid_t
+local_spawn(const char *run_dir, char **argv, char **envp)
+{
+	char	   *log_path = psprintf("%s/node.log", run_dir);
+	int			log_fd;
+	int			null_fd;
+	pid_t		pid;
+
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	if (log_fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", log_path)));
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0)
+	{
+		close(log_fd);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"/dev/null\": %m")));
+	}
+
+	pid = fork();
+	if (pid == 0)
+	{
+		struct sigaction dfl;
+		sigset_t	none;
+		static const char failed[] = "pg_ray: could not execute the node's command\n";
+
+		(void) setsid();
+		(void) dup2(null_fd, 0);
+		(void) dup2(log_fd, 1);
+		(void) dup2(log_fd, 2);
+		(void) close_range(3, ~0U, 0);
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigemptyset(&dfl.sa_mask);
+		for (int sig = 1; sig < NSIG; sig++)
+			(void) sigaction(sig, &dfl, NULL);
+		sigemptyset(&none);
+		(void) sigprocmask(SIG_SETMASK, &none, NULL);
+		if (chdir(run_dir) == 0)
+			execve(argv[0], argv, envp);
+		if (write(2, failed, sizeof(failed) - 1) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(log_fd);
+	close(null_fd);
+	if (pid < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not fork a Ray node process: %m")));
+	return pid;
+}
+
+/*
+ * local_exit_reason
+ *		Why a node's leader is gone: its exit status when the worker reaped
+ *		it, and the last line of its log, which is where Ray says why.
+ */
+char *
+local_exit_reason(pid_t pid, const char *run_dir)
+{
+	StringInfoData reason;
+	char	   *log_path = psprintf("%s/node.log", run_dir);
+	int			fd;
+	bool		known = false;
+
+	initStringInfo(&reason);
+	for (int i = 0; i < Min(local_reaped_count, LOCAL_MAX_REAPED); i++)
+	{
+		LocalReaped *r = &local_reaped[i];
+
+		if (r->pid != pid)
+			continue;
+		if (WIFEXITED(r->status))
+			appendStringInfo(&reason, "exited with status %d", WEXITSTATUS(r->status));
+		else if (WIFSIGNALED(r->status))
+			appendStringInfo(&reason, "was killed by signal %d", WTERMSIG(r->status));
+		r->pid = 0;
+		known = true;
+		break;
+	}
+	if (!known)
+		appendStringInfo(&reason, "process %d is gone", (int) pid);
+
+	fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+	{
+		char		tail[1024];
+		off_t		size = lseek(fd, 0, SEEK_END);
+		off_t		from = Max((off_t) 0, size - (off_t) (sizeof(tail) - 1));
+		ssize_t		n;
+
+		if (size > 0 && lseek(fd, from, SEEK_SET) == from &&
+			(n = read(fd, tail, sizeof(tail) - 1)) > 0)
+		{
+			char	   *line;
+			char	   *end;
+
+			tail[n] = '\0';
+			end = tail + n;
+			while (end > tail && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+				*--end = '\0';
+			line = strrchr(tail, '\n');
+			line = line ? line + 1 : tail;
+			if (*line)
+				appendStringInfo(&reason, " (last log line: %s)",
+								 pg_any_to_server(line, strlen(line), PG_UTF8));
+		}
+		close(fd);
+	}
+	return reason.data;
+}

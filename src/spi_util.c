@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *		SPI helpers of the background worker: one statement, and one piece
+ *		of work in a subtransaction of its own.
+ *
+ * The round (worker_round.c), the dispatcher, the local provider and the
+ * publishing of results all run their catalog statements through these,
+ * inside the transaction of a round or of applying answers.  They call
+ * nothing else of pg_ray, so that every module may use them.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/spi_util.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "utils/resowner.h"
+
+#include "spi_util.h"
+
+/*
+ * pg_ray_spi_exec
+ *		Run one statement of the worker through SPI, with parameters (nulls
+ *		as SPI_execute_with_args takes them, NULL for none); any failure is
+ *		an error that aborts what the worker is doing.
+ */
+void
+pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);
+}
+
+/*
+ * pg_ray_subtransaction
+ *		Run work(arg) in a subtransaction of its own, so that one thing that
+ *		fails (an answer that cannot be applied, a node that cannot start)
+ *		is rolled back alone and the round goes on with the rest.  Returns
+ *		NULL on success, or the error, copied into the caller's memory
+ *		context, for the caller to report and free.
+ */
+ErrorData *
+pg_ray_subtransaction(void (*work) (void *arg), void *arg)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(outer);
+	PG_TRY();
+	{
+		work(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(outer);
+		error = CopyErrorData();
+		FlushErrorState();
+		/* SPI is reset by the subtransaction's abort; the caller goes on */
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(outer);
+	CurrentResourceOwner = owner;
+	return error;
+}
