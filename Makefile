@@ -13,6 +13,7 @@ OBJS = \
 	src/worker.o \
 	src/worker_round.o \
 	src/spi_util.o \
+	src/schema_version.o \
 	src/identity.o \
 	src/http.o \
 	src/ray_parse.o \
@@ -93,7 +94,7 @@ PG_RAY_TEST_DB ?= postgres
 REGRESS = setup resource_groups worker_groups jobs usage models batch_inference
 REGRESS_OPTS = --use-existing --inputdir=test/regress --outputdir=build/regress
 
-PG_CPPFLAGS = -DPG_RAY_VERSION='"$(PG_RAY_VERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+PG_CPPFLAGS = -DPG_RAY_VERSION='"$(PG_RAY_VERSION)"' -DPG_RAY_EARLIER_VERSIONS='"$(PG_RAY_EARLIER_VERSIONS)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	$(shell pkg-config --cflags libcurl jansson libzip) -I$(shell pg_config --includedir)
 # jansson is not linked: ray_json.c loads it (see there why).
 SHLIB_LINK = $(shell pkg-config --libs libcurl libzip) -ldl -L$(shell pg_config --libdir) -lpq
@@ -121,12 +122,13 @@ build/sql/pg_ray--%--$(PG_RAY_VERSION).sql: $(SQL_UPDATE) $(wildcard sql/updates
 # the client has rules of its own.
 CLI_SOURCES = $(wildcard src/cli/*.c)
 CLI_HEADERS = $(wildcard src/cli/*.h)
+CLI_VERSION_FLAG = -DPG_RAY_VERSION='"$(PG_RAY_VERSION)"'
 
 all: src/cli/pg_ray
 
 src/cli/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
+		$(CLI_VERSION_FLAG) -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
 		-o $@ $(CLI_SOURCES) -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libzip)
 
 # The same client under AddressSanitizer and UndefinedBehaviorSanitizer, for
@@ -135,7 +137,7 @@ build/asan/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
 	mkdir -p build/asan
 	$(CC) -std=gnu11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
+		$(CLI_VERSION_FLAG) -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) \
 		-o $@ $(CLI_SOURCES) -L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs libzip)
 
 cli-asan: build/asan/pg_ray
@@ -176,7 +178,7 @@ CLI_CHECK_OBJS = $(patsubst src/cli/%.c,build/cli-objects/%.o,$(CLI_SOURCES))
 build/cli-objects/%.o: src/cli/%.c $(CLI_HEADERS)
 	@mkdir -p build/cli-objects
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
-		-I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) -c -o $@ $<
+		$(CLI_VERSION_FLAG) -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags libzip) -c -o $@ $<
 
 check-cycles: $(OBJS) $(CLI_CHECK_OBJS)
 	scripts/check-call-cycles --python src/runner/pg_ray_runner $(OBJS) $(CLI_CHECK_OBJS)

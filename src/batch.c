@@ -28,6 +28,8 @@
 #include "utils/builtins.h"
 #include "utils/plancache.h"
 
+#include "schema_version.h"
+
 PG_FUNCTION_INFO_V1(pg_ray_describe_query);
 
 /*
@@ -47,6 +49,8 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 	CachedPlanSource *source;
 	RawStmt    *raw;
 	TupleDesc	desc;
+
+	pg_ray_require_current_schema();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -40,7 +40,7 @@
 
 #include "http.h"
 
-#define PG_RAY_USER_AGENT "pg_ray/0.1"
+#define PG_RAY_USER_AGENT "pg_ray/" PG_RAY_VERSION
 
 /* Connections of the worker to Ray at once (see http_multi_init). */
 #define HTTP_MAX_CONNECTIONS 64

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "schema_version.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_wait_job);
@@ -94,6 +95,8 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 	int			last_tenth = -1;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
+
+	pg_ray_require_current_schema();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

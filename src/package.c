@@ -39,6 +39,7 @@
 
 #include "package.h"
 #include "pg_ray.h"
+#include "schema_version.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_zip_directory);
 PG_FUNCTION_INFO_V1(pg_ray_runner_package);
@@ -277,6 +278,7 @@ pg_ray_zip_path(const char *path, const char *extra_name, const char *extra_cont
 Datum
 pg_ray_zip_directory(PG_FUNCTION_ARGS)
 {
+	pg_ray_require_current_schema();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -308,6 +310,8 @@ pg_ray_runner_package(PG_FUNCTION_ARGS)
 	char		share[MAXPGPATH];
 	char		path[MAXPGPATH];
 	char	   *credentials = NULL;
+
+	pg_ray_require_current_schema();
 
 	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
 		credentials = text_to_cstring(PG_GETARG_TEXT_PP(0));

@@ -31,6 +31,7 @@
 #include "pg_ray.h"
 #include "ray_api.h"
 #include "ray_parse.h"
+#include "schema_version.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_check_dashboard_url);
 PG_FUNCTION_INFO_V1(pg_ray_http_ray_version);
@@ -132,6 +133,8 @@ pg_ray_check_dashboard_url(PG_FUNCTION_ARGS)
 	CURLUcode	rc;
 	bool		https;
 	size_t		len;
+
+	pg_ray_require_current_schema();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -306,6 +309,8 @@ pg_ray_http_ray_version(PG_FUNCTION_ARGS)
 	char	   *version = NULL;
 	text	   *result;
 
+	pg_ray_require_current_schema();
+
 	ray_api_perform_or_error(req, psprintf("reach the Ray dashboard at %s", endpoint.url));
 	if (!ray_parse_version(req->response, req->response_len, &version, errbuf))
 	{
@@ -338,6 +343,8 @@ pg_ray_http_job_logs(PG_FUNCTION_ARGS)
 	char	   *logs = NULL;
 	bool		truncated;
 	text	   *result;
+
+	pg_ray_require_current_schema();
 
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -382,6 +389,8 @@ pg_ray_http_cluster_status(PG_FUNCTION_ARGS)
 	RayEndpoint endpoint = ray_api_endpoint_from_args(fcinfo);
 	PgRayHttpRequest *req = ray_api_request(&endpoint, "GET", "/api/cluster_status?format=1");
 	text	   *result;
+
+	pg_ray_require_current_schema();
 
 	ray_api_perform_or_error(req, psprintf("ask the Ray dashboard at %s for its cluster status",
 										   endpoint.url));

@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 
 #include "dispatch.h"
+#include "fault.h"
 #include "http.h"
 #include "pg_ray.h"
 #include "provider_local.h"
@@ -42,8 +43,8 @@
 #include "worker.h"
 #include "worker_round.h"
 
-static bool pg_ray_worker_try(void (*work) (bool), bool arg);
-static void pg_ray_worker_apply(bool unused);
+static bool pg_ray_worker_try(bool (*work) (bool), bool arg);
+static bool pg_ray_worker_apply(bool unused);
 
 static bool pg_ray_worker_applied = false;
 
@@ -119,6 +120,7 @@ pg_ray_worker_main(Datum main_arg)
 		 */
 		if (need_round || (last_failed && GetCurrentTimestamp() >= retry_at))
 		{
+			pg_ray_fault_point("before_round");
 			last_failed = !pg_ray_worker_try(pg_ray_worker_round, !recovered);
 			if (!last_failed)
 				recovered = true;
@@ -190,32 +192,34 @@ pg_ray_worker_at_exit(int code, Datum arg)
  * pg_ray_worker_apply
  *		Apply the answers that arrived from Ray, if any.
  */
-static void
+static bool
 pg_ray_worker_apply(bool unused)
 {
 	pg_ray_worker_applied = pg_ray_dispatch_apply_done();
 	if (pg_ray_worker_applied)
 		pg_ray_shared_note_round(NULL);
+	return true;
 }
 
 /*
  * pg_ray_worker_try
  *		Run one unit of work (a round, or applying answers) in its own
- *		transaction; false if it failed.  The work counts itself in
- *		ray.worker_status() when it did something; failures are counted here.  An error is logged and survived, so
- *		that one bad row does not put the worker into a crash-and-restart
- *		loop; the caller retries after a pause.
+ *		transaction; false if it failed or could not be done (the work
+ *		returned false: a round under another version's schema).  The work
+ *		counts itself in ray.worker_status(); errors are counted here.  An
+ *		error is logged and survived, so that one bad row does not put the
+ *		worker into a crash-and-restart loop; the caller retries after a
+ *		pause.
  */
 static bool
-pg_ray_worker_try(void (*work) (bool), bool arg)
+pg_ray_worker_try(bool (*work) (bool), bool arg)
 {
 	MemoryContext loop_context = CurrentMemoryContext;
 	volatile bool succeeded = false;
 
 	PG_TRY();
 	{
-		work(arg);
-		succeeded = true;
+		succeeded = work(arg);
 	}
 	PG_CATCH();
 	{

@@ -13,6 +13,6 @@
 #ifndef PG_RAY_WORKER_ROUND_H
 #define PG_RAY_WORKER_ROUND_H
 
-extern void pg_ray_worker_round(bool first_round);
+extern bool pg_ray_worker_round(bool first_round);
 
 #endif							/* PG_RAY_WORKER_ROUND_H */

@@ -24,8 +24,6 @@
 
 #include "libpq-fe.h"
 
-#define CLI_VERSION "0.1"
-
 /* Exit statuses, as psql's: 0 done, 1 failed, 2 could not connect. */
 #define EXIT_OK 0
 #define EXIT_FAILED 1

@@ -69,7 +69,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 	{
-		printf("pg_ray (pg_ray) %s\n", CLI_VERSION);
+		printf("pg_ray (pg_ray) %s\n", PG_RAY_VERSION);
 		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "job") == 0)

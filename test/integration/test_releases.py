@@ -184,7 +184,7 @@ def release(request: pytest.FixtureRequest, ray_head: RayHead) -> Iterator[Relea
     install_release(prefix, version)
     major = subprocess.check_output(["pg_config", "--version"], text=True).split()[1].split(".")[0]
     cluster = OtherCluster(f"up{version.replace('.', '')}", bindir=str(prefix / f"usr/lib/postgresql/{major}/bin"),
-                           conf="pg_ray.local_nodes = on\npg_ray.observe_interval = '500ms'\n"
+                           conf="pg_ray.local_nodes = on\npg_ray.observe_interval = '500ms'\npg_ray.error_retry_seconds = 1\n"
                                 "pg_ray.port_range_start = 42000\npg_ray.port_range_end = 42999\n")
     cluster.script("destroy")
     cluster.start()
@@ -249,7 +249,7 @@ def check_the_old_schema_is_left_alone(cluster: OtherCluster, db: psycopg.Connec
     rounds = wait_for(lambda: (r := db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0]) >= 3
                       and r, "the worker's rounds under the old schema")
     assert db.execute("SELECT last_error FROM ray.worker_status()").fetchone()[0] == message
-    assert rounds >= 3 and cluster.server_log().count(message) == 1
+    assert rounds >= 3 and cluster.server_log().count("LOG:  " + message) == 1
     assert "HINT:  Run ALTER EXTENSION pg_ray UPDATE." in cluster.server_log()
     for job_id, was in states.items():
         assert state(db, job_id) == was
@@ -261,8 +261,10 @@ def check_the_old_schema_is_left_alone(cluster: OtherCluster, db: psycopg.Connec
 
 def check_the_worker_resumes(db: psycopg.Connection, jobs: dict[str, int], pids: dict[int, int]) -> None:
     """After the update the worker goes on by itself, as after a restart."""
-    wait_for(lambda: db.execute("SELECT last_error IS NULL FROM ray.worker_status()").fetchone()[0],
+    errors, rounds = db.execute("SELECT round_errors, rounds FROM ray.worker_status()").fetchone()
+    wait_for(lambda: db.execute("SELECT rounds FROM ray.worker_status()").fetchone()[0] >= rounds + 3,
              "the worker to resume")
+    assert db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0] == errors
     # the nodes are adopted, not started again
     wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = 'up-local'"
                                 ).fetchone()[0], "the local group to be READY")
