@@ -5,7 +5,9 @@ fresh one, the backup test a restored database with the original.
 `catalog(conn)` describes every object of the extension (members, functions
 with their bodies, settings and ACLs, tables with their columns, defaults,
 constraints, indexes, policies and triggers, views, sequences, what pg_dump
-dumps) by name, never by oid, so that two databases can be compared.
+dumps, its two schemas) by name, never by oid, so that two databases can be
+compared.  Objects in schema ray are the extension's; ray_staging holds the
+staging tables of runs, which are data, so only the schema itself counts.
 `contents(conn)` is every row of every table of the extension.
 """
 
@@ -28,7 +30,7 @@ CATALOG_QUERIES: dict[str, str] = {
                || E'\\nowner ' || pg_get_userbyid(p.proowner)
                || E'\\ncomment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname IN ('ray', 'ray_staging')""",
+        WHERE n.nspname = 'ray'""",
     "relation": """
         SELECT c.oid::regclass::text,
                concat_ws(' ', 'kind', c.relkind, 'acl', coalesce(c.relacl::text, '-'),
@@ -37,7 +39,7 @@ CATALOG_QUERIES: dict[str, str] = {
                          'rls', c.relrowsecurity, c.relforcerowsecurity, 'persistence', c.relpersistence,
                          'comment', coalesce(obj_description(c.oid, 'pg_class'), '-'))
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging') AND c.relkind IN ('r', 'v', 'S', 'p', 'm', 'f')""",
+        WHERE n.nspname = 'ray' AND c.relkind IN ('r', 'v', 'S', 'p', 'm', 'f')""",
     "column": """
         SELECT c.oid::regclass::text || '.' || a.attname,
                concat_ws(' ', 'position', row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
@@ -50,29 +52,29 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
         LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
-        WHERE n.nspname IN ('ray', 'ray_staging') AND c.relkind IN ('r', 'v', 'p', 'm', 'f')""",
+        WHERE n.nspname = 'ray' AND c.relkind IN ('r', 'v', 'p', 'm', 'f')""",
     "constraint": """
         SELECT con.conrelid::regclass::text || ' ' || con.conname,
                pg_get_constraintdef(con.oid) || ' deferrable ' || con.condeferrable
         FROM pg_constraint con JOIN pg_namespace n ON n.oid = con.connamespace
-        WHERE n.nspname IN ('ray', 'ray_staging')""",
+        WHERE n.nspname = 'ray'""",
     "index": """
         SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging')""",
+        WHERE n.nspname = 'ray'""",
     "policy": """
         SELECT schemaname || '.' || tablename || ' ' || policyname,
                concat_ws(' ', permissive, roles::text, cmd, qual, with_check)
-        FROM pg_policies WHERE schemaname IN ('ray', 'ray_staging')""",
+        FROM pg_policies WHERE schemaname = 'ray'""",
     "trigger": """
         SELECT t.tgrelid::regclass::text || ' ' || t.tgname,
                pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging') AND NOT t.tgisinternal""",
+        WHERE n.nspname = 'ray' AND NOT t.tgisinternal""",
     "view": """
         SELECT c.oid::regclass::text, pg_get_viewdef(c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging') AND c.relkind IN ('v', 'm')""",
+        WHERE n.nspname = 'ray' AND c.relkind IN ('v', 'm')""",
     "sequence": """
         SELECT s.seqrelid::regclass::text,
                concat_ws(' ', format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmax,
@@ -82,7 +84,7 @@ CATALOG_QUERIES: dict[str, str] = {
                                       WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
                                         AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'))
         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging')""",
+        WHERE n.nspname = 'ray'""",
     "schema": """
         SELECT nspname, concat_ws(' ', 'owner', pg_get_userbyid(nspowner), 'acl', coalesce(nspacl::text, '-'),
                                   'comment', coalesce(obj_description(oid, 'pg_namespace'), '-'))
@@ -90,7 +92,7 @@ CATALOG_QUERIES: dict[str, str] = {
     "type": """
         SELECT t.oid::regtype::text, concat_ws(' ', t.typtype, coalesce(t.typacl::text, '-'))
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE n.nspname IN ('ray', 'ray_staging') AND t.typtype NOT IN ('c')
+        WHERE n.nspname = 'ray' AND t.typtype NOT IN ('c')
           AND t.typelem = 0""",
     "dumped": """
         SELECT cfg::regclass::text, coalesce(e.extcondition[i], '')
