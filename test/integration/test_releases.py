@@ -319,10 +319,17 @@ def test_a_backup_restores_into_a_new_cluster(release: Release, ray_head: RayHea
     new cluster, every table as it was; the worker then takes the restored
     rows as state after a crash and submits nothing twice."""
     source = release.cluster.connect()
-    target = OtherCluster("restore", conf="pg_ray.fault_pause_at = 'before_round'\n")
+    target = OtherCluster("restore")
     target.script("destroy")
     target.start()
     try:
+        # the new server's worker is held before its rounds until the restore is compared
+        held = target.connect()
+        held.execute("ALTER SYSTEM SET pg_ray.fault_pause_at = 'before_round'")
+        held.execute("SELECT pg_reload_conf()")
+        wait_for(lambda: held.execute("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query ="
+                                      " 'pg_ray: paused at fault point before_round')").fetchone()[0],
+                 "the new server's worker to be held")
         # the dump and the rows compared with it are of one snapshot
         with source.transaction():
             source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -364,7 +371,7 @@ def test_a_backup_restores_into_a_new_cluster(release: Release, ray_head: RayHea
         install = db.execute("SELECT id FROM ray.installation").fetchone()[0]
         db.execute("ALTER SYSTEM RESET pg_ray.fault_pause_at")
         db.execute("SELECT pg_reload_conf()")
-        wait_for(lambda: db.execute("SELECT rounds >= 5 FROM ray.worker_status()").fetchone()[0],
+        wait_for(lambda: db.execute("SELECT rounds >= 3 FROM ray.worker_status()").fetchone()[0],
                  "the worker's rounds after the restore")
         states = dict(db.execute("SELECT job_id, state FROM ray.job").fetchall())
         for job_id, was in release.states.items():
