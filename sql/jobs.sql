@@ -149,7 +149,7 @@ BEGIN
 	IF stop_job.job_id IS NULL THEN
 		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR UPDATE;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR NO KEY UPDATE;
 	-- Someone else's job does not exist, as far as this caller can tell.
 	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
 		RAISE EXCEPTION 'job % does not exist', stop_job.job_id
