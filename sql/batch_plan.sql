@@ -376,6 +376,10 @@ BEGIN
 				  DETAIL = CASE WHEN is_query THEN 'The source is a query.' ELSE format('Table %s has no primary key.', source) END,
 				  HINT = 'Name the columns that identify a row, such as key => ARRAY[''impression_id''].';
 	END IF;
+	IF array_position(key, NULL) IS NOT NULL OR cardinality(key) <> (SELECT count(DISTINCT k) FROM unnest(key) k) THEN
+		RAISE EXCEPTION 'key must name each of its columns once, and no null'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	SELECT k INTO missing FROM unnest(key) k
 	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
 	IF missing IS NOT NULL THEN
@@ -389,6 +393,11 @@ BEGIN
 		RAISE EXCEPTION 'batch inference needs at least one input column'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'The source has no columns besides its key.';
+	END IF;
+	IF array_position(inputs, NULL) IS NOT NULL
+		OR cardinality(inputs) <> (SELECT count(DISTINCT k) FROM unnest(inputs) k) THEN
+		RAISE EXCEPTION 'input_columns must name each of its columns once, and no null'
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	SELECT k INTO missing FROM unnest(inputs) k
 	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
