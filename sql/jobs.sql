@@ -80,6 +80,8 @@ BEGIN
 
 	-- A driver runs on one node: refuse what no node of the group could ever
 	-- hold.  A group without worker groups yet is taken at its word.
+	PERFORM ray._check_entrypoint_amounts(submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
+										  submit_job.entrypoint_memory);
 	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
 		IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
 			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
