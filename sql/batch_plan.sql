@@ -120,6 +120,141 @@ COMMENT ON FUNCTION ray._batch_options(jsonb, text) IS
 'Check the options of a batch inference run and fill in their defaults.';
 
 /*
+ * The CREATE TABLE of a target the run creates: the key columns NOT NULL in
+ * the key's order, the output column, and for overwrite and upsert the key
+ * as primary key.  Built from names quoted with %I and types written by
+ * format_type; the planner shows it, publishing runs the one rebuilt from
+ * the stored plan's checked parts (ray._canonical_plan), never stored text.
+ */
+CREATE OR REPLACE FUNCTION ray._target_create_statement(target_schema text, target_name text, columns jsonb,
+														key text[], out_name text, out_type text, mode text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('CREATE TABLE %I.%I (%s, %I %s%s)', target_schema, target_name,
+		(SELECT string_agg(format('%I %s NOT NULL', e ->> 'name', e ->> 'type'), ', '
+						   ORDER BY array_position(key, e ->> 'name'))
+		 FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = ANY (key)),
+		out_name, out_type,
+		CASE WHEN mode IN ('overwrite', 'upsert')
+			 THEN format(', PRIMARY KEY (%s)', (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key) k))
+			 ELSE '' END)
+$$;
+COMMENT ON FUNCTION ray._target_create_statement(text, text, jsonb, text[], text, text, text) IS
+'The CREATE TABLE of a batch inference target the run creates, from its checked parts.';
+
+/*
+ * A list of column names in a stored plan: a JSON array of distinct,
+ * non-empty strings that fit in a name.
+ */
+CREATE OR REPLACE FUNCTION ray._plan_names(names jsonb, what text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result text[];
+BEGIN
+	IF jsonb_typeof(names) IS DISTINCT FROM 'array' OR jsonb_array_length(names) = 0
+		OR EXISTS (SELECT FROM jsonb_array_elements(names) e
+				   WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' !~ '\S' OR octet_length(e #>> '{}') > 63) THEN
+		RAISE EXCEPTION 'invalid batch inference plan: % must be a list of column names', what
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	result := ARRAY(SELECT jsonb_array_elements_text(names));
+	IF cardinality(result) <> (SELECT count(DISTINCT n) FROM unnest(result) n) THEN
+		RAISE EXCEPTION 'invalid batch inference plan: % names a column twice', what
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION ray._plan_names(jsonb, text) IS
+'The column names of a stored batch inference plan''s list, or an error unless they are distinct names.';
+
+/*
+ * A stored plan rebuilt from parts that are checked one by one: the names
+ * of columns, key, inputs and output; every type through
+ * ray._canonical_type, which accepts a type name and nothing else; the
+ * target as schema.table, both quoted again; the mode; the CREATE TABLE
+ * of a target the run creates, rebuilt.  The worker builds every statement
+ * it runs for a run (the staging table, publishing) from these parts only,
+ * so a plan written by anyone but the planner can at worst fail its own
+ * job.  A plan the planner made comes back unchanged.
+ */
+CREATE OR REPLACE FUNCTION ray._canonical_plan(plan jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	key text[];
+	inputs text[];
+	column_names text[];
+	columns jsonb;
+	out_name text;
+	out_type text;
+	target_parts text[];
+	target jsonb;
+	mode text;
+BEGIN
+	IF jsonb_typeof(plan) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'invalid batch inference plan: not a JSON object'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	key := ray._plan_names(plan -> 'key', 'key');
+	inputs := ray._plan_names(plan -> 'inputs', 'inputs');
+	IF jsonb_typeof(plan -> 'columns') IS DISTINCT FROM 'array' OR EXISTS (
+		SELECT FROM jsonb_array_elements(plan -> 'columns') e
+		WHERE jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'type') IS DISTINCT FROM 'string') THEN
+		RAISE EXCEPTION 'invalid batch inference plan: columns must be a list of names and types'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	column_names := ray._plan_names((SELECT coalesce(jsonb_agg(e -> 'name'), '[]') FROM jsonb_array_elements(plan -> 'columns') e),
+									'columns');
+	IF NOT column_names @> (key || inputs) THEN
+		RAISE EXCEPTION 'invalid batch inference plan: the key and the inputs must be among its columns'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	columns := (SELECT jsonb_agg(jsonb_build_object('name', e ->> 'name', 'type', ray._canonical_type(e ->> 'type'))
+								 ORDER BY ord)
+				FROM jsonb_array_elements(plan -> 'columns') WITH ORDINALITY c(e, ord));
+	out_name := (ray._plan_names(jsonb_build_array(plan -> 'output' -> 'name'), 'output'))[1];
+	IF out_name = ANY (key) OR jsonb_typeof(plan -> 'output' -> 'type') IS DISTINCT FROM 'string' THEN
+		RAISE EXCEPTION 'invalid batch inference plan: the output must be a column of its own with a type'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	out_type := ray._canonical_type(plan -> 'output' ->> 'type');
+	mode := plan ->> 'mode';
+	IF mode IS NULL OR mode NOT IN ('append', 'overwrite', 'upsert') THEN
+		RAISE EXCEPTION 'invalid batch inference plan: unknown mode "%"', coalesce(mode, '')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(plan -> 'target' -> 'name') IS DISTINCT FROM 'string' THEN
+		RAISE EXCEPTION 'invalid batch inference plan: the target has no name'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	target_parts := parse_ident(plan -> 'target' ->> 'name');
+	IF cardinality(target_parts) <> 2 THEN
+		RAISE EXCEPTION 'invalid batch inference plan: the target must be named schema.table'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	target := jsonb_build_object('name', format('%I.%I', target_parts[1], target_parts[2]),
+								 'exists', coalesce(plan -> 'target' -> 'exists', 'false'::jsonb) = 'true'::jsonb);
+	IF plan -> 'target' ? 'create_statement' THEN
+		target := target || jsonb_build_object('create_statement',
+			ray._target_create_statement(target_parts[1], target_parts[2], columns, key, out_name, out_type, mode));
+	END IF;
+	RETURN plan || jsonb_build_object('columns', columns, 'key', to_jsonb(key), 'inputs', to_jsonb(inputs),
+									  'output', jsonb_build_object('name', out_name, 'type', out_type),
+									  'target', target, 'mode', mode);
+END
+$$;
+COMMENT ON FUNCTION ray._canonical_plan(jsonb) IS
+'A stored batch inference plan rebuilt from parts checked one by one, or an error: what the worker builds its statements from.';
+
+/*
  * Plan a run as the calling role: what it reads, with which model, and what
  * it writes where.  Runs with the caller's privileges, so reading the source
  * (LIMIT 0) fails here as it would in the run, and with the caller's
@@ -241,6 +376,10 @@ BEGIN
 				  DETAIL = CASE WHEN is_query THEN 'The source is a query.' ELSE format('Table %s has no primary key.', source) END,
 				  HINT = 'Name the columns that identify a row, such as key => ARRAY[''impression_id''].';
 	END IF;
+	IF array_position(key, NULL) IS NOT NULL OR cardinality(key) <> (SELECT count(DISTINCT k) FROM unnest(key) k) THEN
+		RAISE EXCEPTION 'key must name each of its columns once, and no null'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	SELECT k INTO missing FROM unnest(key) k
 	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
 	IF missing IS NOT NULL THEN
@@ -254,6 +393,11 @@ BEGIN
 		RAISE EXCEPTION 'batch inference needs at least one input column'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'The source has no columns besides its key.';
+	END IF;
+	IF array_position(inputs, NULL) IS NOT NULL
+		OR cardinality(inputs) <> (SELECT count(DISTINCT k) FROM unnest(inputs) k) THEN
+		RAISE EXCEPTION 'input_columns must name each of its columns once, and no null'
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	SELECT k INTO missing FROM unnest(inputs) k
 	WHERE NOT EXISTS (SELECT FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = k) LIMIT 1;
@@ -381,14 +525,8 @@ BEGIN
 				USING ERRCODE = 'insufficient_privilege',
 					  DETAIL = format('The run would create table %s there.', target_name);
 		END IF;
-		create_statement := format('CREATE TABLE %I.%I (%s, %I %s%s)', target_schema, target_name,
-			(SELECT string_agg(format('%I %s NOT NULL', e ->> 'name', e ->> 'type'), ', '
-							   ORDER BY array_position(key, e ->> 'name'))
-			 FROM jsonb_array_elements(columns) e WHERE e ->> 'name' = ANY (key)),
-			out_name, out_type,
-			CASE WHEN mode IN ('overwrite', 'upsert')
-				 THEN format(', PRIMARY KEY (%s)', (SELECT string_agg(quote_ident(k), ', ') FROM unnest(key) k))
-				 ELSE '' END);
+		create_statement := ray._target_create_statement(target_schema, target_name, columns, key,
+														  out_name, out_type, mode);
 	END IF;
 
 	RETURN jsonb_build_object(
@@ -446,7 +584,7 @@ DECLARE
 	caller_oid oid := ray._calling_role();
 	caller name := ray._caller();
 	rg ray.resource_group := ray._resource_group(_submit_batch_inference.resource_group, 'share');
-	target_name text := run_plan -> 'target' ->> 'name';
+	target_name text;
 	group_cpus numeric;
 	node_cpus numeric;
 	replica_cpus numeric;
@@ -455,6 +593,9 @@ DECLARE
 	busy record;
 	id bigint;
 BEGIN
+	-- what it stores is rebuilt from checked parts: the plan is the caller's to write
+	run_plan := ray._canonical_plan(run_plan);
+	target_name := run_plan -> 'target' ->> 'name';
 	IF NOT ray._can_use(rg.name, caller_oid) THEN
 		RAISE EXCEPTION 'permission denied for resource group "%"', rg.name
 			USING ERRCODE = 'insufficient_privilege',

@@ -21,7 +21,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	job ray.job;
-	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
+	-- its statements are built from the plan's checked parts only
+	plan jsonb := ray._canonical_plan((SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id));
 	run_role text;
 	run_password text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
 	staging text;
@@ -32,8 +33,9 @@ BEGIN
 	run_role := format('pgray_run_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
 					   id, job.attempts);
 	staging := format('ray_staging.%I', format('job_%s_%s', id, job.attempts));
+	-- the verifier, not the password: a statement's text can reach the log
 	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L VALID UNTIL %L IN ROLE %I, ray_run',
-				   run_role, run_password, now() + interval '2 days', job.owner);
+				   run_role, ray._scram_verifier(run_password), now() + interval '2 days', job.owner);
 	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
 	-- the columns in the order of the target that the run may create, so that it can be this table
 	EXECUTE format('CREATE TABLE %s (%s, %I %s)', staging,

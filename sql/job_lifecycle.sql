@@ -258,7 +258,7 @@ DECLARE
 	rg ray.resource_group;
 	host text;
 BEGIN
-	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;

@@ -80,6 +80,8 @@ BEGIN
 
 	-- A driver runs on one node: refuse what no node of the group could ever
 	-- hold.  A group without worker groups yet is taken at its word.
+	PERFORM ray._check_entrypoint_amounts(submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
+										  submit_job.entrypoint_memory);
 	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
 		IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
 			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
@@ -149,7 +151,7 @@ BEGIN
 	IF stop_job.job_id IS NULL THEN
 		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR UPDATE;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR NO KEY UPDATE;
 	-- Someone else's job does not exist, as far as this caller can tell.
 	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
 		RAISE EXCEPTION 'job % does not exist', stop_job.job_id

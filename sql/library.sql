@@ -82,6 +82,20 @@ AS 'MODULE_PATHNAME', 'pg_ray_describe_query';
 COMMENT ON FUNCTION ray._describe_query(text) IS
 'The columns (name, type) a source query yields, without running it; an error unless it is one SELECT.';
 
+CREATE OR REPLACE FUNCTION ray._canonical_type(type_name text)
+RETURNS text
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'pg_ray_canonical_type';
+COMMENT ON FUNCTION ray._canonical_type(text) IS
+'A type name written again by format_type, or an error unless it is one type name a column can have.';
+
+CREATE OR REPLACE FUNCTION ray._scram_verifier(password text)
+RETURNS text
+LANGUAGE C VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'pg_ray_scram_verifier';
+COMMENT ON FUNCTION ray._scram_verifier(text) IS
+'The SCRAM-SHA-256 verifier of a password, as CREATE ROLE takes it, so that the password is in no SQL text.';
+
 CREATE OR REPLACE FUNCTION ray._runner_package(credentials text DEFAULT NULL)
 RETURNS bytea
 LANGUAGE C

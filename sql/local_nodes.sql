@@ -277,7 +277,7 @@ DECLARE
 	rg ray.resource_group;
 	failure text;
 BEGIN
-	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name FOR UPDATE LOOP
+	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name FOR NO KEY UPDATE LOOP
 		BEGIN
 			PERFORM ray._local_reconcile_group(rg);
 		EXCEPTION WHEN OTHERS THEN
@@ -517,7 +517,7 @@ BEGIN
 	IF NOT FOUND OR n.pid IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR UPDATE;
+	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR NO KEY UPDATE;
 	-- a node that came up (Ray reported it, or it ran for a minute) had
 	-- succeeded: its failures in a row start again
 	failures := CASE WHEN n.answered_at IS NOT NULL OR n.ray_state = 'ALIVE'

@@ -26,12 +26,15 @@ BEGIN
 		RAISE EXCEPTION 'resource group name must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	-- Changes lock the group FOR UPDATE and submissions FOR SHARE, so a job
-	-- cannot slip into a group while it is being dropped.
+	-- Changes lock the group FOR UPDATE and submissions FOR KEY SHARE, so a
+	-- job cannot slip into a group while it is being dropped.  KEY SHARE is
+	-- the weakest lock that does it: the worker locks groups FOR NO KEY
+	-- UPDATE, which it does not conflict with, so a submission left open in
+	-- a user's transaction holds up no round of the worker.
 	IF lock_mode = 'update' THEN
 		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR UPDATE;
 	ELSIF lock_mode = 'share' THEN
-		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR SHARE;
+		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR KEY SHARE;
 	ELSE
 		SELECT * INTO result FROM ray.resource_group WHERE name = group_name;
 	END IF;
@@ -49,7 +52,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ray._resource_group(text, text) IS
-'The resource group of that name, locked FOR UPDATE, FOR SHARE or not at all (lock_mode update, share, none), or an error if it does not exist or is being dropped.';
+'The resource group of that name, locked FOR UPDATE, FOR KEY SHARE or not at all (lock_mode update, share, none), or an error if it does not exist or is being dropped.';
 
 /* Whether a role may submit jobs to a resource group. */
 CREATE OR REPLACE FUNCTION ray._can_use(group_name text, role oid)

@@ -21,16 +21,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	job ray.job := ray._current_attempt(id, attempt, ARRAY['PUBLISHING']);
-	plan jsonb := (SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id);
+	plan jsonb;
 	secret ray.batch_run_secret := (SELECT s FROM ray.batch_run_secret s
 									WHERE s.job_id = id AND s.attempt = _publish_plan.attempt);
-	target_name text := plan -> 'target' ->> 'name';
+	target_name text;
 	written text;
 	keys text;
 BEGIN
 	IF job.job_id IS NULL THEN
 		RETURN;
 	END IF;
+	-- every statement below is built from the plan's checked parts, never from its text
+	BEGIN
+		plan := ray._canonical_plan((SELECT b.plan FROM ray.batch_run b WHERE b.job_id = id));
+	EXCEPTION WHEN OTHERS THEN
+		PERFORM ray._job_transition(id, 'FAILED', format('%s; nothing was published', SQLERRM), 'pg_ray worker');
+		RETURN;
+	END;
+	target_name := plan -> 'target' ->> 'name';
 	IF job.stop_requested_at IS NOT NULL THEN
 		PERFORM ray._job_transition(id, 'STOPPED',
 			format('stopped by %s before its results were published; nothing was published', job.stopped_by),

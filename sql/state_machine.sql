@@ -79,7 +79,7 @@ DECLARE
 	gen bigint;
 BEGIN
 	SELECT state, generation INTO before, gen
-	FROM ray.resource_group WHERE name = group_name FOR UPDATE;
+	FROM ray.resource_group WHERE name = group_name FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'resource group "%" does not exist', group_name
 			USING ERRCODE = 'undefined_object';

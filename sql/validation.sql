@@ -288,6 +288,26 @@ $$;
 COMMENT ON FUNCTION ray._check_runtime_env(jsonb) IS
 'Raise an error unless runtime_env has the shape Ray accepts.';
 
+/*
+ * The resources an entrypoint asks for.  NaN and Infinity are refused by
+ * name: they would pass a check for >= 0 (numeric's NaN sorts above every
+ * number).
+ */
+CREATE OR REPLACE FUNCTION ray._check_entrypoint_amounts(num_cpus numeric, num_gpus numeric, memory bigint)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF num_cpus < 0 OR num_gpus < 0 OR memory < 0 OR num_cpus >= 'Infinity' OR num_gpus >= 'Infinity' THEN
+		RAISE EXCEPTION 'entrypoint_num_cpus, entrypoint_num_gpus and entrypoint_memory must be finite and not negative'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_entrypoint_amounts(numeric, numeric, bigint) IS
+'Raise an error unless the CPUs, GPUs and memory an entrypoint asks for are finite and not negative.';
+
 CREATE OR REPLACE FUNCTION ray._job_validate()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -329,10 +349,7 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 	END LOOP;
-	IF NEW.entrypoint_num_cpus < 0 OR NEW.entrypoint_num_gpus < 0 OR NEW.entrypoint_memory < 0 THEN
-		RAISE EXCEPTION 'entrypoint_num_cpus, entrypoint_num_gpus and entrypoint_memory must not be negative'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM ray._check_entrypoint_amounts(NEW.entrypoint_num_cpus, NEW.entrypoint_num_gpus, NEW.entrypoint_memory);
 	IF NEW.max_attempts IS NULL OR NEW.max_attempts NOT BETWEEN 1 AND 100 THEN
 		RAISE EXCEPTION 'max_attempts must be between 1 and 100, not %', coalesce(NEW.max_attempts::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',

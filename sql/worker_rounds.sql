@@ -55,8 +55,10 @@ DECLARE
 	id bigint;
 BEGIN
 	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
+	-- One a transaction still holds (a submission that failed on it, left
+	-- open) waits for a later round rather than hold this one up.
 	FOR rg IN SELECT * FROM ray.resource_group WHERE delete_requested_at IS NOT NULL
-			  ORDER BY name FOR UPDATE LOOP
+			  ORDER BY name FOR UPDATE SKIP LOCKED LOOP
 		IF rg.state <> 'DELETING' THEN
 			PERFORM ray._group_transition(rg.name, 'DELETING', 'dropping', 'pg_ray worker');
 		END IF;

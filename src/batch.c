@@ -2,7 +2,7 @@
  *
  * batch.c
  *		What batch inference needs from the parser: the columns of a source
- *		query.
+ *		query, and the types a stored plan names, read as type names only.
  *
  * ray.batch_inference takes its source as a table or as a query.  For a
  * query, the columns it yields (names and types) decide the default input
@@ -11,6 +11,11 @@
  * executing the query; plpgsql cannot ask them, so this small function
  * does, as the calling role.  It also makes sure that the source is one
  * plain SELECT, since the runner embeds it as a subquery.
+ *
+ * A stored plan is data anyone with the right to submit could have
+ * written, and the worker builds tables from the types it names: those
+ * types go through the parser's type-name grammar, which accepts a type
+ * name and no other SQL (ray._canonical_plan).
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -21,16 +26,20 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/plancache.h"
 
 #include "schema_version.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_describe_query);
+PG_FUNCTION_INFO_V1(pg_ray_canonical_type);
 
 /*
  * pg_ray_describe_query
@@ -95,4 +104,31 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * pg_ray_canonical_type
+ *		ray._canonical_type(type_name): the type a stored batch inference
+ *		plan names, written again by format_type, or an error.  The text is
+ *		read by PostgreSQL's parser as a type name and nothing else (any
+ *		other SQL is a syntax error), and must name a type a column can
+ *		have.  What comes back is safe to put into a CREATE TABLE: the
+ *		worker builds the staging table and the target from it.
+ */
+Datum
+pg_ray_canonical_type(PG_FUNCTION_ARGS)
+{
+	char	   *type_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			type_oid;
+	int32		typmod;
+	char		type_type;
+
+	pg_ray_require_current_schema();
+	parseTypeString(type_name, &type_oid, &typmod, false);
+	type_type = get_typtype(type_oid);
+	if (type_type == TYPTYPE_PSEUDO || !get_typisdefined(type_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("type %s cannot be the type of a column", format_type_be(type_oid))));
+	PG_RETURN_TEXT_P(cstring_to_text(format_type_with_typemod(type_oid, typmod)));
 }

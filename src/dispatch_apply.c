@@ -394,6 +394,7 @@ pg_ray_dispatch_apply_done(void)
 	dispatch_init();
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	pg_ray_worker_transaction_limits();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());

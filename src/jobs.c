@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "identity.h"
 #include "schema_version.h"
 #include "shmem.h"
 
@@ -97,6 +98,8 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 	Datum		values[1];
 
 	pg_ray_require_current_schema();
+	/* a trigger while the worker publishes would hold it up for the wait */
+	pg_ray_refuse_restricted_operation();
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -151,16 +151,29 @@ publish_one(void *arg)
 					2, types, values, NULL);
 	owner = InvalidOid;
 	if (SPI_processed == 1)
+	{
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			owner = InvalidOid;
+	}
 	if (!OidIsValid(owner))
 	{
 		/* nothing to publish: the plan settled the job */
-		AtEOXact_GUC(true, save_nestlevel);
+		AtEOXact_GUC(false, save_nestlevel);
 		return;
 	}
 	statements_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("the publishing plan of job " INT64_FORMAT " has no statements", job->job_id)));
 	deconstruct_array(DatumGetArrayTypeP(statements_datum), TEXTOID, -1, false, TYPALIGN_INT,
 					  &statements, &statement_nulls, &nstatements);
+	for (int i = 0; i < nstatements; i++)
+		if (statement_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("the publishing plan of job " INT64_FORMAT " has a null statement", job->job_id)));
 	rows_known = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 	rows_counted = !isnull;
 	if (rows_counted)
@@ -188,7 +201,13 @@ publish_one(void *arg)
 			rows = (int64) SPI_processed;
 		pfree(sql);
 	}
-	AtEOXact_GUC(true, save_nestlevel);
+	/*
+	 * Undo every setting the owner's code changed (a trigger's plain SET
+	 * included) as well as ours, as PostgreSQL does after running a table
+	 * owner's code in an index build: nothing of it may stay in the
+	 * worker's session for the rounds of others.
+	 */
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	values[2] = Int64GetDatum(rows);

@@ -129,6 +129,7 @@ pg_ray_check_dashboard_url(PG_FUNCTION_ARGS)
 	char	   *scheme = NULL;
 	char	   *host = NULL;
 	char	   *query = NULL;
+	char	   *fragment = NULL;
 	char	   *user = NULL;
 	CURLUcode	rc;
 	bool		https;
@@ -164,6 +165,7 @@ pg_ray_check_dashboard_url(PG_FUNCTION_ARGS)
 				 errhint("Give the URL of the Ray dashboard, such as http://127.0.0.1:8265.")));
 	}
 	curl_url_get(parsed, CURLUPART_QUERY, &query, 0);
+	curl_url_get(parsed, CURLUPART_FRAGMENT, &fragment, 0);
 	curl_url_get(parsed, CURLUPART_USER, &user, 0);
 
 	https = pg_strcasecmp(scheme, "https") == 0;
@@ -172,22 +174,29 @@ pg_ray_check_dashboard_url(PG_FUNCTION_ARGS)
 		curl_free(scheme);
 		curl_free(host);
 		curl_free(query);
+		curl_free(fragment);
 		curl_free(user);
 		curl_url_cleanup(parsed);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("dashboard URL \"%s\" must use http or https", url)));
 	}
-	if (query != NULL || user != NULL)
+	/*
+	 * The worker appends API paths to the URL: a query or a fragment would
+	 * turn them into parameters or drop them, and the requests would go to
+	 * whatever path the URL names.
+	 */
+	if (query != NULL || fragment != NULL || user != NULL)
 	{
 		curl_free(scheme);
 		curl_free(host);
 		curl_free(query);
+		curl_free(fragment);
 		curl_free(user);
 		curl_url_cleanup(parsed);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dashboard URL \"%s\" must not carry a query or credentials", url),
+				 errmsg("dashboard URL \"%s\" must not carry a query, a fragment or credentials", url),
 				 errhint("Pass the token as the token argument; it is stored where only the worker reads it.")));
 	}
 	if (!https && !ray_api_is_loopback(host))

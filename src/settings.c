@@ -29,6 +29,7 @@ int			pg_ray_worker_restart_seconds = 5;
 int			pg_ray_error_retry_seconds = 10;
 int			pg_ray_max_workers_per_group = 8;
 int			pg_ray_http_timeout_ms = 10000;
+int			pg_ray_worker_lock_timeout_ms = 2000;
 int			pg_ray_max_log_bytes = 1048576;
 int			pg_ray_poll_interval_ms = 2000;
 int			pg_ray_poll_interval_min_ms = 200;
@@ -97,6 +98,16 @@ pg_ray_define_gucs(void)
 							"Connection errors and 5xx answers are retried with backoff within a request's tries.",
 							&pg_ray_http_timeout_ms,
 							10000, 100, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.worker_lock_timeout",
+							"Longest the pg_ray worker waits for a lock in its transactions.",
+							"A lock a user's open transaction holds then fails that round, which is retried, "
+							"rather than hold up the worker for everyone.",
+							&pg_ray_worker_lock_timeout_ms,
+							2000, 10, 600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -6,8 +6,9 @@
  *
  * The round (worker_round.c), the dispatcher, the local provider and the
  * publishing of results all run their catalog statements through these,
- * inside the transaction of a round or of applying answers.  They call
- * nothing else of pg_ray, so that every module may use them.
+ * inside the transaction of a round or of applying answers, which
+ * pg_ray_worker_transaction_limits bounds.  They call nothing else of
+ * pg_ray, so that every module may use them.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -20,9 +21,29 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 
+#include "pg_ray.h"
 #include "spi_util.h"
+
+/*
+ * pg_ray_worker_transaction_limits
+ *		At the start of each transaction of the worker: wait at most
+ *		pg_ray.worker_lock_timeout for any lock.  A row a user's open
+ *		transaction holds would otherwise hold up the round, and with it
+ *		every user's jobs; with the limit that transaction fails and is
+ *		retried.  Set for this transaction only (SET LOCAL).
+ */
+void
+pg_ray_worker_transaction_limits(void)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%dms", pg_ray_worker_lock_timeout_ms);
+	(void) set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
 
 /*
  * pg_ray_spi_exec

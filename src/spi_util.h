@@ -19,5 +19,6 @@
 extern void pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 							const char *nulls);
 extern ErrorData *pg_ray_subtransaction(void (*work) (void *arg), void *arg);
+extern void pg_ray_worker_transaction_limits(void);
 
 #endif							/* PG_RAY_SPI_UTIL_H */

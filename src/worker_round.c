@@ -60,6 +60,7 @@ pg_ray_worker_round(bool first_round)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	pg_ray_worker_transaction_limits();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -317,6 +317,28 @@ def test_a_target_created_meanwhile_is_inserted_into_and_a_lost_create_privilege
         bi.execute("DROP SCHEMA bi_out CASCADE")
 
 
+def test_a_trigger_on_the_target_cannot_act_for_the_worker(bi: psycopg.Connection) -> None:
+    """Publishing runs the owner's triggers inside the worker, whose outer user is
+    the bootstrap superuser.  A trigger that calls pg_ray there is refused, rather
+    than act as that superuser on another user's job."""
+    other = bi.execute("SELECT ray.submit_job(%s, 'sleep 1')", (GROUP,)).fetchone()[0]
+    as_role(bi, USER, "CREATE TABLE bi.trapped (id bigint PRIMARY KEY, prediction double precision)")
+    as_role(bi, USER, "CREATE FUNCTION bi.trap() RETURNS trigger LANGUAGE plpgsql AS "
+                      f"$$ BEGIN PERFORM ray.stop_job({other}); RETURN NULL; END $$")
+    as_role(bi, USER, "CREATE TRIGGER trap BEFORE INSERT ON bi.trapped FOR EACH STATEMENT "
+                      "EXECUTE FUNCTION bi.trap()")
+    try:
+        row = finish(bi, batch(bi, "bi.trapped", input_columns=["age", "price"]))
+        assert row["state"] == "FAILED"
+        assert row["message"] == ("could not publish into bi.trapped: pg_ray functions cannot be used in a"
+                                  " security-restricted operation; nothing was published")
+        assert bi.execute("SELECT stop_requested_at IS NULL FROM ray.job WHERE job_id = %s", (other,)).fetchone()[0]
+        assert bi.execute("SELECT count(*) FROM bi.trapped").fetchone()[0] == 0
+    finally:
+        bi.execute("DROP TABLE bi.trapped")
+        bi.execute("DROP FUNCTION bi.trap()")
+
+
 def test_query_source_with_shards(bi: psycopg.Connection) -> None:
     # names in the query resolve in the run as they did for the caller
     bi.execute("SET search_path = bi, public")

@@ -301,6 +301,13 @@ def test_cluster_settings_are_checked_before_they_change(db: psycopg.Connection,
     wait_for(lambda: db.execute("SELECT client_address = 'ray://127.0.0.1:10002' FROM ray.resource_groups "
                                 "WHERE name = %s", (ray_group,)).fetchone()[0], "the new client address")
     assert ray_head.token not in str(db.execute("SELECT * FROM ray.resource_group_event").fetchall())
+    # whoever may change the URL cannot have the stored token sent to a server of theirs
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
+        db.execute("SELECT ray.alter_cluster(%s, dashboard_url => 'http://127.0.0.1:9')", (ray_group,))
+    assert refused.value.diag.message_primary == \
+        f'the token of resource group "{ray_group}" is not sent to another dashboard'
+    assert db.execute("SELECT endpoint = %s FROM ray.resource_group WHERE name = %s",
+                      (ray_head.url, ray_group)).fetchone()[0]
     with pytest.raises(psycopg.errors.WrongObjectType):
         db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (ray_group,))
 

@@ -208,6 +208,27 @@ def test_a_job_runs_on_the_local_group(local_nodes: psycopg.Connection, local_gr
     assert "nodes 2" in db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0]
 
 
+def test_a_submission_left_open_does_not_hold_the_worker(local_nodes: psycopg.Connection,
+                                                         local_group: str) -> None:
+    """A user's transaction that submitted and stays open holds its group's
+    row, so that the group cannot be dropped under it; the worker's rounds,
+    which lock every local group, go on, and another job on the group runs.
+    (Before 0.2 the worker waited for that transaction with no limit, and
+    every user's jobs stayed queued.)"""
+    db = local_nodes
+    holder = connect()
+    holder.autocommit = False
+    try:
+        holder.execute("SELECT ray.submit_job(%s, 'true')", (GROUP,))  # and left open
+        errors = db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0]
+        job_id = db.execute("SELECT ray.submit_job(%s, 'echo while-another-waits')", (GROUP,)).fetchone()[0]
+        assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
+        assert db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0] == errors
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 SCALING_JOB = (
     "python -c \"import ray, time; ray.init()\n"
     "@ray.remote(num_cpus=1)\n"

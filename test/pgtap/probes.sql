@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(42);
+SELECT plan(57);
 
 CREATE ROLE probe_eve IN ROLE ray_user;
 CREATE ROLE probe_ann IN ROLE ray_user;
@@ -203,7 +203,61 @@ SELECT is(ray.batch_inference_plan('probe', 'probe_data.rows', 'm', 'probe_data.
 								   output_column => 'score"; --') -> 'target' ->> 'create_statement',
 		  'CREATE TABLE probe_data."odd""name; x" (id bigint NOT NULL, "score""; --" double precision)',
 		  'odd but legal names are quoted, never spliced');
+
+-- ------------------------------------------------------------------------
+-- Forged plans: a plan is data the caller can write, and the worker (the
+-- bootstrap superuser) builds tables from it.  Only its checked parts count.
+-- ------------------------------------------------------------------------
+SELECT set_config('probe.plan', ray.batch_inference_plan('probe', 'probe_data.rows', 'm', 'probe_data.t')::text, true);
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{columns,0,type}',
+								  to_jsonb('float8); ALTER ROLE probe_eve SUPERUSER; SELECT (1'::text))),
+				 '42601', NULL, 'a column type with SQL in it is a syntax error, not SQL');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{output,type}',
+								  to_jsonb('text, x int); DROP TABLE probe_data.victim; --'::text))),
+				 '42601', NULL, 'so is an output type with SQL in it');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{target,name}',
+								  to_jsonb('probe_data.t; DROP TABLE probe_data.victim'::text))),
+				 '22023', NULL, 'a target name with SQL in it is refused');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{key}', '["id", null]')),
+				 '22023', 'invalid batch inference plan: key must be a list of column names',
+				 'a null key column is refused');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{key}', '["id", "id"]')),
+				 '22023', 'invalid batch inference plan: key names a column twice',
+				 'a key column named twice is refused');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{columns,0,type}', to_jsonb('void'::text))),
+				 '22023', 'type void cannot be the type of a column', 'a pseudo-type is refused');
+SELECT set_config('probe.forged_job', ray._submit_batch_inference('probe',
+	jsonb_set(jsonb_set(current_setting('probe.plan')::jsonb, '{target,create_statement}',
+						to_jsonb('DROP TABLE probe_data.victim'::text)), '{unknown}', '"kept?"'))::text, true);
 RESET ROLE;
+SELECT is((SELECT plan -> 'target' ->> 'create_statement' FROM ray.batch_run
+		   WHERE job_id = current_setting('probe.forged_job')::bigint),
+		  'CREATE TABLE probe_data.t (id bigint NOT NULL, prediction double precision)',
+		  'a forged CREATE TABLE is stored as the one its checked parts make');
+SELECT is(ray._canonical_plan(current_setting('probe.plan')::jsonb), current_setting('probe.plan')::jsonb,
+		  'a plan the planner made is its own canonical form');
+SELECT is(ray._canonical_plan(jsonb_set(current_setting('probe.plan')::jsonb, '{target,create_statement}', 'null'))
+		  -> 'target' ->> 'create_statement',
+		  'CREATE TABLE probe_data.t (id bigint NOT NULL, prediction double precision)',
+		  'a null CREATE TABLE in a stored plan is rebuilt, not run');
+-- a plan written into the catalog by other means (an older version, a hand) fails only its job
+UPDATE ray.batch_run SET plan = jsonb_set(plan, '{columns,0,type}',
+										  to_jsonb('float8); ALTER ROLE probe_eve SUPERUSER; SELECT (1'::text))
+WHERE job_id = current_setting('probe.forged_job')::bigint;
+SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('probe.forged_job')), '42601', NULL,
+				 'an attempt of a forged stored plan does not begin');
+UPDATE ray.job SET state = 'PUBLISHING', attempts = 1 WHERE job_id = current_setting('probe.forged_job')::bigint;
+SELECT is((SELECT owner_oid FROM ray._publish_plan(current_setting('probe.forged_job')::bigint, 1)), NULL,
+		  'nor is it published');
+SELECT alike((SELECT state || ': ' || message FROM ray.job WHERE job_id = current_setting('probe.forged_job')::bigint),
+			 'FAILED: %syntax error%nothing was published', 'its job fails instead');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'probe_eve'), false, 'and eve is no superuser');
 SELECT has_table('probe_data', 'victim', 'and the victim table is still there');
 
 -- ------------------------------------------------------------------------
@@ -226,6 +280,31 @@ $$;
 SELECT is((SELECT count(*)::integer FROM probe_errors), 1, 'registering an unreachable cluster fails');
 SELECT is_empty($$SELECT * FROM probe_errors WHERE concat(message, detail, hint) LIKE '%probe-token-7f3a9c%'$$,
 				'and its error says nothing of the token');
+
+-- a run's password is in no SQL text: the CREATE ROLE that a failing attempt
+-- shows in its error (and so in the log) carries the SCRAM verifier
+SET LOCAL ROLE probe_eve;
+SELECT set_config('probe.run_job', ray._submit_batch_inference('probe', current_setting('probe.plan')::jsonb)::text,
+				  true);
+RESET ROLE;
+CREATE TEMP TABLE probe_run_errors (context text);
+DO $$
+DECLARE
+	c text;
+BEGIN
+	-- the role name the attempt would take, taken already: its CREATE ROLE fails
+	EXECUTE format('CREATE ROLE %I', format('pgray_run_%s_%s_0',
+		(SELECT oid FROM pg_database WHERE datname = current_database()), current_setting('probe.run_job')));
+	PERFORM ray._begin_batch_attempt(current_setting('probe.run_job')::bigint);
+EXCEPTION WHEN duplicate_object THEN
+	GET STACKED DIAGNOSTICS c = PG_EXCEPTION_CONTEXT;
+	INSERT INTO probe_run_errors VALUES (c);
+END
+$$;
+SELECT alike((SELECT context FROM probe_run_errors), '%PASSWORD ''SCRAM-SHA-256$%',
+			 'the CREATE ROLE of a run carries the password''s SCRAM verifier');
+SELECT is_empty($$SELECT FROM probe_run_errors WHERE context ~ 'PASSWORD ''[0-9a-f]{64}'''$$,
+				'and not the password');
 
 SELECT * FROM finish();
 ROLLBACK;

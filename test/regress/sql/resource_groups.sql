@@ -90,6 +90,7 @@ SELECT ray.register_cluster('ext', 'ftp://127.0.0.1:8265');
 SELECT ray.register_cluster('ext', 'http://10.1.2.3:8265');
 SELECT ray.register_cluster('ext', 'http://ray.example.com:8265');
 SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265/?token=x');
+SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265/#/../../api/secrets');
 SELECT ray.register_cluster('ext', 'http://user:secret@127.0.0.1:8265');
 SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', token => 'has space');
 SELECT ray.register_cluster('ext', 'http://127.0.0.1:8265', options => '{"ha": true}');
