@@ -181,7 +181,9 @@ COMMENT ON FUNCTION ray._plan_names(jsonb, text) IS
  * of a target the run creates, rebuilt.  The worker builds every statement
  * it runs for a run (the staging table, publishing) from these parts only,
  * so a plan written by anyone but the planner can at worst fail its own
- * job.  A plan the planner made comes back unchanged.
+ * job.  A plan the planner made comes back unchanged (its types are
+ * written with their schema unless built in, ray._format_type, so they
+ * read the same under the worker's search_path as under the caller's).
  */
 CREATE OR REPLACE FUNCTION ray._canonical_plan(plan jsonb)
 RETURNS jsonb
@@ -236,7 +238,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	target_parts := parse_ident(plan -> 'target' ->> 'name');
-	IF cardinality(target_parts) <> 2 THEN
+	-- longer names would be cut by CREATE TABLE: two names, one table
+	IF cardinality(target_parts) <> 2 OR octet_length(target_parts[1]) > 63 OR octet_length(target_parts[2]) > 63 THEN
 		RAISE EXCEPTION 'invalid batch inference plan: the target must be named schema.table'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -352,7 +355,7 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = 'The run reads in sessions of its own, which cannot see this session''s temporary tables.';
 		END IF;
-		SELECT jsonb_agg(jsonb_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod))
+		SELECT jsonb_agg(jsonb_build_object('name', a.attname, 'type', ray._format_type(a.atttypid, a.atttypmod))
 						 ORDER BY a.attnum)
 		INTO columns FROM pg_attribute a
 		WHERE a.attrelid = source_oid AND a.attnum > 0 AND NOT a.attisdropped;
@@ -444,7 +447,7 @@ BEGIN
 		END;
 	END IF;
 
-	out_type := coalesce((SELECT format_type(to_regtype(opts ->> 'output_type'), NULL)),
+	out_type := coalesce((SELECT ray._format_type(to_regtype(opts ->> 'output_type'), NULL)),
 						 CASE WHEN m.kind IN ('http', 'vllm') THEN 'text'
 							  WHEN opts ->> 'output' = 'label' THEN 'text'
 							  ELSE 'double precision' END);
@@ -477,7 +480,7 @@ BEGIN
 										 WHEN 'overwrite' THEN 'Mode overwrite needs INSERT and DELETE on the target.'
 										 ELSE 'Mode upsert needs INSERT and UPDATE on the target.' END;
 		END IF;
-		SELECT jsonb_object_agg(a.attname, format_type(a.atttypid, a.atttypmod)) INTO target_columns
+		SELECT jsonb_object_agg(a.attname, ray._format_type(a.atttypid, a.atttypmod)) INTO target_columns
 		FROM pg_attribute a WHERE a.attrelid = target_oid AND a.attnum > 0 AND NOT a.attisdropped;
 		SELECT k INTO missing FROM unnest(key || out_name) k WHERE NOT target_columns ? k LIMIT 1;
 		IF missing IS NOT NULL THEN

@@ -38,7 +38,8 @@ BEGIN
 				   run_role, ray._scram_verifier(run_password), now() + interval '2 days', job.owner);
 	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
 	-- the columns in the order of the target that the run may create, so that it can be this table
-	EXECUTE format('CREATE TABLE %s (%s, %I %s)', staging,
+	-- not analyzed by autovacuum: it would run as the table's owner, this superuser
+	EXECUTE format('CREATE TABLE %s (%s, %I %s) WITH (autovacuum_enabled = off)', staging,
 				   (SELECT string_agg(format('%I %s', e ->> 'name', e ->> 'type'), ', ' ORDER BY k.ord)
 					FROM jsonb_array_elements_text(plan -> 'key') WITH ORDINALITY k(name, ord)
 					JOIN jsonb_array_elements(plan -> 'columns') e ON e ->> 'name' = k.name),

@@ -107,12 +107,15 @@ BEGIN
 	SELECT s.token INTO old_token FROM ray.resource_group_secret s WHERE s.resource_group = rg.name;
 	new_url := CASE WHEN dashboard_url IS NULL THEN rg.endpoint
 					ELSE ray._check_dashboard_url(dashboard_url) END;
-	-- the token belongs to its dashboard: whoever may change the URL must not
-	-- be able to have it sent to a server of theirs
-	IF new_url IS DISTINCT FROM rg.endpoint AND token IS NULL AND old_token IS NOT NULL THEN
+	-- the token belongs to its dashboard: whoever may change the URL, or the
+	-- CA that says which server is the dashboard, must not be able to have it
+	-- sent to a server of theirs
+	IF (new_url IS DISTINCT FROM rg.endpoint
+		OR (alter_cluster.options ? 'ca_file' AND alter_cluster.options -> 'ca_file' IS DISTINCT FROM rg.options -> 'ca_file'))
+		AND token IS NULL AND old_token IS NOT NULL THEN
 		RAISE EXCEPTION 'the token of resource group "%" is not sent to another dashboard', rg.name
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'The stored token was given for the dashboard the group points at now.',
+				  DETAIL = 'The stored token was given for the dashboard the group points at now, as its CA file names it.',
 				  HINT = 'Pass the new dashboard''s token as token, or '''' if it needs none.';
 	END IF;
 	-- an empty token removes it

@@ -89,6 +89,13 @@ AS 'MODULE_PATHNAME', 'pg_ray_canonical_type';
 COMMENT ON FUNCTION ray._canonical_type(text) IS
 'A type name written again by format_type, or an error unless it is one type name a column can have.';
 
+CREATE OR REPLACE FUNCTION ray._format_type(type oid, typmod integer)
+RETURNS text
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'pg_ray_format_type';
+COMMENT ON FUNCTION ray._format_type(oid, integer) IS
+'format_type, with the schema of every type not in pg_catalog: how a batch inference plan names types, the same under any search_path.';
+
 CREATE OR REPLACE FUNCTION ray._scram_verifier(password text)
 RETURNS text
 LANGUAGE C VOLATILE STRICT

@@ -44,6 +44,7 @@ GRANT EXECUTE ON FUNCTION
 	ray._describe_query(text),
 	ray._is_numeric_type(text),
 	ray._target_create_statement(text, text, jsonb, text[], text, text, text),
+	ray._format_type(oid, integer),
 	ray._submit_batch_inference(text, jsonb)
 TO ray_user;
 -- a run's login role asks for its run; they check that it is one

@@ -121,6 +121,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	EXECUTE format('ALTER TABLE %s RENAME TO %I', secret.staging_table, target_parts[2]);
+	EXECUTE format('ALTER TABLE %s RESET (autovacuum_enabled)', adopted);
 	EXECUTE format('ALTER TABLE %s OWNER TO %I', adopted, owner_name);
 	statements := ARRAY[format('ALTER TABLE %s SET SCHEMA %I', adopted, target_parts[1]),
 		format('ALTER TABLE %s %s', target_name,

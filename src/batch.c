@@ -26,6 +26,8 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -35,11 +37,16 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/plancache.h"
+#include "utils/syscache.h"
 
 #include "schema_version.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_describe_query);
 PG_FUNCTION_INFO_V1(pg_ray_canonical_type);
+PG_FUNCTION_INFO_V1(pg_ray_format_type);
+
+static char *batch_format_type(Oid type_oid, int32 typmod, bool typmod_given);
+static Oid	batch_type_namespace(Oid type_oid);
 
 /*
  * pg_ray_describe_query
@@ -99,7 +106,7 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 		bool		nulls[2] = {false, false};
 
 		values[0] = CStringGetTextDatum(NameStr(attr->attname));
-		values[1] = CStringGetTextDatum(format_type_with_typemod(attr->atttypid, attr->atttypmod));
+		values[1] = CStringGetTextDatum(batch_format_type(attr->atttypid, attr->atttypmod, true));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
@@ -107,13 +114,108 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 }
 
 /*
+ * batch_format_type
+ *		A type as format_type writes it, qualified with its schema unless it
+ *		is a built-in type of pg_catalog, so that the name means the same
+ *		type under any search_path: the planner writes it under the
+ *		caller's, the worker reads it again under its own.
+ */
+static char *
+batch_format_type(Oid type_oid, int32 typmod, bool typmod_given)
+{
+	bits16		flags = typmod_given ? FORMAT_TYPE_TYPEMOD_GIVEN : 0;
+
+	if (batch_type_namespace(type_oid) != PG_CATALOG_NAMESPACE)
+		flags |= FORMAT_TYPE_FORCE_QUALIFY;
+	return format_type_extended(type_oid, typmod, flags);
+}
+
+/*
+ * batch_type_namespace
+ *		The schema of a type.
+ */
+static Oid
+batch_type_namespace(Oid type_oid)
+{
+	HeapTuple	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type_oid));
+	Oid			namespace;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for type %u", type_oid);
+	namespace = ((Form_pg_type) GETSTRUCT(tuple))->typnamespace;
+	ReleaseSysCache(tuple);
+	return namespace;
+}
+
+/*
+ * pg_ray_format_type
+ *		ray._format_type(type, typmod): format_type(type, typmod) as the
+ *		batch inference planner writes types into a plan (see
+ *		batch_format_type); a NULL typmod as format_type takes it.
+ */
+Datum
+pg_ray_format_type(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(batch_format_type(PG_GETARG_OID(0),
+													   PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1),
+													   !PG_ARGISNULL(1))));
+}
+
+/*
+ * batch_check_column_type
+ *		An error unless the type can be a column of a table the worker owns
+ *		(a staging table), whatever runs on its values there.  Pseudo-types
+ *		and shells cannot be columns.  A range type's subtype_diff function
+ *		runs when the table is analyzed, as the table's owner, the bootstrap
+ *		superuser: a range or multirange type is taken only from pg_catalog,
+ *		also as the element of an array or the base of a domain.  (Users
+ *		cannot make base types or operator classes; the other code a type
+ *		can carry, a domain's checks, runs as whoever writes the values.)
+ */
+static void
+batch_check_column_type(Oid type_oid)
+{
+	Oid			inner = type_oid;
+	char		type_type = get_typtype(type_oid);
+
+	if (type_type == TYPTYPE_PSEUDO || !get_typisdefined(type_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("type %s cannot be the type of a column", format_type_be(type_oid))));
+	for (;;)
+	{
+		Oid			element;
+
+		inner = getBaseType(inner);
+		element = get_element_type(inner);
+		if (!OidIsValid(element))
+			break;
+		inner = element;
+	}
+	type_type = get_typtype(inner);
+	if ((type_type == TYPTYPE_RANGE || type_type == TYPTYPE_MULTIRANGE) &&
+		batch_type_namespace(inner) != PG_CATALOG_NAMESPACE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("type %s cannot be the type of a column of a batch inference run",
+						format_type_be(type_oid)),
+				 errdetail("The run's staging table belongs to the superuser the worker runs as, and analyzing it "
+						   "would run %s's functions as that superuser; only built-in range types are taken.",
+						   format_type_be(inner)),
+				 errhint("Cast the column to text or to a built-in range type in a source query.")));
+}
+
+/*
  * pg_ray_canonical_type
  *		ray._canonical_type(type_name): the type a stored batch inference
- *		plan names, written again by format_type, or an error.  The text is
- *		read by PostgreSQL's parser as a type name and nothing else (any
- *		other SQL is a syntax error), and must name a type a column can
- *		have.  What comes back is safe to put into a CREATE TABLE: the
- *		worker builds the staging table and the target from it.
+ *		plan names, written again as the planner writes it, or an error.
+ *		The text is read by PostgreSQL's parser as a type name and nothing
+ *		else (any other SQL is a syntax error), and must name a type a
+ *		column of the worker's can have (batch_check_column_type).  What
+ *		comes back is safe to put into a CREATE TABLE: the worker builds the
+ *		staging table and the target from it.
  */
 Datum
 pg_ray_canonical_type(PG_FUNCTION_ARGS)
@@ -121,14 +223,9 @@ pg_ray_canonical_type(PG_FUNCTION_ARGS)
 	char	   *type_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Oid			type_oid;
 	int32		typmod;
-	char		type_type;
 
 	pg_ray_require_current_schema();
 	parseTypeString(type_name, &type_oid, &typmod, false);
-	type_type = get_typtype(type_oid);
-	if (type_type == TYPTYPE_PSEUDO || !get_typisdefined(type_oid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("type %s cannot be the type of a column", format_type_be(type_oid))));
-	PG_RETURN_TEXT_P(cstring_to_text(format_type_with_typemod(type_oid, typmod)));
+	batch_check_column_type(type_oid);
+	PG_RETURN_TEXT_P(cstring_to_text(batch_format_type(type_oid, typmod, true)));
 }

@@ -27,6 +27,7 @@ extern int	pg_ray_error_retry_seconds;
 extern int	pg_ray_max_workers_per_group;
 extern int	pg_ray_http_timeout_ms;
 extern int	pg_ray_worker_lock_timeout_ms;
+extern int	pg_ray_publish_timeout_ms;
 extern int	pg_ray_max_log_bytes;
 extern int	pg_ray_poll_interval_ms;
 extern int	pg_ray_poll_interval_min_ms;

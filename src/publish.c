@@ -35,11 +35,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
+#include "pg_ray.h"
 #include "publish.h"
 #include "spi_util.h"
 
@@ -136,7 +139,7 @@ publish_one(void *arg)
 	int			save_nestlevel;
 	Datum		rows_known;
 	bool		rows_counted;
-	int64		rows = 0;
+	volatile int64 rows = 0;
 
 	/*
 	 * Locks are waited for a second at most, the plan's included: taking a
@@ -188,19 +191,38 @@ publish_one(void *arg)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	for (int i = 0; i < nstatements; i++)
-	{
-		char	   *sql = TextDatumGetCString(statements[i]);
-		int			ret = SPI_execute(sql, false, 0);
 
-		if (ret < 0)
-			elog(ERROR, "publishing job " INT64_FORMAT ": \"%s\" failed with SPI code %d",
-				 job->job_id, sql, ret);
-		/* the last statement moves the rows, unless the plan counted them */
-		if (!rows_counted)
-			rows = (int64) SPI_processed;
-		pfree(sql);
+	/*
+	 * The owner's code (its triggers) may wait or loop, and may set its own
+	 * lock_timeout: the whole of it runs under pg_ray.publish_timeout, a
+	 * statement timeout armed by hand (a background worker has none), so
+	 * that it fails this job instead of holding up the round.  Advisory
+	 * locks it took for the session go with it too: the worker takes none
+	 * of its own, and one left behind would stay for the worker's life.
+	 */
+	enable_timeout_after(STATEMENT_TIMEOUT, pg_ray_publish_timeout_ms);
+	PG_TRY();
+	{
+		for (int i = 0; i < nstatements; i++)
+		{
+			char	   *sql = TextDatumGetCString(statements[i]);
+			int			ret = SPI_execute(sql, false, 0);
+
+			if (ret < 0)
+				elog(ERROR, "publishing job " INT64_FORMAT ": \"%s\" failed with SPI code %d",
+					 job->job_id, sql, ret);
+			/* the last statement moves the rows, unless the plan counted them */
+			if (!rows_counted)
+				rows = (int64) SPI_processed;
+			pfree(sql);
+		}
 	}
+	PG_FINALLY();
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		LockReleaseSession(USER_LOCKMETHOD);
+	}
+	PG_END_TRY();
 	/*
 	 * Undo every setting the owner's code changed (a trigger's plain SET
 	 * included) as well as ours, as PostgreSQL does after running a table

@@ -30,6 +30,7 @@ int			pg_ray_error_retry_seconds = 10;
 int			pg_ray_max_workers_per_group = 8;
 int			pg_ray_http_timeout_ms = 10000;
 int			pg_ray_worker_lock_timeout_ms = 2000;
+int			pg_ray_publish_timeout_ms = 60000;
 int			pg_ray_max_log_bytes = 1048576;
 int			pg_ray_poll_interval_ms = 2000;
 int			pg_ray_poll_interval_min_ms = 200;
@@ -108,6 +109,16 @@ pg_ray_define_gucs(void)
 							"rather than hold up the worker for everyone.",
 							&pg_ray_worker_lock_timeout_ms,
 							2000, 10, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.publish_timeout",
+							"Longest the code of a target's owner may run while a batch run's rows are published.",
+							"Triggers on the target run as its owner inside the worker; past this time "
+							"the run fails and publishes nothing.",
+							&pg_ray_publish_timeout_ms,
+							60000, 100, 3600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from conftest import RayHead, as_role, connect, run_client, wait_for, wait_for_worker
+from conftest import RayHead, as_role, connect, reload_settings, run_client, wait_for, wait_for_worker
 from fake_openai import FakeOpenAI
 
 GROUP = "it-batch"
@@ -337,6 +337,34 @@ def test_a_trigger_on_the_target_cannot_act_for_the_worker(bi: psycopg.Connectio
     finally:
         bi.execute("DROP TABLE bi.trapped")
         bi.execute("DROP FUNCTION bi.trap()")
+
+
+def test_a_slow_trigger_on_the_target_fails_only_its_job(bi: psycopg.Connection) -> None:
+    """The owner's trigger runs inside the worker while it publishes: one that
+    waits forever (having lifted its own lock_timeout) and takes a session
+    advisory lock fails its job after pg_ray.publish_timeout, and leaves
+    nothing in the worker's session."""
+    worker_pid = bi.execute("SELECT pid FROM ray.worker_status()").fetchone()[0]
+    as_role(bi, USER, "CREATE TABLE bi.slow (id bigint PRIMARY KEY, prediction double precision)")
+    as_role(bi, USER, "CREATE FUNCTION bi.stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                      "SET LOCAL lock_timeout = 0; PERFORM pg_advisory_lock(4242); PERFORM pg_sleep(3600); "
+                      "RETURN NULL; END $$")
+    as_role(bi, USER, "CREATE TRIGGER stall BEFORE INSERT ON bi.slow FOR EACH STATEMENT EXECUTE FUNCTION bi.stall()")
+    reload_settings(bi, publish_timeout="2s")
+    try:
+        row = finish(bi, batch(bi, "bi.slow", input_columns=["age", "price"]))
+        assert row["state"] == "FAILED"
+        assert row["message"] == ("could not publish into bi.slow: canceling statement due to statement timeout;"
+                                  " nothing was published")
+        assert bi.execute("SELECT pid FROM ray.worker_status()").fetchone()[0] == worker_pid
+        assert bi.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s",
+                          (worker_pid,)).fetchone()[0] == 0
+        # and the worker's next run publishes as before
+        assert succeeded(bi, batch(bi, "bi.after_slow", input_columns=["age", "price"]))["rows_written"] == ROWS
+    finally:
+        reload_settings(bi, publish_timeout=None)
+        bi.execute("DROP TABLE IF EXISTS bi.slow, bi.after_slow")
+        bi.execute("DROP FUNCTION bi.stall()")
 
 
 def test_query_source_with_shards(bi: psycopg.Connection) -> None:

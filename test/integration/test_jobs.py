@@ -306,7 +306,9 @@ def test_cluster_settings_are_checked_before_they_change(db: psycopg.Connection,
         db.execute("SELECT ray.alter_cluster(%s, dashboard_url => 'http://127.0.0.1:9')", (ray_group,))
     assert refused.value.diag.message_primary == \
         f'the token of resource group "{ray_group}" is not sent to another dashboard'
-    assert db.execute("SELECT endpoint = %s FROM ray.resource_group WHERE name = %s",
+    with pytest.raises(psycopg.errors.InvalidParameterValue):  # nor to a server another CA vouches for
+        db.execute("SELECT ray.alter_cluster(%s, options => '{\"ca_file\": \"/tmp/other-ca.pem\"}')", (ray_group,))
+    assert db.execute("SELECT endpoint = %s AND NOT options ? 'ca_file' FROM ray.resource_group WHERE name = %s",
                       (ray_head.url, ray_group)).fetchone()[0]
     with pytest.raises(psycopg.errors.WrongObjectType):
         db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (ray_group,))

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(57);
+SELECT plan(61);
 
 CREATE ROLE probe_eve IN ROLE ray_user;
 CREATE ROLE probe_ann IN ROLE ray_user;
@@ -280,6 +280,33 @@ $$;
 SELECT is((SELECT count(*)::integer FROM probe_errors), 1, 'registering an unreachable cluster fails');
 SELECT is_empty($$SELECT * FROM probe_errors WHERE concat(message, detail, hint) LIKE '%probe-token-7f3a9c%'$$,
 				'and its error says nothing of the token');
+
+-- a range type of the user's: its subtype_diff would run as the owner of the
+-- run's staging table, the worker's superuser, when the table is analyzed
+SET LOCAL ROLE probe_eve;
+CREATE FUNCTION probe_data.eve_diff(float8, float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2';
+CREATE TYPE probe_data.eve_range AS RANGE (subtype = float8, subtype_diff = probe_data.eve_diff);
+CREATE TABLE probe_data.ranged (k probe_data.eve_range PRIMARY KEY, age integer);
+SELECT throws_ok($$SELECT ray.batch_inference('probe', 'probe_data.ranged', 'm', 'probe_data.ranged_out',
+												key => ARRAY['k'])$$, '22023',
+				 'type probe_data.eve_range cannot be the type of a column of a batch inference run',
+				 'a range type of the user''s is no column of a run''s staging table');
+SELECT throws_ok($$SELECT ray.batch_inference('probe', 'SELECT ARRAY[k] AS k, age FROM probe_data.ranged', 'm',
+												'probe_data.ranged_out', key => ARRAY['k'])$$, '22023', NULL,
+				 'nor an array of it');
+-- a type of the user's schema is written with its schema, so that the plan
+-- means the same under the worker's search_path
+CREATE TYPE probe_data.mood AS ENUM ('calm', 'keen');
+CREATE TABLE probe_data.moods (id bigint PRIMARY KEY, mood probe_data.mood, age integer);
+SET LOCAL search_path = probe_data, public;
+SELECT set_config('probe.mood_plan', ray.batch_inference_plan('probe', 'SELECT mood, age FROM moods', 'm', 'mood_out',
+															  key => ARRAY['mood'])::text, true);
+RESET search_path;
+RESET ROLE;
+SELECT is(current_setting('probe.mood_plan')::jsonb -> 'columns' -> 0 ->> 'type', 'probe_data.mood',
+		  'a type outside pg_catalog is written with its schema');
+SELECT is(ray._canonical_plan(current_setting('probe.mood_plan')::jsonb), current_setting('probe.mood_plan')::jsonb,
+		  'and such a plan is its own canonical form');
 
 -- a run's password is in no SQL text: the CREATE ROLE that a failing attempt
 -- shows in its error (and so in the log) carries the SCRAM verifier
