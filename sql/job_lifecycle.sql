@@ -46,7 +46,7 @@ AS $$
 DECLARE
 	job ray.job;
 BEGIN
-	SELECT * INTO job FROM ray.job WHERE job_id = id FOR UPDATE;
+	SELECT * INTO job FROM ray.job WHERE job_id = id FOR NO KEY UPDATE;
 	IF job.stop_requested_at IS NOT NULL THEN
 		RETURN ray._job_transition(id, 'STOPPED', format('stopped by %s (%s)', job.stopped_by, why),
 								   'pg_ray worker');
@@ -64,7 +64,12 @@ $$;
 COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text, text) IS
 'A run was lost to the infrastructure: queue the job again as a new attempt, or fail it if it has none left.';
 
-/* The job row of an attempt still in one of the given states, locked; or nothing. */
+/*
+ * The job row of an attempt still in one of the given states, locked; or
+ * nothing.  A row a user's transaction holds (ray.stop_job not yet
+ * committed) is not waited for: the error takes back this answer alone,
+ * and the next one applies.
+ */
 CREATE OR REPLACE FUNCTION ray._current_attempt(id bigint, attempt integer, states text[])
 RETURNS ray.job
 LANGUAGE sql
@@ -72,7 +77,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT * FROM ray.job
 	WHERE job_id = id AND attempts = attempt AND state = ANY (states)
-	FOR UPDATE
+	FOR NO KEY UPDATE NOWAIT
 $$;
 COMMENT ON FUNCTION ray._current_attempt(bigint, integer, text[]) IS
 'The job if it is still at that attempt and in one of those states (locked), else NULL: the guard against late answers.';

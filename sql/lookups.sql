@@ -30,7 +30,9 @@ BEGIN
 	-- job cannot slip into a group while it is being dropped.  KEY SHARE is
 	-- the weakest lock that does it: the worker locks groups FOR NO KEY
 	-- UPDATE, which it does not conflict with, so a submission left open in
-	-- a user's transaction holds up no round of the worker.
+	-- a user's transaction holds up no round of the worker.  The guard holds
+	-- because changes take FOR UPDATE here (not NO KEY UPDATE, which KEY
+	-- SHARE lets through).
 	IF lock_mode = 'update' THEN
 		SELECT * INTO result FROM ray.resource_group WHERE name = group_name FOR UPDATE;
 	ELSIF lock_mode = 'share' THEN

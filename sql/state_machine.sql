@@ -38,7 +38,7 @@ DECLARE
 	terminal boolean := to_state IN ('SUCCEEDED', 'FAILED', 'STOPPED');
 	previous text;
 BEGIN
-	SELECT * INTO job FROM ray.job WHERE job_id = id FOR UPDATE;
+	SELECT * INTO job FROM ray.job WHERE job_id = id FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
 	END IF;

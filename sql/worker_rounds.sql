@@ -81,12 +81,17 @@ BEGIN
 	END LOOP;
 
 	-- Queued jobs say what they wait for.
+	-- a job whose row a user's transaction holds gets its message next round
 	UPDATE ray.job j
 	SET message = format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state)
 	FROM ray.resource_group g
-	WHERE j.state = 'QUEUED' AND g.name = j.resource_group AND g.state <> 'READY'
-	  AND j.message IS DISTINCT FROM
-		  format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state);
+	WHERE g.name = j.resource_group
+	  AND j.job_id IN (
+		SELECT q.job_id FROM ray.job q JOIN ray.resource_group r ON r.name = q.resource_group
+		WHERE q.state = 'QUEUED' AND r.state <> 'READY'
+		  AND q.message IS DISTINCT FROM
+			  format('waiting for resource group "%s" to become ready (it is %s)', r.name, r.state)
+		FOR NO KEY UPDATE OF q SKIP LOCKED);
 END
 $$;
 COMMENT ON FUNCTION ray._worker_reconcile() IS

@@ -44,12 +44,50 @@
 static void dispatch_apply(PgRayHttpRequest *req);
 static void dispatch_apply_one(void *req);
 static void dispatch_apply_poll(PgRayHttpRequest *req);
+static void dispatch_apply_polled_job(void *arg);
 static void dispatch_apply_observe(PgRayHttpRequest *req);
+
+/* One run of a polled group's list, applied in a subtransaction of its own. */
+typedef struct PolledJob
+{
+	int64		job_id;
+	int			attempt;
+	RayJobInfo *found;			/* NULL: Ray no longer knows the run */
+	const char *url;
+	const char *submission_id;
+} PolledJob;
+
+/*
+ * dispatch_apply_polled_job
+ *		What Ray's list says of one run pg_ray follows: its status, or that
+ *		Ray no longer knows it.
+ */
+static void
+dispatch_apply_polled_job(void *arg)
+{
+	PolledJob  *job = (PolledJob *) arg;
+
+	if (job->found)
+		dispatch_apply_job_info(job->job_id, job->attempt, job->found);
+	else
+	{
+		Oid			missing_types[3] = {INT8OID, INT4OID, TEXTOID};
+		Datum		missing[3] = {Int64GetDatum(job->job_id), Int32GetDatum(job->attempt),
+			CStringGetTextDatum(psprintf("Ray at %s no longer knows run %s (its head may have restarted)",
+										 job->url, job->submission_id))};
+
+		pg_ray_spi_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, missing_types,
+						missing, NULL);
+	}
+}
 
 /*
  * dispatch_apply_poll
  *		The job list of a group: move every run pg_ray follows there along,
- *		and requeue those Ray no longer knows.
+ *		and requeue those Ray no longer knows.  Each run in a subtransaction
+ *		of its own: one whose row a user's transaction holds (a stop asked
+ *		for and not yet committed) waits for the next poll, and the group's
+ *		other runs go on.
  */
 static void
 dispatch_apply_poll(PgRayHttpRequest *req)
@@ -105,28 +143,25 @@ dispatch_apply_poll(PgRayHttpRequest *req)
 			int64		job_id = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
 			int			attempt = DatumGetInt32(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &isnull));
 			char	   *submission_id = SPI_getvalue(tuptable->vals[i], tuptable->tupdesc, 3);
-			RayJobInfo *found = NULL;
+			PolledJob	job = {job_id, attempt, NULL, req->url, submission_id};
+			ErrorData  *error;
 
 			for (size_t j = 0; j < list.count && submission_id; j++)
 			{
 				if (list.jobs[j].submission_id &&
 					strcmp(list.jobs[j].submission_id, submission_id) == 0)
 				{
-					found = &list.jobs[j];
+					job.found = &list.jobs[j];
 					break;
 				}
 			}
-			if (found)
-				dispatch_apply_job_info(job_id, attempt, found);
-			else
+			error = pg_ray_subtransaction(dispatch_apply_polled_job, &job);
+			if (error != NULL)
 			{
-				Oid			missing_types[3] = {INT8OID, INT4OID, TEXTOID};
-				Datum		missing[3] = {Int64GetDatum(job_id), Int32GetDatum(attempt),
-					CStringGetTextDatum(psprintf("Ray at %s no longer knows run %s (its head may have restarted)",
-												 req->url, submission_id))};
-
-				pg_ray_spi_exec("SELECT ray._apply_run_missing($1, $2, $3)", 3, missing_types,
-							  missing, NULL);
+				ereport(WARNING,
+						(errmsg("pg_ray could not apply the status of job " INT64_FORMAT ": %s",
+								job_id, error->message)));
+				FreeErrorData(error);
 			}
 		}
 	}

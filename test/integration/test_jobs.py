@@ -102,6 +102,24 @@ def test_running_job_is_stopped_through_ray(db: psycopg.Connection, ray_group: s
     assert any(e[3] == "stop sent to Ray" for e in events(db, job))
 
 
+def test_a_stop_left_open_does_not_hold_the_groups_other_jobs(db: psycopg.Connection, ray_group: str) -> None:
+    """ray.stop_job in a user's transaction that stays open holds its job's row;
+    the worker applies Ray's answers for the group's other runs all the same,
+    and the stop takes effect once the transaction commits."""
+    victim = submit(db, ray_group, "sleep 120")
+    wait_for_state(db, victim, {"RUNNING"})
+    holder = connect()
+    holder.autocommit = False
+    try:
+        holder.execute("SELECT ray.stop_job(%s)", (victim,))  # and left open
+        other = submit(db, ray_group, "echo while-a-stop-is-open")
+        assert wait_for_state(db, other, {"SUCCEEDED", "FAILED", "STOPPED"}) == "SUCCEEDED"
+        holder.commit()
+    finally:
+        holder.close()
+    assert wait_for_state(db, victim, {"SUCCEEDED", "FAILED", "STOPPED"}) == "STOPPED"
+
+
 def test_live_log_while_the_job_runs(db: psycopg.Connection, ray_group: str) -> None:
     job = submit(db, ray_group, f"{PY} \"import time; print('tick', flush=True); time.sleep(120)\"")
     wait_for_state(db, job, {"RUNNING"})
