@@ -178,7 +178,8 @@ COMMENT ON FUNCTION ray._plan_names(jsonb, text) IS
  * of columns, key, inputs and output; every type through
  * ray._canonical_type, which accepts a type name and nothing else; the
  * target as schema.table, both quoted again; the mode; the CREATE TABLE
- * of a target the run creates, rebuilt.  The worker builds every statement
+ * of a target the run creates, rebuilt; the options checked again
+ * (ray._batch_options) for the model's kind as the catalog has it.  The worker builds every statement
  * it runs for a run (the staging table, publishing) from these parts only,
  * so a plan written by anyone but the planner can at worst fail its own
  * job.  A plan the planner made comes back unchanged (its types are
@@ -200,6 +201,7 @@ DECLARE
 	target_parts text[];
 	target jsonb;
 	mode text;
+	options jsonb;
 BEGIN
 	IF jsonb_typeof(plan) IS DISTINCT FROM 'object' THEN
 		RAISE EXCEPTION 'invalid batch inference plan: not a JSON object'
@@ -249,9 +251,20 @@ BEGIN
 		target := target || jsonb_build_object('create_statement',
 			ray._target_create_statement(target_parts[1], target_parts[2], columns, key, out_name, out_type, mode));
 	END IF;
+	-- the options again, with the kind of the model as the catalog has it; output_type is
+	-- what output.type above says, in the caller's words (their search_path)
+	IF jsonb_typeof(plan -> 'options') IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'invalid batch inference plan: its options must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	options := ray._batch_options((plan -> 'options') - 'output_type',
+								  (SELECT m.kind FROM ray.model m
+								   WHERE m.name = plan -> 'model' ->> 'name'
+									 AND m.version::text = plan -> 'model' ->> 'version'))
+		|| jsonb_strip_nulls(jsonb_build_object('output_type', plan -> 'options' -> 'output_type'));
 	RETURN plan || jsonb_build_object('columns', columns, 'key', to_jsonb(key), 'inputs', to_jsonb(inputs),
 									  'output', jsonb_build_object('name', out_name, 'type', out_type),
-									  'target', target, 'mode', mode);
+									  'target', target, 'mode', mode, 'options', options);
 END
 $$;
 COMMENT ON FUNCTION ray._canonical_plan(jsonb) IS

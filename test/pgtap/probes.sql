@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(61);
+SELECT plan(62);
 
 CREATE ROLE probe_eve IN ROLE ray_user;
 CREATE ROLE probe_ann IN ROLE ray_user;
@@ -232,6 +232,10 @@ SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
 SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
 						jsonb_set(current_setting('probe.plan')::jsonb, '{columns,0,type}', to_jsonb('void'::text))),
 				 '22023', 'type void cannot be the type of a column', 'a pseudo-type is refused');
+SELECT throws_ok(format('SELECT ray._submit_batch_inference(%L, %L)', 'probe',
+						jsonb_set(current_setting('probe.plan')::jsonb, '{options,num_gpus}', '-1')),
+				 '22023', 'num_gpus must be a number of GPUs per model replica, 0 or more',
+				 'options the planner would refuse are refused in a forged plan too');
 SELECT set_config('probe.forged_job', ray._submit_batch_inference('probe',
 	jsonb_set(jsonb_set(current_setting('probe.plan')::jsonb, '{target,create_statement}',
 						to_jsonb('DROP TABLE probe_data.victim'::text)), '{unknown}', '"kept?"'))::text, true);
