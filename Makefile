@@ -28,6 +28,7 @@ OBJS = \
 	src/jobs.o \
 	src/package.o \
 	src/batch.o \
+	src/run_read.o \
 	src/run_secret.o \
 	src/publish.o \
 	src/fault.o \

@@ -591,15 +591,17 @@ COMMENT ON FUNCTION ray.batch_inference_plan(text, text, text, text, text[], tex
 'What ray.batch_inference would do with these arguments, without doing it: columns read, model, options and the target (with the CREATE TABLE it would run).';
 
 /* Queue a planned run as a job of the caller; returns its id. */
-CREATE OR REPLACE FUNCTION ray._submit_batch_inference(resource_group text, run_plan jsonb)
+CREATE OR REPLACE FUNCTION ray._submit_batch_inference_impl(resource_group text, run_plan jsonb)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- the target's advisory lock below is one anyone can take: wait for it a bounded time
+SET lock_timeout = '10s'
 AS $$
 DECLARE
 	caller_oid oid := ray._calling_role();
 	caller name := ray._caller();
-	rg ray.resource_group := ray._resource_group(_submit_batch_inference.resource_group, 'share');
+	rg ray.resource_group := ray._resource_group(_submit_batch_inference_impl.resource_group, 'share');
 	target_name text;
 	group_cpus numeric;
 	node_cpus numeric;
@@ -617,13 +619,9 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = format('A ray_admin can grant it with SELECT ray.grant_usage(%L, %L).', rg.name, caller);
 	END IF;
-	-- the plan was made by the caller; the model must still be theirs to use
-	IF NOT EXISTS (SELECT FROM ray.model m
-				   WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer
-					 AND (m.owner = caller OR ray._is_admin(caller_oid))) THEN
-		RAISE EXCEPTION 'model "%" does not exist', run_plan -> 'model' ->> 'name'
-			USING ERRCODE = 'undefined_object';
-	END IF;
+	-- the plan was made by the caller; the model must be theirs to run (an admin's too)
+	PERFORM ray._check_may_run_model(run_plan -> 'model' ->> 'name', (run_plan -> 'model' ->> 'version')::integer,
+									 caller_oid);
 	IF (run_plan -> 'options' ->> 'num_gpus')::numeric > 0 AND NOT EXISTS (
 		SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
 		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
@@ -700,6 +698,13 @@ BEGIN
 	RETURN id;
 END
 $$;
+COMMENT ON FUNCTION ray._submit_batch_inference_impl(text, jsonb) IS
+'The work of ray._submit_batch_inference, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray._submit_batch_inference(resource_group text, run_plan jsonb)
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray._submit_batch_inference(text, jsonb) IS
 'Queue a batch inference run planned by ray._plan_batch_inference as a job of the caller.';
 

@@ -10,9 +10,13 @@
  */
 
 /*
- * An attempt of a batch inference job begins: its login role (a member of
- * the owner, so it reads with the owner's privileges and no more) and its
- * staging table.  The role's password is known to the worker only.
+ * An attempt of a batch inference job begins: its login role and its
+ * staging table.  The role's password is known to the worker and the run
+ * only.  The role is no member of the owner (a member could SET ROLE to
+ * it): it reads the source through ray._run_read, as the owner, and can
+ * write only its staging table.  It lives as long as its attempt, however
+ * long that runs: the attempt's end drops it, and a crash's leftovers are
+ * dropped by ray._drop_stray_run_roles.
  */
 CREATE OR REPLACE FUNCTION ray._begin_batch_attempt(id bigint)
 RETURNS void
@@ -29,13 +33,16 @@ DECLARE
 	runner bytea;
 BEGIN
 	SELECT * INTO job FROM ray.job WHERE job_id = id;
+	-- a grant of the model may have been taken back since the job was queued
+	PERFORM ray._check_may_run_model(plan -> 'model' ->> 'name', (plan -> 'model' ->> 'version')::integer,
+									 (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner));
 	PERFORM ray._end_batch_attempt(id);
 	run_role := format('pgray_run_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
 					   id, job.attempts);
 	staging := format('ray_staging.%I', format('job_%s_%s', id, job.attempts));
 	-- the verifier, not the password: a statement's text can reach the log
-	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L VALID UNTIL %L IN ROLE %I, ray_run',
-				   run_role, ray._scram_verifier(run_password), now() + interval '2 days', job.owner);
+	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE ray_run',
+				   run_role, ray._scram_verifier(run_password));
 	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
 	-- the columns in the order of the target that the run may create, so that it can be this table
 	-- not analyzed by autovacuum: it would run as the table's owner, this superuser
@@ -265,3 +272,96 @@ END
 $$;
 COMMENT ON FUNCTION ray._run_progress(bigint, bigint) IS
 'For a runner: add rows scored and staged, and set the total to score, for ray.jobs and ray.wait_job.';
+
+/*
+ * The query ray._run_read runs for a partition of the calling run's source,
+ * as whom and with which search_path.  Built here from the stored plan's
+ * checked parts and the bounds, which are numbers: nothing the run hands in
+ * becomes SQL.  Each column is read as text (see src/run_read.c).
+ */
+CREATE OR REPLACE FUNCTION ray._run_read_query(lo_page bigint, hi_page bigint, shard integer, shards integer,
+											   OUT owner oid, OUT query text, OUT search_path text)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+	plan jsonb := ray._canonical_plan((SELECT b.plan FROM ray.batch_run b WHERE b.job_id = s.job_id));
+	source jsonb := (SELECT b.plan -> 'source' FROM ray.batch_run b WHERE b.job_id = s.job_id);
+	select_list text;
+	read_from text;
+	filters text[] := '{}';
+BEGIN
+	IF lo_page < 0 OR hi_page < 0 OR hi_page <= lo_page OR hi_page > 4294967295 THEN
+		RAISE EXCEPTION 'invalid page range [%, %)', lo_page, hi_page
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF (shard IS NULL) <> (shards IS NULL) OR shards < 1 OR shard < 0 OR shard >= shards THEN
+		RAISE EXCEPTION 'invalid shard % of %', shard, shards
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	owner := (SELECT r.oid FROM ray.job j JOIN pg_roles r ON r.rolname = j.owner WHERE j.job_id = s.job_id);
+	select_list := (SELECT string_agg(format('(%I)::text', e ->> 'name'), ', ' ORDER BY ord)
+					FROM jsonb_array_elements(plan -> 'columns') WITH ORDINALITY c(e, ord));
+	IF jsonb_typeof(source -> 'table') = 'string' THEN
+		IF shards IS NOT NULL THEN
+			RAISE EXCEPTION 'a table source is read in page ranges, not shards'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		read_from := (SELECT format('%I.%I', p[1], p[2]) FROM parse_ident(source ->> 'table') p
+					  WHERE cardinality(p) = 2);
+		IF lo_page IS NOT NULL THEN
+			filters := filters || format('ctid >= %L::tid', format('(%s,0)', lo_page));
+		END IF;
+		IF hi_page IS NOT NULL THEN
+			filters := filters || format('ctid < %L::tid', format('(%s,0)', hi_page));
+		END IF;
+	ELSE
+		IF lo_page IS NOT NULL OR hi_page IS NOT NULL THEN
+			RAISE EXCEPTION 'a query source is read in shards, not page ranges'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF shards IS NOT NULL AND source -> 'shard_key' IS NULL THEN
+			RAISE EXCEPTION 'this batch inference source has no shard key'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		read_from := format('(%s) source_query', source ->> 'query');
+		IF shards IS NOT NULL THEN
+			-- NULL keys go with hash 0 rather than nowhere
+			filters := filters || format('mod(coalesce(hashtext((%s)::text), 0)::bigint + 2147483648, %s) = %s',
+										 source ->> 'shard_key', shards, shard);
+		END IF;
+	END IF;
+	IF read_from IS NULL THEN
+		RAISE EXCEPTION 'invalid batch inference plan: it names no source'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	query := format('SELECT %s FROM %s', select_list, read_from)
+		|| CASE WHEN cardinality(filters) > 0 THEN ' WHERE ' || array_to_string(filters, ' AND ') ELSE '' END;
+	search_path := source ->> 'search_path';
+END
+$$;
+COMMENT ON FUNCTION ray._run_read_query(bigint, bigint, integer, integer) IS
+'For ray._run_read: the owner of the calling run, the query of one partition of its source, and its search_path.';
+
+/* For a runner: the size of its table source in pages and bytes (NULLs for a query). */
+CREATE OR REPLACE FUNCTION ray._run_source_size(OUT pages bigint, OUT bytes bigint)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s ray.batch_run_secret := ray._current_run();
+	source jsonb := (SELECT b.plan -> 'source' FROM ray.batch_run b WHERE b.job_id = s.job_id);
+	relation regclass;
+BEGIN
+	IF jsonb_typeof(source -> 'table') = 'string' THEN
+		relation := to_regclass(source ->> 'table');
+		bytes := pg_relation_size(relation);
+		pages := bytes / current_setting('block_size')::bigint;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._run_source_size() IS
+'For a runner: how many pages and bytes its table source has, to size its partitions; NULLs for a query source.';

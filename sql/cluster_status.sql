@@ -239,13 +239,13 @@ COMMENT ON FUNCTION ray._apply_cluster_status(text, jsonb) IS
  * in use and the demand Ray cannot place yet, as Ray's autoscaler reports
  * them now.  For those who may use the group.
  */
-CREATE OR REPLACE FUNCTION ray.cluster_status(resource_group text)
+CREATE OR REPLACE FUNCTION ray._cluster_status_impl(resource_group text)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(cluster_status.resource_group, 'none');
+	rg ray.resource_group := ray._resource_group(_cluster_status_impl.resource_group, 'none');
 	conn record;
 	report jsonb;
 BEGIN
@@ -276,5 +276,12 @@ BEGIN
 	RETURN report #>> '{data,clusterStatus}';
 END
 $$;
+COMMENT ON FUNCTION ray._cluster_status_impl(text) IS
+'The work of ray.cluster_status, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.cluster_status(resource_group text)
+RETURNS text
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.cluster_status(text) IS
 'What "ray status" prints for a resource group''s cluster: nodes, resources in use, pending demand. For those who may use the group.';

@@ -29,7 +29,7 @@ $$;
 COMMENT ON FUNCTION ray._check_token(text) IS
 'Raise an error unless a bearer token can travel in an HTTP header.';
 
-CREATE OR REPLACE FUNCTION ray.register_cluster(
+CREATE OR REPLACE FUNCTION ray._register_cluster_impl(
 	name text,
 	dashboard_url text,
 	token text DEFAULT NULL,
@@ -43,36 +43,47 @@ DECLARE
 	url text;
 	version text;
 BEGIN
-	PERFORM ray._check_name('resource group', register_cluster.name);
-	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = register_cluster.name
+	PERFORM ray._check_name('resource group', _register_cluster_impl.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = _register_cluster_impl.name
 			   AND g.delete_requested_at IS NOT NULL) THEN
-		RAISE EXCEPTION 'resource group "%" is being dropped', register_cluster.name
+		RAISE EXCEPTION 'resource group "%" is being dropped', _register_cluster_impl.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Register it again once it is gone from ray.resource_groups.';
 	END IF;
-	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = register_cluster.name) THEN
-		RAISE EXCEPTION 'resource group "%" already exists', register_cluster.name
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = _register_cluster_impl.name) THEN
+		RAISE EXCEPTION 'resource group "%" already exists', _register_cluster_impl.name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 	PERFORM ray._check_token(token);
-	PERFORM ray._check_group_options(coalesce(register_cluster.options, '{}'), 'external');
+	PERFORM ray._check_group_options(coalesce(_register_cluster_impl.options, '{}'), 'external');
 	url := ray._check_dashboard_url(dashboard_url);
 	-- a wrong URL or token is an error now, never a group that silently fails later
-	version := ray._http_ray_version(url, token, register_cluster.options ->> 'ca_file');
+	version := ray._http_ray_version(url, token, _register_cluster_impl.options ->> 'ca_file');
 
 	INSERT INTO ray.resource_group (name, provider, head_spec, endpoint, options, owner, ray_version)
-	VALUES (register_cluster.name, 'external', NULL, url,
-			coalesce(register_cluster.options, '{}'), caller, version);
+	VALUES (_register_cluster_impl.name, 'external', NULL, url,
+			coalesce(_register_cluster_impl.options, '{}'), caller, version);
 	IF token IS NOT NULL THEN
 		INSERT INTO ray.resource_group_secret (resource_group, token)
-		VALUES (register_cluster.name, token);
+		VALUES (_register_cluster_impl.name, token);
 	END IF;
 	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
-	VALUES (register_cluster.name, NULL, 'CREATING', 1, caller,
+	VALUES (_register_cluster_impl.name, NULL, 'CREATING', 1, caller,
 			format('registered Ray %s at %s', version, url));
-	RETURN register_cluster.name;
+	RETURN _register_cluster_impl.name;
 END
 $$;
+COMMENT ON FUNCTION ray._register_cluster_impl(text, text, text, jsonb) IS
+'The work of ray.register_cluster, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.register_cluster(
+	name text,
+	dashboard_url text,
+	token text DEFAULT NULL,
+	options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.register_cluster(text, text, text, jsonb) IS
 'Attach an existing Ray cluster by its dashboard URL (and bearer token) as a resource group; checks GET /api/version first.';
 
@@ -81,7 +92,7 @@ COMMENT ON FUNCTION ray.register_cluster(text, text, text, jsonb) IS
  * are checked against the dashboard before they replace the old ones, so a
  * typo never disconnects a working group.
  */
-CREATE OR REPLACE FUNCTION ray.alter_cluster(
+CREATE OR REPLACE FUNCTION ray._alter_cluster_impl(
 	name text,
 	dashboard_url text DEFAULT NULL,
 	token text DEFAULT NULL,
@@ -91,7 +102,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(alter_cluster.name);
+	rg ray.resource_group := ray._resource_group(_alter_cluster_impl.name);
 	old_token text;
 	new_token text;
 	new_url text;
@@ -111,7 +122,7 @@ BEGIN
 	-- CA that says which server is the dashboard, must not be able to have it
 	-- sent to a server of theirs
 	IF (new_url IS DISTINCT FROM rg.endpoint
-		OR (alter_cluster.options ? 'ca_file' AND alter_cluster.options -> 'ca_file' IS DISTINCT FROM rg.options -> 'ca_file'))
+		OR (_alter_cluster_impl.options ? 'ca_file' AND _alter_cluster_impl.options -> 'ca_file' IS DISTINCT FROM rg.options -> 'ca_file'))
 		AND token IS NULL AND old_token IS NOT NULL THEN
 		RAISE EXCEPTION 'the token of resource group "%" is not sent to another dashboard', rg.name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -122,11 +133,11 @@ BEGIN
 	new_token := CASE WHEN token IS NULL THEN old_token ELSE nullif(token, '') END;
 	PERFORM ray._check_token(new_token);
 	new_options := rg.options;
-	IF alter_cluster.options IS NOT NULL THEN
-		IF jsonb_typeof(alter_cluster.options) <> 'object' THEN
-			PERFORM ray._check_group_options(alter_cluster.options, 'external');
+	IF _alter_cluster_impl.options IS NOT NULL THEN
+		IF jsonb_typeof(_alter_cluster_impl.options) <> 'object' THEN
+			PERFORM ray._check_group_options(_alter_cluster_impl.options, 'external');
 		END IF;
-		new_options := jsonb_strip_nulls(rg.options || alter_cluster.options);
+		new_options := jsonb_strip_nulls(rg.options || _alter_cluster_impl.options);
 		PERFORM ray._check_group_options(new_options, 'external');
 	END IF;
 
@@ -159,5 +170,16 @@ BEGIN
 	PERFORM ray._spec_changed(rg.name, format('%s changed; Ray %s answers', array_to_string(changed, ', '), version));
 END
 $$;
+COMMENT ON FUNCTION ray._alter_cluster_impl(text, text, text, jsonb) IS
+'The work of ray.alter_cluster, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.alter_cluster(
+	name text,
+	dashboard_url text DEFAULT NULL,
+	token text DEFAULT NULL,
+	options jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.alter_cluster(text, text, text, jsonb) IS
 'Change an external group''s dashboard URL, token ('''' removes it) or options; the new settings are checked with GET /api/version first.';

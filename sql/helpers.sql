@@ -14,7 +14,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT rolname FROM pg_roles WHERE oid = ray._calling_role() $$;
 COMMENT ON FUNCTION ray._caller() IS
-'The name of the role the caller acts as (see ray._calling_role).';
+'The name of the role the API call in progress was made as (see ray._calling_role).';
 
 CREATE OR REPLACE FUNCTION ray._is_admin(role oid)
 RETURNS boolean

@@ -50,7 +50,7 @@ $$;
 COMMENT ON FUNCTION ray._check_working_dir(bytea, jsonb) IS
 'Raise an error unless a working directory is a zip within pg_ray.max_working_dir_bytes and the job names no other.';
 
-CREATE OR REPLACE FUNCTION ray.submit_job(
+CREATE OR REPLACE FUNCTION ray._submit_job_impl(
 	resource_group text,
 	entrypoint text,
 	runtime_env jsonb DEFAULT '{}',
@@ -69,7 +69,7 @@ AS $$
 DECLARE
 	caller_oid oid := ray._calling_role();
 	caller name := ray._caller();
-	rg ray.resource_group := ray._resource_group(submit_job.resource_group, 'share');
+	rg ray.resource_group := ray._resource_group(_submit_job_impl.resource_group, 'share');
 	id bigint;
 BEGIN
 	IF NOT ray._can_use(rg.name, caller_oid) THEN
@@ -80,27 +80,27 @@ BEGIN
 
 	-- A driver runs on one node: refuse what no node of the group could ever
 	-- hold.  A group without worker groups yet is taken at its word.
-	PERFORM ray._check_entrypoint_amounts(submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
-										  submit_job.entrypoint_memory);
+	PERFORM ray._check_entrypoint_amounts(_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
+										  _submit_job_impl.entrypoint_memory);
 	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
-		IF coalesce(submit_job.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
+		IF coalesce(_submit_job_impl.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
 			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
 			RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', submit_job.entrypoint_num_gpus),
+					  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', _submit_job_impl.entrypoint_num_gpus),
 					  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
 		END IF;
 		IF NOT EXISTS (
 			SELECT FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 			WHERE w.resource_group = rg.name
-			  AND coalesce(submit_job.entrypoint_num_cpus, 0) <= s.num_cpus
-			  AND coalesce(submit_job.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
-			  AND coalesce(submit_job.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
+			  AND coalesce(_submit_job_impl.entrypoint_num_cpus, 0) <= s.num_cpus
+			  AND coalesce(_submit_job_impl.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
+			  AND coalesce(_submit_job_impl.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
 			RAISE EXCEPTION 'no worker node of resource group "%" can hold the entrypoint', rg.name
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = format('The entrypoint asks for %s CPUs, %s GPUs and %s bytes of memory on one node; its nodes have %s.',
-									  coalesce(submit_job.entrypoint_num_cpus, 0), coalesce(submit_job.entrypoint_num_gpus, 0),
-									  coalesce(submit_job.entrypoint_memory, 0),
+									  coalesce(_submit_job_impl.entrypoint_num_cpus, 0), coalesce(_submit_job_impl.entrypoint_num_gpus, 0),
+									  coalesce(_submit_job_impl.entrypoint_memory, 0),
 									  (SELECT string_agg(format('%s CPUs, %s GPUs and %s MB (%s)', s.num_cpus,
 																round(coalesce(w.gpu_distribution_unit, s.num_gpus), 3)::float8,
 																s.memory_mb, w.name),
@@ -111,34 +111,52 @@ BEGIN
 		END IF;
 	END IF;
 
-	IF submit_job.working_dir IS NOT NULL THEN
-		PERFORM ray._check_working_dir(submit_job.working_dir, coalesce(submit_job.runtime_env, '{}'));
+	IF _submit_job_impl.working_dir IS NOT NULL THEN
+		PERFORM ray._check_working_dir(_submit_job_impl.working_dir, coalesce(_submit_job_impl.runtime_env, '{}'));
 	END IF;
 
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
 						 entrypoint_resources, max_attempts, retry_on_failure)
-	VALUES (caller, rg.name, 'script', submit_job.entrypoint,
-			coalesce(submit_job.runtime_env, '{}'), coalesce(submit_job.metadata, '{}'),
-			submit_job.entrypoint_num_cpus, submit_job.entrypoint_num_gpus,
-			submit_job.entrypoint_memory, coalesce(submit_job.entrypoint_resources, '{}'),
-			submit_job.max_attempts, coalesce(submit_job.retry_on_failure, false))
+	VALUES (caller, rg.name, 'script', _submit_job_impl.entrypoint,
+			coalesce(_submit_job_impl.runtime_env, '{}'), coalesce(_submit_job_impl.metadata, '{}'),
+			_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
+			_submit_job_impl.entrypoint_memory, coalesce(_submit_job_impl.entrypoint_resources, '{}'),
+			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false))
 	RETURNING job_id INTO id;
-	IF submit_job.working_dir IS NOT NULL THEN
+	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		-- named by content, 40 hex digits as Ray names its own packages
 		INSERT INTO ray.job_package (job_id, package, content)
-		VALUES (id, '_ray_pkg_' || left(encode(sha256(submit_job.working_dir), 'hex'), 40) || '.zip',
-				submit_job.working_dir);
+		VALUES (id, '_ray_pkg_' || left(encode(sha256(_submit_job_impl.working_dir), 'hex'), 40) || '.zip',
+				_submit_job_impl.working_dir);
 	END IF;
 	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
 	VALUES (id, NULL, 'QUEUED', 0, caller, 'submitted');
 	RETURN id;
 END
 $$;
+COMMENT ON FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
+'The work of ray.submit_job, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.submit_job(
+	resource_group text,
+	entrypoint text,
+	runtime_env jsonb DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	entrypoint_num_cpus numeric DEFAULT NULL,
+	entrypoint_num_gpus numeric DEFAULT NULL,
+	entrypoint_memory bigint DEFAULT NULL,
+	entrypoint_resources jsonb DEFAULT '{}',
+	max_attempts integer DEFAULT 1,
+	retry_on_failure boolean DEFAULT false,
+	working_dir bytea DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
 'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
-CREATE OR REPLACE FUNCTION ray.stop_job(job_id bigint)
+CREATE OR REPLACE FUNCTION ray._stop_job_impl(job_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -148,13 +166,13 @@ DECLARE
 	caller name := ray._caller();
 	job ray.job;
 BEGIN
-	IF stop_job.job_id IS NULL THEN
+	IF _stop_job_impl.job_id IS NULL THEN
 		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO job FROM ray.job j WHERE j.job_id = stop_job.job_id FOR NO KEY UPDATE;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = _stop_job_impl.job_id FOR NO KEY UPDATE;
 	-- Someone else's job does not exist, as far as this caller can tell.
 	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
-		RAISE EXCEPTION 'job % does not exist', stop_job.job_id
+		RAISE EXCEPTION 'job % does not exist', _stop_job_impl.job_id
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
 	END IF;
@@ -177,6 +195,13 @@ BEGIN
 	RETURN true;
 END
 $$;
+COMMENT ON FUNCTION ray._stop_job_impl(bigint) IS
+'The work of ray.stop_job, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.stop_job(job_id bigint)
+RETURNS boolean
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.stop_job(bigint) IS
 'Stop a job: a queued one at once, a submitted one through Ray. Returns false if it had already finished.';
 
@@ -184,7 +209,7 @@ COMMENT ON FUNCTION ray.stop_job(bigint) IS
  * The driver log of a job: the saved one once the job has ended, the live
  * one from Ray while it runs.
  */
-CREATE OR REPLACE FUNCTION ray.job_logs(job_id bigint)
+CREATE OR REPLACE FUNCTION ray._job_logs_impl(job_id bigint)
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -195,12 +220,12 @@ DECLARE
 	saved text;
 	conn record;
 BEGIN
-	IF job_logs.job_id IS NULL THEN
+	IF _job_logs_impl.job_id IS NULL THEN
 		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO job FROM ray.job j WHERE j.job_id = job_logs.job_id;
+	SELECT * INTO job FROM ray.job j WHERE j.job_id = _job_logs_impl.job_id;
 	IF NOT FOUND OR (job.owner <> ray._caller() AND NOT ray._is_admin(caller_oid)) THEN
-		RAISE EXCEPTION 'job % does not exist', job_logs.job_id
+		RAISE EXCEPTION 'job % does not exist', _job_logs_impl.job_id
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
 	END IF;
@@ -229,5 +254,12 @@ BEGIN
 	END;
 END
 $$;
+COMMENT ON FUNCTION ray._job_logs_impl(bigint) IS
+'The work of ray.job_logs, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.job_logs(job_id bigint)
+RETURNS text
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.job_logs(bigint) IS
 'The driver log of a job: saved when it ended, fetched live from Ray while it runs.';

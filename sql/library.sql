@@ -13,7 +13,7 @@ RETURNS oid
 LANGUAGE C STABLE
 AS 'MODULE_PATHNAME', 'pg_ray_calling_role';
 COMMENT ON FUNCTION ray._calling_role() IS
-'The role the caller acts as, even inside a SECURITY DEFINER function.';
+'The role the API call in progress was made as (the current user at the call, recorded by pg_ray_api).';
 
 CREATE OR REPLACE FUNCTION ray._wakeup_trigger()
 RETURNS trigger
@@ -116,3 +116,17 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'pg_ray_wait_job';
 COMMENT ON FUNCTION ray.wait_job(bigint, interval) IS
 'Wait until a job has finished or the timeout has passed, and return its state; reports state changes as NOTICEs. Cancel with the usual query cancel.';
+
+CREATE OR REPLACE FUNCTION ray._run_read(lo_page bigint, hi_page bigint, shard integer, shards integer)
+RETURNS SETOF record
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_run_read';
+COMMENT ON FUNCTION ray._run_read(bigint, bigint, integer, integer) IS
+'For a runner: the rows of a partition of its source (pages of a table, or a shard of a query), read as the run''s owner, columns as text.';
+
+CREATE OR REPLACE FUNCTION ray._run_count()
+RETURNS bigint
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_run_count';
+COMMENT ON FUNCTION ray._run_count() IS
+'For a runner: the rows of its source in the transaction''s snapshot, counted as the run''s owner.';

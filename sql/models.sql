@@ -70,6 +70,12 @@ BEGIN
 				  DETAIL = 'An http model is the base URL of an OpenAI-compatible endpoint, such as http://127.0.0.1:8000/v1, without credentials or a query.',
 				  HINT = 'Pass an API key in options as "api_key_env", the name of an environment variable of the cluster.';
 	END IF;
+	-- an untyped literal picks the text overload: '\x01...' meant as bytes becomes a uri
+	IF uri ~ '^\\x([0-9A-Fa-f]{2})*$' THEN
+		RAISE EXCEPTION 'model location "%" looks like bytes written as text', left(uri, 40)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass bytes as bytea, such as ''\x0102''::bytea or pg_read_binary_file(...).';
+	END IF;
 	IF kind IN ('sklearn', 'onnx', 'vllm') AND (uri = '' OR uri ~ '[[:cntrl:]]') THEN
 		RAISE EXCEPTION 'invalid model location "%"', uri
 			USING ERRCODE = 'invalid_parameter_value',
@@ -93,47 +99,69 @@ DECLARE
 BEGIN
 	PERFORM ray._check_name('model', model_name);
 	PERFORM ray._check_model(kind, data, uri, coalesce(options, '{}'));
-	-- one registration of a name at a time, so versions never collide
-	PERFORM pg_advisory_xact_lock(hashtext('pg_ray model ' || model_name));
+	-- one registration of a name at a time, so versions never collide: its rows are
+	-- locked (no user can lock them: that needs UPDATE on ray.model), and two first
+	-- registrations of a new name meet at the primary key
+	PERFORM FROM ray.model WHERE name = model_name FOR UPDATE;
 	SELECT owner, max(version) OVER () + 1 INTO first_owner, next_version
 	FROM ray.model WHERE name = model_name ORDER BY version LIMIT 1;
-	IF first_owner IS NOT NULL AND first_owner <> caller AND NOT ray._is_admin(ray._calling_role()) THEN
+	-- not even an admin adds versions to another role's model: its owner would run them
+	IF first_owner IS NOT NULL AND first_owner <> caller THEN
 		RAISE EXCEPTION 'model "%" belongs to another role', model_name
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'Choose another name.';
 	END IF;
-	INSERT INTO ray.model (name, version, kind, data, uri, options, owner)
-	VALUES (model_name, coalesce(next_version, 1), kind, data, uri, coalesce(options, '{}'),
-			coalesce(first_owner, caller));
+	BEGIN
+		INSERT INTO ray.model (name, version, kind, data, uri, options, owner)
+		VALUES (model_name, coalesce(next_version, 1), kind, data, uri, coalesce(options, '{}'), caller);
+	EXCEPTION WHEN unique_violation THEN
+		RAISE EXCEPTION 'model "%" was registered by another session at the same time', model_name
+			USING ERRCODE = 'serialization_failure',
+				  HINT = 'Register it again.';
+	END;
 	RETURN coalesce(next_version, 1);
 END
 $$;
 COMMENT ON FUNCTION ray._register_model(text, text, bytea, text, jsonb) IS
 'Store a new version of a model (bytes or location) after checking it; returns its version.';
 
-CREATE OR REPLACE FUNCTION ray.register_model(name text, kind text, data bytea, options jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION ray._register_model_impl(name text, kind text, data bytea, options jsonb DEFAULT '{}')
 RETURNS integer
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT ray._register_model(register_model.name, register_model.kind, register_model.data, NULL,
-							   register_model.options)
+	SELECT ray._register_model(_register_model_impl.name, _register_model_impl.kind, _register_model_impl.data, NULL,
+							   _register_model_impl.options)
 $$;
+COMMENT ON FUNCTION ray._register_model_impl(text, text, bytea, jsonb) IS
+'The work of ray.register_model, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.register_model(name text, kind text, data bytea, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.register_model(text, text, bytea, jsonb) IS
 'Register a model kept in the database (sklearn or onnx bytes); a known name gets a new version, which is returned.';
 
-CREATE OR REPLACE FUNCTION ray.register_model(name text, kind text, uri text, options jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION ray._register_model_impl(name text, kind text, uri text, options jsonb DEFAULT '{}')
 RETURNS integer
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT ray._register_model(register_model.name, register_model.kind, NULL, register_model.uri,
-							   register_model.options)
+	SELECT ray._register_model(_register_model_impl.name, _register_model_impl.kind, NULL, _register_model_impl.uri,
+							   _register_model_impl.options)
 $$;
+COMMENT ON FUNCTION ray._register_model_impl(text, text, text, jsonb) IS
+'The work of ray.register_model, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.register_model(name text, kind text, uri text, options jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.register_model(text, text, text, jsonb) IS
 'Register a model by where it lives: a path or URI, module:Class, an endpoint URL or a vLLM model id; returns its version.';
 
-CREATE OR REPLACE FUNCTION ray.drop_model(name text, version integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION ray._drop_model_impl(name text, version integer DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -141,22 +169,175 @@ AS $$
 DECLARE
 	dropped integer;
 BEGIN
-	PERFORM ray._check_name('model', drop_model.name);
-	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = drop_model.name
+	PERFORM ray._check_name('model', _drop_model_impl.name);
+	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = _drop_model_impl.name
 				   AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role()))) THEN
-		RAISE EXCEPTION 'model "%" does not exist', drop_model.name
+		RAISE EXCEPTION 'model "%" does not exist', _drop_model_impl.name
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your models with SELECT name, version FROM ray.models.';
 	END IF;
 	DELETE FROM ray.model m
-	WHERE m.name = drop_model.name AND (drop_model.version IS NULL OR m.version = drop_model.version);
+	WHERE m.name = _drop_model_impl.name AND (_drop_model_impl.version IS NULL OR m.version = _drop_model_impl.version);
 	GET DIAGNOSTICS dropped = ROW_COUNT;
 	IF dropped = 0 THEN
-		RAISE EXCEPTION 'model "%" has no version %', drop_model.name, drop_model.version
+		RAISE EXCEPTION 'model "%" has no version %', _drop_model_impl.name, _drop_model_impl.version
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	-- a grant covers its granter's versions: with none left, it goes
+	DELETE FROM ray.model_grant g
+	WHERE g.model = _drop_model_impl.name
+	  AND NOT EXISTS (SELECT FROM ray.model m WHERE m.name = g.model AND m.owner = g.granted_by);
 	RETURN dropped;
 END
 $$;
+COMMENT ON FUNCTION ray._drop_model_impl(text, integer) IS
+'The work of ray.drop_model, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.drop_model(name text, version integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.drop_model(text, integer) IS
 'Drop a model (every version, or one); returns how many versions were dropped. Owners and admins only.';
+
+/*
+ * May the role run this version of a model: its own, or granted to it (or
+ * to a role whose privileges it inherits, or to public) by the version's
+ * owner.  Membership is followed through pg_auth_members rather than
+ * pg_has_role, which says yes to a superuser for every role: a model is
+ * code, and a superuser or admin runs only what is theirs or granted.
+ */
+CREATE OR REPLACE FUNCTION ray._may_run_model(model_name text, model_version integer, role oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE held(roleid) AS (
+		SELECT role
+		UNION
+		SELECT a.roleid FROM pg_auth_members a JOIN held h ON a.member = h.roleid
+		JOIN pg_roles r ON r.oid = a.member AND r.rolinherit)
+	SELECT EXISTS (
+		SELECT FROM ray.model m
+		WHERE m.name = model_name AND m.version = model_version
+		  AND (m.owner = (SELECT rolname FROM pg_roles WHERE oid = role)
+			   OR EXISTS (SELECT FROM ray.model_grant g LEFT JOIN pg_roles r ON r.rolname = g.grantee
+						  WHERE g.model = m.name AND g.granted_by = m.owner
+							AND (g.grantee = 'public' OR r.oid IN (SELECT roleid FROM held)))))
+$$;
+COMMENT ON FUNCTION ray._may_run_model(text, integer, oid) IS
+'True if the role owns this model version or its owner granted the model to the role, a role it inherits from, or public.';
+
+/* An error unless the role may run the model version (see ray._may_run_model). */
+CREATE OR REPLACE FUNCTION ray._check_may_run_model(model_name text, model_version integer, role oid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	model_owner name := (SELECT m.owner FROM ray.model m WHERE m.name = model_name AND m.version = model_version);
+BEGIN
+	IF model_owner IS NULL THEN
+		RAISE EXCEPTION 'model "%" version % does not exist', model_name, model_version
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT ray._may_run_model(model_name, model_version, role) THEN
+		RAISE EXCEPTION 'permission denied for model "%"', model_name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('Version %s belongs to role %s, who has not granted it to role %s. A model is code: it runs with the identity and data of whoever runs it.',
+								  model_version, model_owner, (SELECT rolname FROM pg_roles WHERE oid = role)),
+				  HINT = format('Its owner can grant it with SELECT ray.grant_model(%L, %L).', model_name,
+								(SELECT rolname FROM pg_roles WHERE oid = role));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_may_run_model(text, integer, oid) IS
+'Raise an error unless the role may run the model version: its own, or granted to it by the version''s owner.';
+
+/* The model named, if the caller owns a version of it; errors otherwise. */
+CREATE OR REPLACE FUNCTION ray._owned_model(model_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM ray._check_name('model', model_name);
+	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name) OR (
+		NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name AND m.owner = ray._caller())
+		AND NOT ray._is_admin(ray._calling_role())) THEN
+		RAISE EXCEPTION 'model "%" does not exist', model_name
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'List your models with SELECT name, version FROM ray.models.';
+	END IF;
+	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name AND m.owner = ray._caller()) THEN
+		RAISE EXCEPTION 'permission denied for model "%"', model_name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the owner of a model''s versions grants them.';
+	END IF;
+	RETURN model_name;
+END
+$$;
+COMMENT ON FUNCTION ray._owned_model(text) IS
+'The model''s name if the caller owns a version of it; "does not exist" or "permission denied" otherwise.';
+
+CREATE OR REPLACE FUNCTION ray._grant_model_impl(model text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	model_name text := ray._owned_model(_grant_model_impl.model);
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', role
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Name an existing role, or ''public'' for every role.';
+	END IF;
+	INSERT INTO ray.model_grant (model, grantee, granted_by)
+	VALUES (model_name, role, ray._caller())
+	ON CONFLICT DO NOTHING;
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" can already run model "%"', role, model_name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._grant_model_impl(text, name) IS
+'The work of ray.grant_model, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.grant_model(model text, role name)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
+COMMENT ON FUNCTION ray.grant_model(text, name) IS
+'Let a role (and its members), or ''public'', run the versions of a model that the caller owns.';
+
+CREATE OR REPLACE FUNCTION ray._revoke_model_impl(model text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	model_name text := ray._owned_model(_revoke_model_impl.model);
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	DELETE FROM ray.model_grant g
+	WHERE g.model = model_name AND g.grantee = role AND g.granted_by = ray._caller();
+	IF NOT FOUND THEN
+		RAISE NOTICE 'role "%" had no grant of model "%"', role, model_name;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._revoke_model_impl(text, name) IS
+'The work of ray.revoke_model, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.revoke_model(model text, role name)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
+COMMENT ON FUNCTION ray.revoke_model(text, name) IS
+'Take back a grant of a model; runs already queued check again when they start.';

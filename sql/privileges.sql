@@ -14,7 +14,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
 
 GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
-	ray.model, ray.models TO ray_user;
+	ray.model, ray.models, ray.model_grant TO ray_user;
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
@@ -31,7 +31,9 @@ GRANT EXECUTE ON FUNCTION
 	ray.cluster_status(text),
 	ray.register_model(text, text, bytea, jsonb),
 	ray.register_model(text, text, text, jsonb),
-	ray.drop_model(text, integer)
+	ray.drop_model(text, integer),
+	ray.grant_model(text, name),
+	ray.revoke_model(text, name)
 TO ray_user;
 -- it reads server files: for superusers and pg_read_server_files, checked inside
 GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
@@ -48,7 +50,10 @@ GRANT EXECUTE ON FUNCTION
 	ray._submit_batch_inference(text, jsonb)
 TO ray_user;
 -- a run's login role asks for its run; they check that it is one
-GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint),
+	ray._run_read(bigint, bigint, integer, integer), ray._run_read_query(bigint, bigint, integer, integer),
+	ray._run_count(), ray._run_source_size()
+TO ray_run;
 GRANT EXECUTE ON FUNCTION
 	ray.create_resource_group(text, text, text, jsonb),
 	ray.register_cluster(text, text, text, jsonb),

@@ -13,7 +13,7 @@
  * ------------------------------------------------------------------------
  */
 
-CREATE OR REPLACE FUNCTION ray.create_resource_group(
+CREATE OR REPLACE FUNCTION ray._create_resource_group_impl(
 	name text,
 	head_spec text DEFAULT 'small',
 	provider text DEFAULT 'local',
@@ -25,35 +25,46 @@ AS $$
 DECLARE
 	caller name := ray._caller();
 BEGIN
-	PERFORM ray._check_name('resource group', create_resource_group.name);
-	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name
+	PERFORM ray._check_name('resource group', _create_resource_group_impl.name);
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = _create_resource_group_impl.name
 			   AND g.delete_requested_at IS NOT NULL) THEN
-		RAISE EXCEPTION 'resource group "%" is being dropped', create_resource_group.name
+		RAISE EXCEPTION 'resource group "%" is being dropped', _create_resource_group_impl.name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Create it again once it is gone from ray.resource_groups.';
 	END IF;
-	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = create_resource_group.name) THEN
-		RAISE EXCEPTION 'resource group "%" already exists', create_resource_group.name
+	IF EXISTS (SELECT FROM ray.resource_group g WHERE g.name = _create_resource_group_impl.name) THEN
+		RAISE EXCEPTION 'resource group "%" already exists', _create_resource_group_impl.name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner)
-	VALUES (create_resource_group.name, create_resource_group.provider,
-			create_resource_group.head_spec, coalesce(create_resource_group.options, '{}'), caller);
+	VALUES (_create_resource_group_impl.name, _create_resource_group_impl.provider,
+			_create_resource_group_impl.head_spec, coalesce(_create_resource_group_impl.options, '{}'), caller);
 	-- a local cluster gets a token of its own: 244 random bits
-	IF create_resource_group.provider = 'local' THEN
+	IF _create_resource_group_impl.provider = 'local' THEN
 		INSERT INTO ray.resource_group_secret (resource_group, token)
-		VALUES (create_resource_group.name,
+		VALUES (_create_resource_group_impl.name,
 				replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
 	END IF;
 	INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
-	VALUES (create_resource_group.name, NULL, 'CREATING', 1, caller, 'resource group created');
-	RETURN create_resource_group.name;
+	VALUES (_create_resource_group_impl.name, NULL, 'CREATING', 1, caller, 'resource group created');
+	RETURN _create_resource_group_impl.name;
 END
 $$;
+COMMENT ON FUNCTION ray._create_resource_group_impl(text, text, text, jsonb) IS
+'The work of ray.create_resource_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.create_resource_group(
+	name text,
+	head_spec text DEFAULT 'small',
+	provider text DEFAULT 'local',
+	options jsonb DEFAULT '{}')
+RETURNS text
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.create_resource_group(text, text, text, jsonb) IS
 'Create a Ray resource group: a head node of head_spec run by provider; add workers with ray.add_worker_group.';
 
-CREATE OR REPLACE FUNCTION ray.alter_resource_group(
+CREATE OR REPLACE FUNCTION ray._alter_resource_group_impl(
 	name text,
 	head_spec text DEFAULT NULL,
 	options jsonb DEFAULT NULL,
@@ -63,17 +74,17 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(alter_resource_group.name);
-	new_head text := coalesce(alter_resource_group.head_spec, rg.head_spec);
+	rg ray.resource_group := ray._resource_group(_alter_resource_group_impl.name);
+	new_head text := coalesce(_alter_resource_group_impl.head_spec, rg.head_spec);
 	new_options jsonb := rg.options;
 	changes text[] := '{}';
 BEGIN
-	IF alter_resource_group.options IS NOT NULL THEN
-		IF jsonb_typeof(alter_resource_group.options) <> 'object' THEN
-			PERFORM ray._check_group_options(alter_resource_group.options);
+	IF _alter_resource_group_impl.options IS NOT NULL THEN
+		IF jsonb_typeof(_alter_resource_group_impl.options) <> 'object' THEN
+			PERFORM ray._check_group_options(_alter_resource_group_impl.options);
 		END IF;
 		-- keys given as null are removed; the others are set
-		new_options := jsonb_strip_nulls(rg.options || alter_resource_group.options);
+		new_options := jsonb_strip_nulls(rg.options || _alter_resource_group_impl.options);
 	END IF;
 	IF new_head IS DISTINCT FROM rg.head_spec THEN
 		changes := changes || format('head spec %s -> %s', rg.head_spec, new_head);
@@ -107,16 +118,27 @@ BEGIN
 	PERFORM ray._spec_changed(rg.name, array_to_string(changes, '; '));
 END
 $$;
+COMMENT ON FUNCTION ray._alter_resource_group_impl(text, text, jsonb, boolean) IS
+'The work of ray.alter_resource_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.alter_resource_group(
+	name text,
+	head_spec text DEFAULT NULL,
+	options jsonb DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.alter_resource_group(text, text, jsonb, boolean) IS
 'Change a resource group''s head spec or options (merged; a null value removes a key). Head restarts are refused while jobs run unless force.';
 
-CREATE OR REPLACE FUNCTION ray.drop_resource_group(name text, force boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION ray._drop_resource_group_impl(name text, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(drop_resource_group.name);
+	rg ray.resource_group := ray._resource_group(_drop_resource_group_impl.name);
 	caller name := ray._caller();
 	affected bigint[];
 	id bigint;
@@ -142,10 +164,17 @@ BEGIN
 	VALUES (rg.name, rg.state, rg.state, rg.generation + 1, caller, 'drop requested');
 END
 $$;
+COMMENT ON FUNCTION ray._drop_resource_group_impl(text, boolean) IS
+'The work of ray.drop_resource_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.drop_resource_group(name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.drop_resource_group(text, boolean) IS
 'Drop a resource group: the worker stops its nodes and removes it. Refused while it has unfinished jobs unless force, which stops them.';
 
-CREATE OR REPLACE FUNCTION ray.add_worker_group(
+CREATE OR REPLACE FUNCTION ray._add_worker_group_impl(
 	resource_group text,
 	name text,
 	resource_type text,
@@ -159,24 +188,39 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(add_worker_group.resource_group);
+	rg ray.resource_group := ray._resource_group(_add_worker_group_impl.resource_group);
 BEGIN
-	PERFORM ray._check_name('worker group', add_worker_group.name);
+	PERFORM ray._check_name('worker group', _add_worker_group_impl.name);
 	IF EXISTS (SELECT FROM ray.worker_group w
-			   WHERE w.resource_group = rg.name AND w.name = add_worker_group.name) THEN
+			   WHERE w.resource_group = rg.name AND w.name = _add_worker_group_impl.name) THEN
 		RAISE EXCEPTION 'worker group "%" already exists in resource group "%"',
-			add_worker_group.name, rg.name
+			_add_worker_group_impl.name, rg.name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
 	INSERT INTO ray.worker_group (resource_group, name, resource_type, spec, min_workers,
 								  max_workers, disk_gb, gpu_distribution_unit, desired_workers)
-	VALUES (rg.name, add_worker_group.name, upper(add_worker_group.resource_type),
-			add_worker_group.spec, add_worker_group.min_workers, add_worker_group.max_workers,
-			add_worker_group.disk_gb, add_worker_group.gpu_distribution_unit,
-			coalesce(add_worker_group.min_workers, 0));
-	PERFORM ray._spec_changed(rg.name, format('worker group %s added', add_worker_group.name));
+	VALUES (rg.name, _add_worker_group_impl.name, upper(_add_worker_group_impl.resource_type),
+			_add_worker_group_impl.spec, _add_worker_group_impl.min_workers, _add_worker_group_impl.max_workers,
+			_add_worker_group_impl.disk_gb, _add_worker_group_impl.gpu_distribution_unit,
+			coalesce(_add_worker_group_impl.min_workers, 0));
+	PERFORM ray._spec_changed(rg.name, format('worker group %s added', _add_worker_group_impl.name));
 END
 $$;
+COMMENT ON FUNCTION ray._add_worker_group_impl(text, text, text, text, integer, integer, integer, numeric) IS
+'The work of ray.add_worker_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.add_worker_group(
+	resource_group text,
+	name text,
+	resource_type text,
+	spec text,
+	min_workers integer,
+	max_workers integer,
+	disk_gb integer DEFAULT 100,
+	gpu_distribution_unit numeric DEFAULT NULL)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.add_worker_group(text, text, text, text, integer, integer, integer, numeric) IS
 'Add a worker group of CPU or GPU nodes of one spec, scaled between min_workers and max_workers.';
 
@@ -208,7 +252,7 @@ $$;
 COMMENT ON FUNCTION ray._worker_group(text, text) IS
 'The worker group (locked), or an error if it or its resource group does not exist.';
 
-CREATE OR REPLACE FUNCTION ray.alter_worker_group(
+CREATE OR REPLACE FUNCTION ray._alter_worker_group_impl(
 	resource_group text,
 	name text,
 	spec text DEFAULT NULL,
@@ -223,18 +267,18 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	wg ray.worker_group := ray._worker_group(alter_worker_group.resource_group, alter_worker_group.name);
+	wg ray.worker_group := ray._worker_group(_alter_worker_group_impl.resource_group, _alter_worker_group_impl.name);
 	new ray.worker_group := wg;
 	restarts boolean;
 	deleted integer;
 BEGIN
-	new.spec := coalesce(alter_worker_group.spec, wg.spec);
-	new.resource_type := coalesce(upper(alter_worker_group.resource_type), wg.resource_type);
-	new.min_workers := coalesce(alter_worker_group.min_workers, wg.min_workers);
-	new.max_workers := coalesce(alter_worker_group.max_workers, wg.max_workers);
-	new.disk_gb := coalesce(alter_worker_group.disk_gb, wg.disk_gb);
+	new.spec := coalesce(_alter_worker_group_impl.spec, wg.spec);
+	new.resource_type := coalesce(upper(_alter_worker_group_impl.resource_type), wg.resource_type);
+	new.min_workers := coalesce(_alter_worker_group_impl.min_workers, wg.min_workers);
+	new.max_workers := coalesce(_alter_worker_group_impl.max_workers, wg.max_workers);
+	new.disk_gb := coalesce(_alter_worker_group_impl.disk_gb, wg.disk_gb);
 	new.gpu_distribution_unit := CASE
-		WHEN alter_worker_group.gpu_distribution_unit IS NOT NULL THEN alter_worker_group.gpu_distribution_unit
+		WHEN _alter_worker_group_impl.gpu_distribution_unit IS NOT NULL THEN _alter_worker_group_impl.gpu_distribution_unit
 		WHEN new.resource_type = 'CPU' THEN NULL
 		ELSE wg.gpu_distribution_unit END;
 
@@ -270,16 +314,32 @@ BEGIN
 	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s altered', wg.name));
 END
 $$;
+COMMENT ON FUNCTION ray._alter_worker_group_impl(text, text, text, text, integer, integer, integer, numeric, boolean) IS
+'The work of ray.alter_worker_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.alter_worker_group(
+	resource_group text,
+	name text,
+	spec text DEFAULT NULL,
+	resource_type text DEFAULT NULL,
+	min_workers integer DEFAULT NULL,
+	max_workers integer DEFAULT NULL,
+	disk_gb integer DEFAULT NULL,
+	gpu_distribution_unit numeric DEFAULT NULL,
+	force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean) IS
 'Change a worker group. Restarts (spec, type, disk, GPU unit) and node deletions are refused while jobs run unless force.';
 
-CREATE OR REPLACE FUNCTION ray.drop_worker_group(resource_group text, name text, force boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION ray._drop_worker_group_impl(resource_group text, name text, force boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	wg ray.worker_group := ray._worker_group(drop_worker_group.resource_group, drop_worker_group.name);
+	wg ray.worker_group := ray._worker_group(_drop_worker_group_impl.resource_group, _drop_worker_group_impl.name);
 BEGIN
 	PERFORM ray._guard_interruption(wg.resource_group,
 		format('dropping worker group "%s"', wg.name), force);
@@ -289,16 +349,23 @@ BEGIN
 	PERFORM ray._spec_changed(wg.resource_group, format('worker group %s dropped', wg.name));
 END
 $$;
+COMMENT ON FUNCTION ray._drop_worker_group_impl(text, text, boolean) IS
+'The work of ray.drop_worker_group, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.drop_worker_group(resource_group text, name text, force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.drop_worker_group(text, text, boolean) IS
 'Drop a worker group and delete its nodes. Refused while jobs run unless force.';
 
-CREATE OR REPLACE FUNCTION ray.grant_usage(resource_group text, role name)
+CREATE OR REPLACE FUNCTION ray._grant_usage_impl(resource_group text, role name)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(grant_usage.resource_group, 'none');
+	rg ray.resource_group := ray._resource_group(_grant_usage_impl.resource_group, 'none');
 BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -316,16 +383,23 @@ BEGIN
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION ray._grant_usage_impl(text, name) IS
+'The work of ray.grant_usage, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.grant_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.grant_usage(text, name) IS
 'Let a role (and its members), or ''public'', submit jobs to a resource group.';
 
-CREATE OR REPLACE FUNCTION ray.revoke_usage(resource_group text, role name)
+CREATE OR REPLACE FUNCTION ray._revoke_usage_impl(resource_group text, role name)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	rg ray.resource_group := ray._resource_group(revoke_usage.resource_group, 'none');
+	rg ray.resource_group := ray._resource_group(_revoke_usage_impl.resource_group, 'none');
 BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -337,5 +411,12 @@ BEGIN
 	END IF;
 END
 $$;
+COMMENT ON FUNCTION ray._revoke_usage_impl(text, name) IS
+'The work of ray.revoke_usage, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray.revoke_usage(resource_group text, role name)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.revoke_usage(text, name) IS
 'Take back usage of a resource group from a role; its jobs already submitted go on.';

@@ -17,8 +17,15 @@ CREATE POLICY job_event_of_visible_job ON ray.job_event FOR SELECT
 	USING (job_id IN (SELECT job_id FROM ray.job));
 
 ALTER TABLE ray.model ENABLE ROW LEVEL SECURITY;
-CREATE POLICY model_owner_or_admin ON ray.model FOR SELECT
-	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+CREATE POLICY model_owner_grantee_or_admin ON ray.model FOR SELECT
+	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+		   OR EXISTS (SELECT FROM ray.model_grant g WHERE g.model = name AND g.granted_by = owner));
+
+ALTER TABLE ray.model_grant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
+	USING (granted_by = current_user OR grantee = 'public'
+		   OR pg_has_role(current_user, to_regrole(quote_ident(grantee)), 'USAGE')
+		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
 
 ALTER TABLE ray.job_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY job_log_of_visible_job ON ray.job_log FOR SELECT

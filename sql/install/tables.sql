@@ -342,6 +342,22 @@ CREATE TABLE ray.model (
 COMMENT ON TABLE ray.model IS
 'Models for batch inference, by name and version: kept here (data) or named by where they live (uri).';
 
+/*
+ * Who may run a model besides its owner: a model is code, and a batch run
+ * runs it with the identity and data of whoever runs it, so a user runs
+ * only models of their own, or those their owner granted them.  A grant
+ * covers the versions its granter owns.
+ */
+CREATE TABLE ray.model_grant (
+	model text NOT NULL,
+	grantee name NOT NULL,		-- a role name, or 'public'
+	granted_by name NOT NULL,
+	granted_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (model, grantee, granted_by)
+);
+COMMENT ON TABLE ray.model_grant IS
+'Which roles may run which model besides its owner (grantee ''public'' is everyone): the versions the granter owns.';
+
 
 /* ------------------------------------------------------------------------
  * Batch inference: score a table or a query with a registered model on a
@@ -412,4 +428,5 @@ SELECT pg_catalog.pg_extension_config_dump('ray.job_package', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.resource_group_secret', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.lost_run', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.model', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.model_grant', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.batch_run', '');

@@ -13,3 +13,32 @@
 
 -- batch runs are dumped with their jobs (0.1 left them out of a backup)
 SELECT pg_catalog.pg_extension_config_dump('ray.batch_run', '');
+
+-- models run only for their owner and whom the owner grants them (0.1 let admins run any)
+/*
+ * Who may run a model besides its owner: a model is code, and a batch run
+ * runs it with the identity and data of whoever runs it, so a user runs
+ * only models of their own, or those their owner granted them.  A grant
+ * covers the versions its granter owns.
+ */
+CREATE TABLE ray.model_grant (
+	model text NOT NULL,
+	grantee name NOT NULL,		-- a role name, or 'public'
+	granted_by name NOT NULL,
+	granted_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (model, grantee, granted_by)
+);
+COMMENT ON TABLE ray.model_grant IS
+'Which roles may run which model besides its owner (grantee ''public'' is everyone): the versions the granter owns.';
+SELECT pg_catalog.pg_extension_config_dump('ray.model_grant', '');
+
+DROP POLICY model_owner_or_admin ON ray.model;
+CREATE POLICY model_owner_grantee_or_admin ON ray.model FOR SELECT
+	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+		   OR EXISTS (SELECT FROM ray.model_grant g WHERE g.model = name AND g.granted_by = owner));
+
+ALTER TABLE ray.model_grant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
+	USING (granted_by = current_user OR grantee = 'public'
+		   OR pg_has_role(current_user, to_regrole(quote_ident(grantee)), 'USAGE')
+		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(50);
+SELECT plan(70);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -104,6 +104,26 @@ SELECT throws_ok($$SELECT token FROM ray.resource_group_secret$$, '42501', NULL,
 				 'not even an admin reads dashboard tokens back');
 RESET ROLE;
 
+-- Identity is the current user at the API boundary: a SECURITY DEFINER
+-- function of ann's that ben calls acts as ann, never with ben's rights.
+CREATE FUNCTION public.tap_ann_submits() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+AS $$ SELECT ray.submit_job('tap', 'python from_ann.py') $$;
+CREATE FUNCTION public.tap_ann_stops(job bigint) RETURNS boolean LANGUAGE sql SECURITY DEFINER
+AS $$ SELECT ray.stop_job(job) $$;
+ALTER FUNCTION public.tap_ann_submits() OWNER TO tap_ann;
+ALTER FUNCTION public.tap_ann_stops(bigint) OWNER TO tap_ann;
+SET LOCAL ROLE tap_ben;
+SELECT set_config('tap.fn_job', public.tap_ann_submits()::text, true);
+SELECT throws_ok(format('SELECT public.tap_ann_stops(%s)', current_setting('tap.ben_job')), '42704', NULL,
+				 'ann''s definer function that ben calls cannot stop ben''s job');
+SELECT throws_ok($$SELECT ray._stop_job_impl(1)$$, '42501', NULL,
+				 'the API''s implementations cannot be called but through the API');
+RESET ROLE;
+SELECT is(owner, 'tap_ann'::name, 'a job submitted in ann''s definer function that ben calls is ann''s')
+FROM ray.job WHERE job_id = current_setting('tap.fn_job')::bigint;
+SELECT throws_ok($$SELECT ray._calling_role()$$, '42501', NULL,
+				 'ray._calling_role() answers inside an API call only');
+
 -- Batch inference: a run's login role has its owner's privileges, for as
 -- long as its attempt lasts, and its password is nobody's to read.
 CREATE TABLE public.tap_source (id bigint PRIMARY KEY, x double precision);
@@ -115,19 +135,50 @@ SET LOCAL ROLE tap_ann;
 SELECT ray.register_model('tapm', 'sklearn', '\x01'::bytea);
 SELECT set_config('tap.bi_job', ray.batch_inference('tap', 'public.tap_source', 'tapm', 'public.tap_out')::text, true);
 RESET ROLE;
+-- A model is code: an admin (or anyone) runs only their own models, or those granted to them.
+GRANT SELECT ON public.tap_source TO tap_admin, tap_ben;
+GRANT CREATE ON SCHEMA public TO tap_admin, tap_ben;
+SET LOCAL ROLE tap_admin;
+SELECT throws_ok($$SELECT ray.batch_inference('tap', 'public.tap_source', 'tapm', 'public.tap_admin_out')$$,
+				 '42501', 'permission denied for model "tapm"', 'an admin cannot run a model ann planted');
+RESET ROLE;
+SET LOCAL ROLE tap_ben;
+SELECT throws_ok($$SELECT ray.grant_model('tapm', 'tap_ben')$$, '42704', NULL,
+				 'nor can ben grant himself ann''s model, which he cannot see');
+SELECT throws_ok($$SELECT ray.batch_inference('tap', 'public.tap_source', 'tapm', 'public.tap_ben_out')$$,
+				 '42704', NULL, 'nor run it');
+RESET ROLE;
+SET LOCAL ROLE tap_ann;
+SELECT lives_ok($$SELECT ray.grant_model('tapm', 'tap_admin')$$, 'ann grants her model to the admin');
+RESET ROLE;
+SET LOCAL ROLE tap_admin;
+SELECT set_config('tap.admin_bi_job', ray.batch_inference('tap', 'public.tap_source', 'tapm', 'public.tap_admin_out')::text,
+				  true);
+RESET ROLE;
+SET LOCAL ROLE tap_ann;
+SELECT lives_ok($$SELECT ray.revoke_model('tapm', 'tap_admin')$$, 'and takes the grant back');
+RESET ROLE;
+UPDATE ray.job SET attempts = 1 WHERE job_id = current_setting('tap.admin_bi_job')::bigint;
+SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('tap.admin_bi_job')), '42501',
+				 'permission denied for model "tapm"', 'a run queued before the revoke does not start');
 UPDATE ray.job SET attempts = 1 WHERE job_id = current_setting('tap.bi_job')::bigint;
 SELECT ray._job_transition(current_setting('tap.bi_job')::bigint, 'SUBMITTING', 'test', 'tap');
 SELECT ray._begin_batch_attempt(current_setting('tap.bi_job')::bigint);
 SELECT set_config('tap.run_role', (SELECT role_name FROM ray.batch_run_secret
 								   WHERE job_id = current_setting('tap.bi_job')::bigint), true);
-SELECT ok(pg_has_role(current_setting('tap.run_role'), 'tap_ann', 'USAGE'),
-		  'a run''s role has the privileges of the job''s owner');
+SELECT ok(NOT pg_has_role(current_setting('tap.run_role'), 'tap_ann', 'MEMBER'),
+		  'a run''s role is no member of the job''s owner');
 SELECT ok(pg_has_role(current_setting('tap.run_role'), 'ray_run', 'MEMBER'),
 		  'and is a member of ray_run, for pg_hba.conf');
-SELECT ok((SELECT rolcanlogin AND rolvaliduntil > now() AND NOT rolsuper AND NOT rolcreaterole
+SELECT ok((SELECT rolcanlogin AND NOT rolsuper AND NOT rolcreaterole AND NOT rolcreatedb
+				  AND NOT rolbypassrls AND NOT rolreplication
 		   FROM pg_roles WHERE rolname = current_setting('tap.run_role')),
-		  'it logs in, for a limited time, with no special attributes');
+		  'it logs in, with no special attributes');
+SELECT is((SELECT rolvaliduntil FROM pg_roles WHERE rolname = current_setting('tap.run_role')), NULL,
+		  'for as long as its attempt lasts, however long that is');
 SET LOCAL ROLE tap_ann;
+SELECT throws_ok($$SELECT * FROM ray._run_read(NULL, NULL, NULL, NULL) AS t(a text, b text)$$, '42501', NULL,
+				 'the owner cannot call the run''s read function');
 SELECT throws_ok($$SELECT password FROM ray.batch_run_secret$$, '42501', NULL,
 				 'the owner cannot read the run''s password');
 SELECT throws_ok($$SELECT ray._run_spec()$$, '42501', NULL,
@@ -142,7 +193,23 @@ SELECT format('SET SESSION AUTHORIZATION %I', current_setting('tap.run_role')) A
 :become;
 SELECT is((ray._run_spec() ->> 'job_id')::bigint, current_setting('tap.bi_job')::bigint,
 		  'the run''s own login gets its spec');
-SELECT is((SELECT count(*)::integer FROM public.tap_source), 2, 'and reads what its owner may read');
+SELECT throws_ok(format('SET ROLE %I', 'tap_ann'), '42501', NULL,
+				 'its login cannot become its owner');
+SELECT throws_ok($$SELECT * FROM public.tap_source$$, '42501', NULL, 'nor read its owner''s tables itself');
+SELECT results_eq($$SELECT * FROM ray._run_read(NULL, NULL, NULL, NULL) AS t(id text, x text) ORDER BY 1$$,
+				  $$VALUES ('1', '0.5'), ('2', '1.5')$$,
+				  'it reads its source through ray._run_read, as its owner, columns as text');
+SELECT is(ray._run_count(), 2::bigint, 'and counts it so');
+SELECT results_eq($$SELECT * FROM ray._run_read(NULL, 1, NULL, NULL) AS t(id text, x text) ORDER BY 1$$,
+				  $$VALUES ('1', '0.5'), ('2', '1.5')$$, 'a page range of a table');
+SELECT is((SELECT count(*)::integer FROM ray._run_read(1, NULL, NULL, NULL) AS t(id text, x text)), 0,
+		  'and the pages after it');
+SELECT throws_ok($$SELECT * FROM ray._run_read(5, 2, NULL, NULL) AS t(id text, x text)$$, '22023', NULL,
+				 'an empty page range is refused');
+SELECT throws_ok($$SELECT * FROM ray._run_read(NULL, NULL, 0, 2) AS t(id text, x text)$$, '22023', NULL,
+				 'as are shards of a table');
+SELECT throws_ok($$SELECT * FROM ray._run_read(NULL, NULL, NULL, NULL) AS t(id text, x integer)$$, '42804', NULL,
+				 'a column list that is not the source''s is refused');
 SELECT throws_ok($$SELECT * FROM public.tap_hidden$$, '42501', NULL, 'and nothing more');
 SELECT lives_ok(format('INSERT INTO %s VALUES (1, 0.9)', ray._run_spec() ->> 'staging_table'),
 				'it writes into its staging table');

@@ -3,16 +3,19 @@
 The runner is tested without pg_ray's SQL side: its pipeline takes the spec,
 the model bytes and the schema of the progress function as arguments, and
 the schema runner_test holds stand-ins of ray._run_spec, ray._run_model_data
-and ray._run_progress that record what they are told.
+and ray._run_progress that record what they are told, and of the reads
+(ray._run_read, _run_count, _run_source_size) that read the source the spec
+in runner_test.run names.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
@@ -41,6 +44,39 @@ LANGUAGE sql AS $$
   UPDATE {SCHEMA}.progress SET rows_done = rows_done + rows_done_delta,
                               rows_total = coalesce($2, progress.rows_total);
 $$;
+-- the reads: the server builds and runs them as the run's owner; here, from the spec as it is
+CREATE FUNCTION {SCHEMA}._run_read_query(lo bigint, hi bigint, shard integer, shards integer) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  spec jsonb := (SELECT spec FROM {SCHEMA}.run);
+  filters text[] := ARRAY[]::text[];
+BEGIN
+  IF lo IS NOT NULL THEN filters := filters || format('ctid >= %L::tid', format('(%s,0)', lo)); END IF;
+  IF hi IS NOT NULL THEN filters := filters || format('ctid < %L::tid', format('(%s,0)', hi)); END IF;
+  IF shards IS NOT NULL THEN
+    filters := filters || format('mod(coalesce(hashtext((%s)::text), 0)::bigint + 2147483648, %s) = %s',
+                                 spec -> 'source' ->> 'shard_key', shards, shard);
+  END IF;
+  RETURN format('SELECT %s FROM %s',
+                (SELECT string_agg(format('(%I)::text', c ->> 'name'), ', ' ORDER BY o)
+                 FROM jsonb_array_elements(spec -> 'columns') WITH ORDINALITY x(c, o)),
+                coalesce(spec -> 'source' ->> 'table', '(' || (spec -> 'source' ->> 'query') || ') q'))
+         || CASE WHEN cardinality(filters) > 0 THEN ' WHERE ' || array_to_string(filters, ' AND ') ELSE '' END;
+END
+$$;
+CREATE FUNCTION {SCHEMA}._run_read(lo bigint, hi bigint, shard integer, shards integer) RETURNS SETOF record
+LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY EXECUTE {SCHEMA}._run_read_query(lo, hi, shard, shards); END $$;
+CREATE FUNCTION {SCHEMA}._run_count() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM (%s) s', {SCHEMA}._run_read_query(NULL, NULL, NULL, NULL)) INTO n;
+  RETURN n;
+END
+$$;
+CREATE FUNCTION {SCHEMA}._run_source_size(OUT pages bigint, OUT bytes bigint) LANGUAGE sql AS $$
+  SELECT pg_relation_size(t) / current_setting('block_size')::bigint, pg_relation_size(t)
+  FROM (SELECT to_regclass(spec -> 'source' ->> 'table') t FROM {SCHEMA}.run) r
+$$;
 """
 
 
@@ -64,6 +100,16 @@ def db() -> Iterator[Database]:
     yield database
     with database.connect(autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+
+
+@pytest.fixture
+def put_run(db: Database) -> Callable[..., None]:
+    """Set the run the stand-ins answer for: its spec, and its model's bytes."""
+    def put(spec: dict[str, Any], data: bytes | None = None) -> None:
+        with db.connect(autocommit=True) as conn:
+            conn.execute("TRUNCATE runner_test.run")
+            conn.execute("INSERT INTO runner_test.run VALUES (%s::jsonb, %s)", (json.dumps(spec), data))
+    return put
 
 
 @pytest.fixture

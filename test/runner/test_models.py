@@ -254,7 +254,7 @@ def test_vllm_without_vllm_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     from pg_ray_runner.llm import NEEDS_VLLM, vllm_stage
     from pg_ray_runner.spec import Column, Output, RunSpec, Source
     monkeypatch.setitem(sys.modules, "vllm", None)  # as on a cluster without it
-    spec = RunSpec(job_id=1, attempt=1, source=Source(select_list="id, q", table="t"),
+    spec = RunSpec(job_id=1, attempt=1, source=Source(table="t"),
                    columns=[Column("id", "bigint"), Column("q", "text")], key=["id"], inputs=["q"],
                    output=Output("a", "text"), staging_table="s", staging_columns=["id", "a"],
                    model=model("vllm", uri="org/some-model"))

@@ -9,7 +9,7 @@ import io
 import json
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import joblib
 import numpy as np
@@ -88,13 +88,16 @@ def sklearn_spec(staging_table: str, **options: Any) -> dict[str, Any]:
     }
 
 
-def test_table_in_a_snapshot(db: Database, source: None, clf: LogisticRegression) -> None:
+def test_table_in_a_snapshot(db: Database, source: None, put_run: Callable[..., None],
+                             clf: LogisticRegression) -> None:
     table = staging(db, "staged_sklearn", "id bigint, prediction double precision")
-    spec = RunSpec.from_json(sklearn_spec(table))
+    raw = sklearn_spec(table)
+    put_run(raw)
+    spec = RunSpec.from_json(raw)
     with db.connect(autocommit=True) as conn:
         try:
             with open_snapshot(db, spec) as snapshot:
-                assert len(snapshot.queries) == 4 and snapshot.total_rows == ROWS
+                assert len(snapshot.partitions) == 4 and snapshot.total_rows == ROWS
                 # committed after the snapshot: the run must not see them
                 conn.execute("INSERT INTO runner_test.impressions SELECT g, 30, 1.0, 'late' "
                              "FROM generate_series(100001, 100500) g")
@@ -144,11 +147,14 @@ def python_spec(tmp_path: Path, staging_table: str, query: str, **options: Any) 
     }
 
 
-def test_query_shards_text_keys_and_a_python_model(db: Database, source: None, tmp_path: Path) -> None:
+def test_query_shards_text_keys_and_a_python_model(db: Database, source: None, put_run: Callable[..., None],
+                                                   tmp_path: Path) -> None:
     table = staging(db, "staged_python", "code text, id bigint, label text")
-    spec = RunSpec.from_json(python_spec(tmp_path, table, "SELECT * FROM runner_test.impressions WHERE id % 2 = 0"))
+    raw = python_spec(tmp_path, table, "SELECT * FROM runner_test.impressions WHERE id % 2 = 0")
+    put_run(raw)
+    spec = RunSpec.from_json(raw)
     with open_snapshot(db, spec) as snapshot:
-        assert len(snapshot.queries) == 3
+        assert len(snapshot.partitions) == 3
         assert score(spec, db, snapshot, None) == ROWS // 2
     with db.connect(autocommit=True) as conn:
         different = conn.execute(
@@ -162,25 +168,23 @@ def test_query_shards_text_keys_and_a_python_model(db: Database, source: None, t
     assert nulls == ROWS // 2 // 97 and quoted > 0
 
 
-def test_staging_count_mismatch_fails_the_run(db: Database, source: None, tmp_path: Path) -> None:
+def test_staging_count_mismatch_fails_the_run(db: Database, source: None, put_run: Callable[..., None],
+                                              tmp_path: Path) -> None:
     table = staging(db, "staged_mismatch", "code text, id bigint, label text")
     with db.connect(autocommit=True) as conn:
         conn.execute(f"INSERT INTO {table} VALUES ('stray', -1, 'x')")
-    spec = RunSpec.from_json(python_spec(tmp_path, table, "SELECT * FROM runner_test.impressions WHERE id <= 100"))
+    raw = python_spec(tmp_path, table, "SELECT * FROM runner_test.impressions WHERE id <= 100")
+    put_run(raw)
+    spec = RunSpec.from_json(raw)
     with open_snapshot(db, spec) as snapshot, pytest.raises(RunError, match="has 101 rows, but the source had 100"):
         score(spec, db, snapshot, None)
 
 
-def put_run(db: Database, spec: dict[str, Any], data: bytes | None) -> None:
-    with db.connect(autocommit=True) as conn:
-        conn.execute("TRUNCATE runner_test.run")
-        conn.execute("INSERT INTO runner_test.run VALUES (%s::jsonb, %s)", (json.dumps(spec), data))
-
-
-def test_main_scores_and_prints_a_summary(db: Database, source: None, clf: LogisticRegression,
+def test_main_scores_and_prints_a_summary(db: Database, source: None, put_run: Callable[..., None],
+                                          clf: LogisticRegression,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     table = staging(db, "staged_main", "id bigint, prediction double precision")
-    put_run(db, sklearn_spec(table, partitions=None), model_bytes(clf))
+    put_run(sklearn_spec(table, partitions=None), model_bytes(clf))
     assert main(db) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith(f"pg_ray runner: job 7 attempt 2: {ROWS} rows scored in ")
@@ -189,34 +193,37 @@ def test_main_scores_and_prints_a_summary(db: Database, source: None, clf: Logis
         assert conn.execute(f"SELECT count(DISTINCT id) FROM {table}").fetchone()[0] == ROWS
 
 
-def test_main_fails_in_one_line_naming_the_row(db: Database, source: None, tmp_path: Path,
+def test_main_fails_in_one_line_naming_the_row(db: Database, source: None, put_run: Callable[..., None],
+                                               tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     table = staging(db, "staged_failing", "code text, id bigint, label text")
-    put_run(db, python_spec(tmp_path, table, "SELECT code, id, -age AS age FROM runner_test.impressions "
+    put_run(python_spec(tmp_path, table, "SELECT code, id, -age AS age FROM runner_test.impressions "
                                              "WHERE id <= 50"), None)
     assert main(db) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "pg_ray runner: job 8 attempt 1 failed: ValueError: negative age"
 
 
-def test_main_fails_when_the_model_cannot_load(db: Database, source: None, tmp_path: Path,
+def test_main_fails_when_the_model_cannot_load(db: Database, source: None, put_run: Callable[..., None],
+                                               tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     table = staging(db, "staged_no_class", "code text, id bigint, label text")
     spec = python_spec(tmp_path, table, "SELECT * FROM runner_test.impressions WHERE id <= 50")
     spec["model"]["uri"] = "describe_model:Nope"
-    put_run(db, spec, None)
+    put_run(spec, None)
     assert main(db) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pg_ray runner: job 8 attempt 1 failed: ModelError: "
                               "cannot load python model class describe_model:Nope")
 
 
-def test_http_failure_names_the_row_key(db: Database, source: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_http_failure_names_the_row_key(db: Database, source: None, put_run: Callable[..., None],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     from fake_openai import FakeOpenAI
     server = FakeOpenAI(fail_always=503).start()
     try:
         table = staging(db, "staged_http", "id bigint, answer text")
-        put_run(db, {
+        put_run({
             "job_id": 9, "attempt": 1,
             "source": {"query": "SELECT id, code FROM runner_test.impressions WHERE id BETWEEN 11 AND 12",
                        "select_list": '"id", "code"', "shard_key": None},

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 import pyarrow as pa
 import pytest
 
 from pg_ray_runner.db import Database, begin_snapshot
-from pg_ray_runner.source import (PAGES_PER_PARTITION, partition_count, plan_partitions, query_partitions,
-                                  read_partition)
+from pg_ray_runner.source import (PAGES_PER_PARTITION, Partition, partition_count, plan_partitions,
+                                  query_partitions, read_partition, read_statement, table_partitions)
 from pg_ray_runner.spec import RunSpec, Source, arrow_type
 
 
 def spec_json(**changes: Any) -> dict[str, Any]:
     spec = {
         "job_id": 12, "attempt": 1,
-        "source": {"table": '"public"."impressions"', "select_list": '"id", "age", "price"'},
+        "source": {"table": '"public"."impressions"'},
         "columns": [{"name": "id", "type": "bigint"}, {"name": "age", "type": "integer"},
                     {"name": "price", "type": "double precision"}],
         "key": ["id"], "inputs": ["age", "price"],
@@ -34,7 +34,7 @@ def spec_json(**changes: Any) -> dict[str, Any]:
 
 def test_spec_from_json() -> None:
     spec = RunSpec.from_json(spec_json())
-    assert spec.source.select() == 'SELECT "id", "age", "price" FROM "public"."impressions"'
+    assert spec.source.table == '"public"."impressions"' and spec.source.query is None
     assert spec.read_schema() == pa.schema([("id", pa.int64()), ("age", pa.int64()), ("price", pa.float64())])
     assert spec.staging_schema() == pa.schema([("id", pa.int64()), ("prediction", pa.float64())])
     assert "partitions" not in spec.options, "a null option is no option"
@@ -49,7 +49,7 @@ def test_spec_checks() -> None:
     with pytest.raises(ValueError, match="staging_columns"):
         RunSpec.from_json(spec_json(staging_columns=["prediction", "id"]))
     with pytest.raises(ValueError, match="exactly one of table and query"):
-        Source(select_list="*")
+        Source()
 
 
 def test_types() -> None:
@@ -80,8 +80,26 @@ def test_partition_count() -> None:
         partition_count(0, 10, 2)
 
 
-@pytest.fixture(scope="module")
-def source_table(db: Database) -> str:
+def test_partitions_are_numbers_and_cover_the_source() -> None:
+    assert table_partitions(100, 1) == [Partition()]
+    assert table_partitions(100, 4) == [Partition(None, 25), Partition(25, 50), Partition(50, 75), Partition(75, None)]
+    query = Source(query="SELECT 1", shard_key="k")
+    assert query_partitions(query, 3) == [Partition(shard=i, shards=3) for i in range(3)]
+    assert query_partitions(Source(query="SELECT 1"), 3) == [Partition()], "without a shard key, whole"
+    assert plan_partitions(query, None, None, 2) == [Partition(shard=0, shards=2), Partition(shard=1, shards=2)]
+    assert plan_partitions(Source(table="t"), 10 * PAGES_PER_PARTITION, None, 4)[-1] == Partition(18000, None)
+    assert plan_partitions(Source(table="t"), None, None, 4) == [Partition()], "an empty table is one read"
+
+
+def test_the_read_statement_holds_numbers_only(db: Database) -> None:
+    text = read_statement(db, Partition(25, None), 3).as_string(None)
+    assert text == ('COPY (SELECT * FROM "runner_test"."_run_read"(25::bigint, NULL::bigint, NULL::integer, '
+                    'NULL::integer) AS t("c0" text, "c1" text, "c2" text)) TO STDOUT WITH (FORMAT csv)')
+
+
+@pytest.fixture
+def source_table(db: Database, put_run: Callable[..., None]) -> Callable[..., None]:
+    """The table runner_test.parts, and a run over it (a table, or a query sharded on grp)."""
     with db.connect(autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS runner_test.parts")
         conn.execute("CREATE TABLE runner_test.parts (id bigint, grp text, v double precision) "
@@ -89,53 +107,57 @@ def source_table(db: Database) -> str:
         conn.execute("INSERT INTO runner_test.parts SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'g' || g % 5 END,"
                      " g / 3.0 FROM generate_series(1, 5000) g")
         conn.execute("DELETE FROM runner_test.parts WHERE id % 11 = 0")
-    return "runner_test.parts"
+
+    def run_over(**source: Any) -> None:
+        put_run(spec_json(source=source or {"table": "runner_test.parts"},
+                          columns=[{"name": "id", "type": "bigint"}, {"name": "grp", "type": "text"},
+                                   {"name": "v", "type": "double precision"}],
+                          inputs=["v"]))
+    return run_over
 
 
 SCHEMA = pa.schema([("id", pa.int64()), ("grp", pa.string()), ("v", pa.float64())])
 
 
-def read_all(db: Database, conn: psycopg.Connection, queries: list[str]) -> list[list[int]]:
+def read_all(db: Database, conn: psycopg.Connection, partitions: list[Partition]) -> list[list[int]]:
     snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-    return [sorted(i for t in read_partition(db, snapshot, q, SCHEMA) for i in t.column("id").to_pylist())
-            for q in queries]
+    return [sorted(i for t in read_partition(db, snapshot, p, SCHEMA) for i in t.column("id").to_pylist())
+            for p in partitions]
 
 
-def test_table_partitions_read_every_row_once(db: Database, source_table: str) -> None:
-    source = Source(table=source_table, select_list="id, grp, v")
+def test_table_partitions_read_every_row_once(db: Database, source_table: Callable[..., None]) -> None:
+    source_table()
     with db.connect(autocommit=True) as conn:
         begin_snapshot(conn)
         pages = conn.execute("SELECT pg_relation_size('runner_test.parts') / 8192").fetchone()[0]
         assert pages > 50
-        queries = plan_partitions(conn, source, 5, 2)
-        assert len(queries) == 5 and "ctid" in queries[2]
-        parts = read_all(db, conn, queries)
+        partitions = plan_partitions(Source(table="runner_test.parts"), pages, 5, 2)
+        assert len(partitions) == 5
+        parts = read_all(db, conn, partitions)
     assert all(parts), "every range has rows"
     assert sorted(i for p in parts for i in p) == [i for i in range(1, 5001) if i % 11]
 
 
-def test_query_shards_read_every_row_once_null_keys_too(db: Database, source_table: str) -> None:
-    source = Source(query=f"SELECT * FROM {source_table} WHERE id <= 3000", select_list="id, grp, v",
-                    shard_key="grp")
+def test_query_shards_read_every_row_once_null_keys_too(db: Database, source_table: Callable[..., None]) -> None:
+    query = "SELECT * FROM runner_test.parts WHERE id <= 3000"
+    source_table(query=query, shard_key="grp")
     with db.connect(autocommit=True) as conn:
         begin_snapshot(conn)
-        queries = plan_partitions(conn, source, 3, 2)
-        parts = read_all(db, conn, queries)
-        unsharded = plan_partitions(conn, Source(query=source.query, select_list="id"), 3, 2)
-    assert len(queries) == 3 and len(unsharded) == 1, "without a shard key a query is read whole"
+        partitions = plan_partitions(Source(query=query, shard_key="grp"), None, 3, 2)
+        parts = read_all(db, conn, partitions)
+    assert len(partitions) == 3
     assert sum(1 for p in parts if p) >= 2, "the shards split the rows"
     assert sorted(i for p in parts for i in p) == [i for i in range(1, 3001) if i % 11]
-    assert query_partitions(source, 1) == [source.select()]
 
 
-def test_reads_see_the_snapshot_not_later_rows(db: Database, source_table: str) -> None:
+def test_reads_see_the_snapshot_not_later_rows(db: Database, source_table: Callable[..., None]) -> None:
+    source_table()
     with db.connect(autocommit=True) as conn, db.connect(autocommit=True) as writer:
         begin_snapshot(conn)
         snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
         writer.execute("INSERT INTO runner_test.parts VALUES (-1, 'late', 0)")
         try:
-            ids = [i for t in read_partition(db, snapshot, f"SELECT id, grp, v FROM {source_table}", SCHEMA)
-                   for i in t.column("id").to_pylist()]
+            ids = [i for t in read_partition(db, snapshot, Partition(), SCHEMA) for i in t.column("id").to_pylist()]
         finally:
             writer.execute("DELETE FROM runner_test.parts WHERE id = -1")
     assert -1 not in ids and len(ids) == 5000 - 5000 // 11

@@ -117,7 +117,6 @@ def main(db: Database | None = None) -> int:
         # job logs are files: progress bars would only fill them
         ray.data.DataContext.get_current().enable_progress_bars = False
         spec, data = fetch_spec(db)
-        db = db.with_search_path(spec.source.search_path)
         what = f"pg_ray runner: job {spec.job_id} attempt {spec.attempt}"
         result: RunResult = run(spec, db, data)
     except Exception as error:  # noqa: BLE001 - every failure ends the job the same way

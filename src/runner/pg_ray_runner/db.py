@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,15 +52,6 @@ class Database:
     def connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
         params = {"application_name": "pg_ray runner", **self.params}
         return psycopg.connect(autocommit=autocommit, **params)
-
-    def with_search_path(self, search_path: str | None) -> Database:
-        """The same settings, every session starting with this search_path."""
-        if not search_path:
-            return self
-        # libpq's options are split on spaces: escape them (and backslashes)
-        value = search_path.replace(", ", ",").replace("\\", "\\\\").replace(" ", "\\ ")
-        options = " ".join(filter(None, [self.params.get("options"), f"-c search_path={value}"]))
-        return replace(self, params={**self.params, "options": options})
 
     def function(self, name: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))

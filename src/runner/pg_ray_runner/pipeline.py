@@ -23,7 +23,7 @@ from .db import Database, begin_snapshot
 from .models import make_predictor
 from .predictor import ModelError, PredictorOutput, RowError, is_missing
 from .sink import PgStagingSink
-from .source import PgSource, plan_partitions
+from .source import Partition, PgSource, plan_partitions
 from .spec import Model, RunSpec
 
 
@@ -94,7 +94,7 @@ class Scorer:
 class Snapshot:
     """The driver's snapshot: its id for the read tasks, the partitions, the rows in it."""
     snapshot_id: str
-    queries: list[str]
+    partitions: list[Partition]
     total_rows: int
     size_bytes: int | None
 
@@ -111,15 +111,12 @@ def open_snapshot(db: Database, spec: RunSpec, parallelism: int | None = None) -
         conn.execute("SET idle_in_transaction_session_timeout = 0")
         begin_snapshot(conn)
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-        total = conn.execute(sql.SQL("SELECT count(*) FROM ({}) q").format(sql.SQL(spec.source.select()))
-                             ).fetchone()[0]
-        queries = plan_partitions(conn, spec.source, spec.options.get("partitions"),
-                                  parallelism or read_parallelism())
-        size = None
-        if spec.source.table is not None:
-            size = conn.execute(sql.SQL("SELECT pg_relation_size({}::regclass)")
-                                .format(sql.Literal(spec.source.table))).fetchone()[0]
-        yield Snapshot(snapshot_id, queries, int(total), None if size is None else int(size))
+        total = conn.execute(sql.SQL("SELECT {}()").format(db.function("_run_count"))).fetchone()[0]
+        pages, size = conn.execute(sql.SQL("SELECT pages, bytes FROM {}()")
+                                   .format(db.function("_run_source_size"))).fetchone()
+        partitions = plan_partitions(spec.source, pages, spec.options.get("partitions"),
+                                     parallelism or read_parallelism())
+        yield Snapshot(snapshot_id, partitions, int(total), None if size is None else int(size))
         conn.execute("COMMIT")
 
 
@@ -155,11 +152,11 @@ def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: b
     # a model's exception reaches the driver as itself, not as Ray Data's
     # UserCodeException, so the run's error message can say what went wrong
     ray.data.DataContext.get_current().raise_original_map_exception = True
-    ds = ray.data.read_datasource(PgSource(db, snapshot.snapshot_id, snapshot.queries, schema,
+    ds = ray.data.read_datasource(PgSource(db, snapshot.snapshot_id, snapshot.partitions, schema,
                                            snapshot.size_bytes),
-                                  override_num_blocks=len(snapshot.queries),
+                                  override_num_blocks=len(snapshot.partitions),
                                   num_cpus=IO_NUM_CPUS,
-                                  concurrency=min(read_concurrency, len(snapshot.queries)))
+                                  concurrency=min(read_concurrency, len(snapshot.partitions)))
     options = spec.options
     if spec.model.kind == "vllm":
         from .llm import vllm_stage

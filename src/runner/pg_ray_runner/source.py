@@ -1,8 +1,9 @@
-"""Reading the source in parallel: partition queries, and a Ray Data datasource over them.
+"""Reading the source in parallel: partitions, and a Ray Data datasource over them.
 
 Every read task joins the snapshot the driver exported, so the partitions
 together see exactly the rows the driver counted, as parallel pg_dump does.
-A read only reads, so Ray may retry it.
+A read only reads, so Ray may retry it.  The server runs the source query
+(ray._run_read), as the run's owner: the runner names partitions by numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import psycopg
 import pyarrow as pa
 from psycopg import sql
 from ray.data.block import BlockMetadata
@@ -39,48 +39,57 @@ def partition_count(requested: int | None, pages: int | None, read_parallelism: 
     return max(n, 1)
 
 
-def table_partitions(source: Source, pages: int, n: int) -> list[str]:
-    """ctid ranges of about equal pages; the last range is open so no page is missed."""
+@dataclass(frozen=True)
+class Partition:
+    """A read task's part of the source: pages [lo_page, hi_page) of a table (None is open), or a query's shard."""
+    lo_page: int | None = None
+    hi_page: int | None = None
+    shard: int | None = None
+    shards: int | None = None
+
+
+def table_partitions(pages: int, n: int) -> list[Partition]:
+    """Page ranges of about equal size; the first and last are open so that no page is missed."""
     if n <= 1:
-        return [source.select()]
-    queries = []
-    for i in range(n):
-        lo, hi = i * pages // n, (i + 1) * pages // n
-        bounds = []
-        if i > 0:
-            bounds.append(f"ctid >= '({lo},0)'::tid")
-        if i < n - 1:
-            bounds.append(f"ctid < '({hi},0)'::tid")
-        queries.append(f"{source.select()} WHERE {' AND '.join(bounds)}")
-    return queries
+        return [Partition()]
+    return [Partition(lo_page=i * pages // n if i > 0 else None,
+                      hi_page=(i + 1) * pages // n if i < n - 1 else None) for i in range(n)]
 
 
-def query_partitions(source: Source, n: int) -> list[str]:
-    """Hash shards of a query on its shard key; NULL keys go with hash 0 rather than nowhere."""
+def query_partitions(source: Source, n: int) -> list[Partition]:
+    """Hash shards of a query on its shard key, or the whole query without one."""
     if source.shard_key is None or n <= 1:
-        return [source.select()]
-    shard = f"mod(coalesce(hashtext(({source.shard_key})::text), 0)::bigint + 2147483648, {n})"
-    return [f"{source.select()} WHERE {shard} = {i}" for i in range(n)]
+        return [Partition()]
+    return [Partition(shard=i, shards=n) for i in range(n)]
 
 
-def plan_partitions(conn: psycopg.Connection[Any], source: Source, requested: int | None,
-                    read_parallelism: int) -> list[str]:
-    """The partition queries of a source, sized in the driver's snapshot transaction."""
+def plan_partitions(source: Source, pages: int | None, requested: int | None,
+                    read_parallelism: int) -> list[Partition]:
+    """The partitions of a source: a table's by its pages (counted in the driver's snapshot), a query's by shards."""
     if source.table is None:
         n = partition_count(requested, None, read_parallelism) if source.shard_key else 1
         return query_partitions(source, n)
-    row = conn.execute(sql.SQL("SELECT pg_relation_size({}::regclass) / current_setting('block_size')::int")
-                       .format(sql.Literal(source.table))).fetchone()
-    pages = int(row[0]) if row else 0
-    return table_partitions(source, pages, partition_count(requested, pages, read_parallelism))
+    return table_partitions(pages or 0, partition_count(requested, pages or 0, read_parallelism))
 
 
-def read_partition(db: Database, snapshot_id: str, query: str, schema: pa.Schema) -> Iterator[pa.Table]:
+def read_statement(db: Database, partition: Partition, columns: int) -> sql.Composed:
+    """COPY of one partition as the server's ray._run_read returns it: the source's columns, as text.
+
+    The run reads through the server, which runs the source query as the run's owner;
+    the run's own role may not read the owner's tables, or name their types."""
+    bounds = [partition.lo_page, partition.hi_page, partition.shard, partition.shards]
+    casts = ["bigint", "bigint", "integer", "integer"]
+    return sql.SQL("COPY (SELECT * FROM {}({}) AS t({})) TO STDOUT WITH (FORMAT csv)").format(
+        db.function("_run_read"),
+        sql.SQL(", ").join(sql.SQL("{}::{}").format(sql.Literal(b), sql.SQL(c)) for b, c in zip(bounds, casts)),
+        sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(columns)))
+
+
+def read_partition(db: Database, snapshot_id: str, partition: Partition, schema: pa.Schema) -> Iterator[pa.Table]:
     """COPY one partition out in the exported snapshot and parse it as it streams."""
     with db.connect(autocommit=True) as conn:
         begin_snapshot(conn, snapshot_id)
-        with conn.cursor() as cur, cur.copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)")
-                                            .format(sql.SQL(query))) as copy:
+        with conn.cursor() as cur, cur.copy(read_statement(db, partition, len(schema))) as copy:
             yield from iter_csv(copy, schema)
         conn.execute("COMMIT")
 
@@ -90,7 +99,7 @@ class PgSource(Datasource):
     """The source's partitions, one read task each."""
     db: Database
     snapshot_id: str
-    queries: list[str]
+    partitions: list[Partition]
     schema: pa.Schema
     size_bytes: int | None = None
 
@@ -107,7 +116,7 @@ class PgSource(Datasource):
                        data_context: Any = None) -> list[ReadTask]:
         # the partitions are fixed by the plan; Ray's parallelism was set to their number
         db, snapshot_id, schema = self.db, self.snapshot_id, self.schema
-        return [ReadTask(lambda q=q: read_partition(db, snapshot_id, q, schema),
+        return [ReadTask(lambda p=p: read_partition(db, snapshot_id, p, schema),
                          BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=None),
                          schema=schema, per_task_row_limit=per_task_row_limit)
-                for q in self.queries]
+                for p in self.partitions]

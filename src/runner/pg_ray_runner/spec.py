@@ -50,24 +50,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Source:
-    """A table read in ctid ranges, or a query read whole or in hash shards."""
-    select_list: str
+    """A table read in page ranges, or a query read whole or in hash shards (by the server, as the owner)."""
     table: str | None = None
     query: str | None = None
     shard_key: str | None = None
-    # the submitter's schemas, so that names in a query resolve as they did when it was planned
-    search_path: str | None = None
 
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
             raise ValueError("the spec's source needs exactly one of table and query")
-
-    def from_clause(self) -> str:
-        return self.table if self.table is not None else f"({self.query}) q"
-
-    def select(self) -> str:
-        """The read query of the whole source, without partition filter."""
-        return f"SELECT {self.select_list} FROM {self.from_clause()}"
 
 
 @dataclass(frozen=True)
@@ -121,9 +111,8 @@ class RunSpec:
         return cls(
             job_id=int(raw["job_id"]),
             attempt=int(raw["attempt"]),
-            source=Source(select_list=source["select_list"], table=source.get("table"),
-                          query=source.get("query"), shard_key=source.get("shard_key"),
-                          search_path=source.get("search_path")),
+            source=Source(table=source.get("table"), query=source.get("query"),
+                          shard_key=source.get("shard_key")),
             columns=[Column(c["name"], c["type"]) for c in raw["columns"]],
             key=list(raw.get("key") or []),
             inputs=list(raw["inputs"]),

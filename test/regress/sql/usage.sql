@@ -79,7 +79,7 @@ SET ROLE regress_alice;
 SELECT ray.submit_job('shared', 'python again.py');
 RESET ROLE;
 
--- EXECUTE on the API is not granted to PUBLIC
+-- EXECUTE on no function is granted to PUBLIC (a run's functions: to ray_run)
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'ray' AND has_function_privilege('public', p.oid, 'EXECUTE')
