@@ -18,6 +18,7 @@ OBJS = \
 	src/http.o \
 	src/ray_parse.o \
 	src/ray_json.o \
+	src/ray_text.o \
 	src/ray_api.o \
 	src/dispatch_schedule.o \
 	src/dispatch_send.o \

@@ -622,6 +622,10 @@ BEGIN
 	-- the plan was made by the caller; the model must be theirs to run (an admin's too)
 	PERFORM ray._check_may_run_model(run_plan -> 'model' ->> 'name', (run_plan -> 'model' ->> 'version')::integer,
 									 caller_oid);
+	-- which registration of that name and version: one dropped and registered again is another model
+	run_plan := jsonb_set(run_plan, '{model}', (run_plan -> 'model') || (
+		SELECT jsonb_build_object('owner', m.owner, 'registered_at', m.created_at) FROM ray.model m
+		WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer));
 	IF (run_plan -> 'options' ->> 'num_gpus')::numeric > 0 AND NOT EXISTS (
 		SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
 		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name

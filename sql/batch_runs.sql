@@ -33,7 +33,8 @@ DECLARE
 	runner bytea;
 BEGIN
 	SELECT * INTO job FROM ray.job WHERE job_id = id;
-	-- a grant of the model may have been taken back since the job was queued
+	-- the model must be the one submitted, and a grant of it may have been taken back since
+	PERFORM ray._plan_model(plan);
 	PERFORM ray._check_may_run_model(plan -> 'model' ->> 'name', (plan -> 'model' ->> 'version')::integer,
 									 (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner));
 	PERFORM ray._end_batch_attempt(id);
@@ -64,22 +65,38 @@ $$;
 COMMENT ON FUNCTION ray._begin_batch_attempt(bigint) IS
 'Make the login role and the staging table of a batch inference job''s new attempt.';
 
-/* A run's login role goes: its sessions end, its grants and the role itself are dropped. */
+/*
+ * A run's login role goes: its sessions end, its grants and the role itself
+ * are dropped.  The job's owner can make a role undroppable (a grant to it
+ * in another database, which DROP OWNED here cannot reach); then it is made
+ * unable to log in, a WARNING says why, and false is returned: the attempt
+ * ends all the same, and ray._drop_stray_run_roles tries again when the
+ * worker starts.
+ */
 CREATE OR REPLACE FUNCTION ray._drop_run_role(role_name name)
-RETURNS void
+RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.usename = role_name;
 	IF EXISTS (SELECT FROM pg_roles r WHERE r.rolname = role_name) THEN
-		EXECUTE format('DROP OWNED BY %I', role_name);
-		EXECUTE format('DROP ROLE %I', role_name);
+		BEGIN
+			EXECUTE format('DROP OWNED BY %I', role_name);
+			EXECUTE format('DROP ROLE %I', role_name);
+		EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
+			EXECUTE format('ALTER ROLE %I NOLOGIN PASSWORD NULL', role_name);
+			RAISE WARNING 'batch inference run role "%" cannot be dropped; it can no longer log in', role_name
+				USING DETAIL = SQLERRM,
+					  HINT = 'Revoke what was granted to it in other databases; pg_ray drops it then.';
+			RETURN false;
+		END;
 	END IF;
+	RETURN true;
 END
 $$;
 COMMENT ON FUNCTION ray._drop_run_role(name) IS
-'Drop a batch inference run''s login role after ending its sessions.';
+'Drop a batch inference run''s login role after ending its sessions; if it cannot be, disable its login and return false.';
 
 /*
  * An attempt ends (published, failed, stopped or lost): its sessions are
@@ -122,12 +139,16 @@ AS $$
 			'PGDATABASE', current_database(),
 			'PGUSER', s.role_name,
 			'PGAPPNAME', format('pg_ray run %s/%s', s.job_id, s.attempt),
-			'PGCONNECT_TIMEOUT', '10'))
+			'PGCONNECT_TIMEOUT', '10',
+			'PGSSLMODE', current_setting('pg_ray.runner_sslmode'))
+			|| CASE WHEN current_setting('pg_ray.runner_sslrootcert') <> ''
+					THEN jsonb_build_object('PGSSLROOTCERT', current_setting('pg_ray.runner_sslrootcert'))
+					ELSE '{}' END)
 		FROM ray.batch_run_secret s
 		WHERE s.job_id = job.job_id AND s.attempt = job.attempts), '{}')
 $$;
 COMMENT ON FUNCTION ray._run_connection_env(ray.job) IS
-'The runtime_env part that lets a batch inference run connect back: libpq variables with its role (the password is in its package).';
+'The runtime_env part that lets a batch inference run connect back: libpq variables with its role and TLS settings (the password is in its package).';
 
 /*
  * The package a job's attempt is submitted with: a batch inference
@@ -207,12 +228,7 @@ DECLARE
 	model_options jsonb;
 	model_uri text;
 BEGIN
-	SELECT * INTO m FROM ray.model
-	WHERE name = plan -> 'model' ->> 'name' AND version = (plan -> 'model' ->> 'version')::integer;
-	IF m.name IS NULL THEN
-		RAISE EXCEPTION 'model %:% was dropped', plan -> 'model' ->> 'name', plan -> 'model' ->> 'version'
-			USING ERRCODE = 'undefined_object';
-	END IF;
+	m := ray._plan_model(plan);
 	-- the runner's view of a model: python code as a directory, endpoints as base_url
 	model_options := m.options;
 	model_uri := m.uri;
@@ -246,8 +262,7 @@ RETURNS bytea
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT m.data FROM ray.model m JOIN ray.batch_run b
-		ON m.name = b.plan -> 'model' ->> 'name' AND m.version = (b.plan -> 'model' ->> 'version')::integer
+	SELECT (ray._plan_model(b.plan)).data FROM ray.batch_run b
 	WHERE b.job_id = (ray._current_run()).job_id
 $$;
 COMMENT ON FUNCTION ray._run_model_data() IS

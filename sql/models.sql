@@ -177,7 +177,8 @@ BEGIN
 				  HINT = 'List your models with SELECT name, version FROM ray.models.';
 	END IF;
 	DELETE FROM ray.model m
-	WHERE m.name = _drop_model_impl.name AND (_drop_model_impl.version IS NULL OR m.version = _drop_model_impl.version);
+	WHERE m.name = _drop_model_impl.name AND (_drop_model_impl.version IS NULL OR m.version = _drop_model_impl.version)
+	  AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role()));
 	GET DIAGNOSTICS dropped = ROW_COUNT;
 	IF dropped = 0 THEN
 		RAISE EXCEPTION 'model "%" has no version %', _drop_model_impl.name, _drop_model_impl.version
@@ -262,9 +263,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM ray._check_name('model', model_name);
-	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name) OR (
-		NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name AND m.owner = ray._caller())
-		AND NOT ray._is_admin(ray._calling_role())) THEN
+	-- what the caller cannot see does not exist for it; what it may run or oversee, it sees
+	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name
+				   AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role())
+						OR ray._may_run_model(m.name, m.version, ray._calling_role()))) THEN
 		RAISE EXCEPTION 'model "%" does not exist', model_name
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your models with SELECT name, version FROM ray.models.';
@@ -341,3 +343,32 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.revoke_model(text, name) IS
 'Take back a grant of a model; runs already queued check again when they start.';
+
+/*
+ * The model a stored plan runs: the registration it was submitted with.
+ * A model dropped and registered again under the same name and version
+ * (by its owner, or by an admin who dropped it) is another model, and the
+ * run fails rather than run it.  Plans queued by 0.1 name no registration.
+ */
+CREATE OR REPLACE FUNCTION ray._plan_model(plan jsonb)
+RETURNS ray.model
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m ray.model;
+BEGIN
+	SELECT * INTO m FROM ray.model
+	WHERE name = plan -> 'model' ->> 'name' AND version::text = plan -> 'model' ->> 'version';
+	IF m.name IS NULL OR (plan -> 'model' ? 'registered_at' AND (
+		m.owner IS DISTINCT FROM plan -> 'model' ->> 'owner'
+		OR m.created_at IS DISTINCT FROM (plan -> 'model' ->> 'registered_at')::timestamptz)) THEN
+		RAISE EXCEPTION 'model %:% was dropped or replaced since the run was submitted',
+			plan -> 'model' ->> 'name', plan -> 'model' ->> 'version'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN m;
+END
+$$;
+COMMENT ON FUNCTION ray._plan_model(jsonb) IS
+'The model row a stored batch inference plan was submitted with; an error if it was dropped or registered again since.';

@@ -32,9 +32,15 @@ SELECT n.resource_group,
 	   n.observed_at,
 	   n.stop_reason,
 	   n.last_exit
-FROM ray.node n;
+FROM ray.node n
+-- a role sees the nodes of the groups it may use (ray._can_use, read here with the
+-- view owner's rights; pg_has_role asks about the role that queries)
+WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+   OR EXISTS (SELECT FROM ray.resource_group_grant g LEFT JOIN pg_roles r ON r.rolname = g.grantee
+			  WHERE g.resource_group = n.resource_group
+				AND (g.grantee = 'public' OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'))));
 COMMENT ON VIEW ray.nodes IS
-'Nodes of local resource groups: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
+'Nodes of the local resource groups the role may use: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
 
 CREATE OR REPLACE VIEW ray.jobs WITH (security_invoker = true) AS
 SELECT

@@ -97,6 +97,15 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 				 errmsg("source query must be a SELECT"),
 				 errdetail("A source is a table name or a query that reads rows, such as SELECT * FROM impressions WHERE day = current_date."),
 				 errhint("SELECT INTO and data-modifying statements cannot be sources.")));
+	/* a WITH that writes, or FOR UPDATE, would write or lock as the owner in every read */
+	if (list_length(source->query_list) != 1 ||
+		linitial_node(Query, source->query_list)->hasModifyingCTE ||
+		linitial_node(Query, source->query_list)->rowMarks != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source query must only read"),
+				 errdetail("A source cannot have a data-modifying WITH or a locking clause such as FOR UPDATE."),
+				 errhint("Write or lock in a statement of your own before the run.")));
 	desc = source->resultDesc;
 
 	for (int i = 0; i < desc->natts; i++)

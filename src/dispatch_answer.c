@@ -29,6 +29,7 @@
 #include "dispatch_internal.h"
 #include "http.h"
 #include "ray_parse.h"
+#include "ray_text.h"
 #include "spi_util.h"
 
 /* Set while applying an answer that settles nothing: ask again later. */
@@ -105,12 +106,13 @@ dispatch_cluster_unreachable(PgRayHttpRequest *req)
 
 /*
  * dispatch_text
- *		A text datum of a string Ray sent (UTF-8), in the database's encoding.
+ *		A text datum of a string Ray sent (UTF-8), in the database's encoding
+ *		(ray_text.c).
  */
 Datum
 dispatch_text(const char *utf8)
 {
-	return CStringGetTextDatum(pg_any_to_server(utf8, strlen(utf8), PG_UTF8));
+	return CStringGetTextDatum(ray_text_to_server(utf8, strlen(utf8)));
 }
 
 /*

@@ -22,6 +22,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -37,8 +38,13 @@
 
 PG_FUNCTION_INFO_V1(pg_ray_wait_job);
 
+static int64 wait_job_timeout_us(const Interval *interval);
+
 /* The longest a waiting session sleeps between two looks, come what may. */
 #define WAIT_JOB_MAX_SLEEP_MS 5000
+
+/* Longer timeouts wait this long (a hundred years), so the deadline stays a timestamp. */
+#define WAIT_JOB_LONGEST_US (INT64CONST(100) * 365 * USECS_PER_DAY)
 
 /*
  * wait_job_is_terminal
@@ -77,6 +83,29 @@ wait_job_report_progress(int64 job_id, SPITupleTable *table, int *last_tenth)
 }
 
 /*
+ * wait_job_timeout_us
+ *		An interval in microseconds, a month counting 30 days, as ray.wait_job
+ *		waits it; an error where that does not fit in 64 bits.
+ */
+static int64
+wait_job_timeout_us(const Interval *interval)
+{
+	int64		month_us;
+	int64		day_us;
+	int64		total;
+
+	if (pg_mul_s64_overflow((int64) interval->month, DAYS_PER_MONTH * USECS_PER_DAY, &month_us) ||
+		pg_mul_s64_overflow((int64) interval->day, USECS_PER_DAY, &day_us) ||
+		pg_add_s64_overflow(month_us, day_us, &total) ||
+		pg_add_s64_overflow(total, interval->time, &total))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timeout is out of range"),
+				 errhint("Pass a timeout such as interval '10 minutes'.")));
+	return total;
+}
+
+/*
  * pg_ray_wait_job
  *		ray.wait_job(job_id, timeout): wait until the job has finished or the
  *		timeout has passed; return its state then.  State changes are
@@ -112,12 +141,12 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 				 errhint("Pass a timeout such as interval '10 minutes'.")));
 	job_id = PG_GETARG_INT64(0);
 	timeout = PG_GETARG_INTERVAL_P(1);
-	timeout_us = timeout->time + (int64) timeout->day * USECS_PER_DAY +
-		(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	timeout_us = wait_job_timeout_us(timeout);
 	if (timeout_us < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
+	timeout_us = Min(timeout_us, WAIT_JOB_LONGEST_US);
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),

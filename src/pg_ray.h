@@ -27,6 +27,7 @@ extern int	pg_ray_error_retry_seconds;
 extern int	pg_ray_max_workers_per_group;
 extern int	pg_ray_http_timeout_ms;
 extern int	pg_ray_worker_lock_timeout_ms;
+extern int	pg_ray_worker_statement_timeout_ms;
 extern int	pg_ray_publish_timeout_ms;
 extern int	pg_ray_max_log_bytes;
 extern int	pg_ray_poll_interval_ms;
@@ -45,6 +46,8 @@ extern int	pg_ray_scale_cooldown_s;
 extern bool pg_ray_local_nodes;
 extern bool pg_ray_stop_nodes_at_shutdown;
 extern char *pg_ray_runner_host;
+extern int	pg_ray_runner_sslmode;
+extern char *pg_ray_runner_sslrootcert;
 extern char *pg_ray_fault_pause_at;
 
 #endif							/* PG_RAY_H */

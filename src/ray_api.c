@@ -31,6 +31,7 @@
 #include "pg_ray.h"
 #include "ray_api.h"
 #include "ray_parse.h"
+#include "ray_text.h"
 #include "schema_version.h"
 
 PG_FUNCTION_INFO_V1(pg_ray_check_dashboard_url);
@@ -381,7 +382,7 @@ pg_ray_http_job_logs(PG_FUNCTION_ARGS)
 				 errdetail("%s.", errbuf)));
 	}
 	pg_ray_http_request_free(req);
-	result = cstring_to_text(logs);
+	result = cstring_to_text(ray_text_to_server(logs, strlen(logs)));
 	free(logs);
 	PG_RETURN_TEXT_P(result);
 }
@@ -403,9 +404,8 @@ pg_ray_http_cluster_status(PG_FUNCTION_ARGS)
 
 	ray_api_perform_or_error(req, psprintf("ask the Ray dashboard at %s for its cluster status",
 										   endpoint.url));
-	result = cstring_to_text(pg_any_to_server(req->response ? req->response : "",
-											  req->response ? (int) req->response_len : 0,
-											  PG_UTF8));
+	result = cstring_to_text(ray_text_to_server(req->response ? req->response : "",
+												req->response ? req->response_len : 0));
 	pg_ray_http_request_free(req);
 	PG_RETURN_TEXT_P(result);
 }

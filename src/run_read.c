@@ -11,9 +11,13 @@
  * functions, which run the plan's source query -- built by the extension
  * from the stored plan, never from what the run hands in -- with the
  * owner's identity, as a security-restricted operation (no SET ROLE, no
- * temporary objects, the owner's privileges only), read-only, with the
- * owner's search_path of planning time followed by pg_temp, so a run's own
- * temporary tables cannot stand in for the owner's.
+ * temporary objects, the owner's privileges only), with the owner's
+ * search_path of planning time.  The run's own session must not be able to
+ * change what that query does: it must be in a read-only transaction (the
+ * query's functions could write as the owner), have made no temporary
+ * objects (found before the owner's relations and types), and have changed
+ * no setting but those libpq and the runner set (a row-level security
+ * policy may read a custom setting).
  *
  * ray._run_read returns the columns as text, in the plan's order: the
  * runner parses CSV, the text of each value is what COPY would have
@@ -30,6 +34,8 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tstoreReceiver.h"
@@ -39,6 +45,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
 
 #include "schema_version.h"
@@ -61,6 +68,67 @@ typedef struct RunReadQuery
  *		be called connected to SPI; the strings are copied to the caller's
  *		memory context.
  */
+/*
+ * What a run's session may have set itself: what libpq and the runner set.
+ * Anything else -- a custom setting a row-level security policy reads, the
+ * time zone, standard_conforming_strings -- could change what the owner's
+ * query returns, so a session that set it (or whose role has it set) is
+ * refused.
+ */
+static const char *const run_read_own_settings[] = {
+	"application_name", "client_encoding", "idle_in_transaction_session_timeout",
+	"search_path", "transaction_deferrable", "transaction_isolation", "transaction_read_only",
+	NULL
+};
+
+static void run_read_check_session(void);
+
+/*
+ * run_read_check_session
+ *		Refuse a session that could change the meaning of the owner's query:
+ *		one outside a read-only transaction (its functions could write as
+ *		the owner), one with temporary objects (found before the owner's
+ *		in the search path for relations and types), one that changed a
+ *		setting other than run_read_own_settings.
+ */
+static void
+run_read_check_session(void)
+{
+	struct config_generic **settings = get_guc_variables();
+	int			nsettings = GetNumConfigOptions();
+	Oid			temp_namespace;
+	Oid			temp_toast_namespace;
+
+	if (!XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("a batch inference run reads its source in a read-only transaction"),
+				 errhint("Start it with BEGIN READ ONLY.")));
+	GetTempNamespaceState(&temp_namespace, &temp_toast_namespace);
+	if (OidIsValid(temp_namespace))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a batch inference run cannot read its source in a session that made temporary objects"),
+				 errdetail("They would be found before its owner's tables and types.")));
+	for (int i = 0; i < nsettings; i++)
+	{
+		struct config_generic *setting = settings[i];
+		bool		allowed = false;
+
+		if (setting->source < PGC_S_USER || setting->source == PGC_S_OVERRIDE)
+			continue;
+		for (int j = 0; run_read_own_settings[j] != NULL; j++)
+			if (pg_strcasecmp(setting->name, run_read_own_settings[j]) == 0)
+				allowed = true;
+		if (!allowed)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a batch inference run reads its source with the settings of the server, not its own"),
+					 errdetail("This session or its role set \"%s\", which could change what the owner's query returns.",
+							   setting->name)));
+	}
+}
+
 static RunReadQuery
 run_read_query_for(Datum *bounds, bool *bound_nulls, MemoryContext result_context)
 {
@@ -108,6 +176,7 @@ run_read_as_owner(const RunReadQuery *read, DestReceiver *dest)
 	SPIExecuteOptions options;
 	char	   *search_path;
 
+	run_read_check_session();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(read->owner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -178,7 +247,8 @@ pg_ray_run_read(PG_FUNCTION_ARGS)
 	SetTuplestoreDestReceiverParams(dest, rows, query_context, false, rsinfo->setDesc,
 									gettext_noop("the columns of ray._run_read do not match the source's"));
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	read = run_read_query_for(bounds, bound_nulls, CurrentMemoryContext);
 	run_read_as_owner(&read, dest);
 	SPI_finish();
@@ -215,7 +285,8 @@ pg_ray_run_count(PG_FUNCTION_ARGS)
 	SetTuplestoreDestReceiverParams(dest, rows, CurrentMemoryContext, false, count_desc,
 									gettext_noop("the count of a batch inference source is no bigint"));
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	read = run_read_query_for(bounds, bound_nulls, CurrentMemoryContext);
 	read.query = psprintf("SELECT count(*) FROM (%s) source", read.query);
 	run_read_as_owner(&read, dest);

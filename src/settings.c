@@ -30,6 +30,7 @@ int			pg_ray_error_retry_seconds = 10;
 int			pg_ray_max_workers_per_group = 8;
 int			pg_ray_http_timeout_ms = 10000;
 int			pg_ray_worker_lock_timeout_ms = 2000;
+int			pg_ray_worker_statement_timeout_ms = 60000;
 int			pg_ray_publish_timeout_ms = 60000;
 int			pg_ray_max_log_bytes = 1048576;
 int			pg_ray_poll_interval_ms = 2000;
@@ -48,7 +49,20 @@ int			pg_ray_scale_cooldown_s = 10;
 bool		pg_ray_local_nodes = true;
 bool		pg_ray_stop_nodes_at_shutdown = false;
 char	   *pg_ray_runner_host = NULL;
+int			pg_ray_runner_sslmode = 2;
+char	   *pg_ray_runner_sslrootcert = NULL;
 char	   *pg_ray_fault_pause_at = NULL;
+
+/* libpq's sslmode values, for the runs' connections (pg_ray.runner_sslmode) */
+static const struct config_enum_entry runner_sslmode_options[] = {
+	{"disable", 0, false},
+	{"allow", 1, false},
+	{"prefer", 2, false},
+	{"require", 3, false},
+	{"verify-ca", 4, false},
+	{"verify-full", 5, false},
+	{NULL, 0, false}
+};
 
 /*
  * pg_ray_define_gucs
@@ -109,6 +123,16 @@ pg_ray_define_gucs(void)
 							"rather than hold up the worker for everyone.",
 							&pg_ray_worker_lock_timeout_ms,
 							2000, 10, 600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.worker_statement_timeout",
+							"Longest one statement of the pg_ray worker may run.",
+							"A statement slowed by what users put in the catalog then fails that round, which is "
+							"retried, rather than hold up the worker for everyone.",
+							&pg_ray_worker_statement_timeout_ms,
+							60000, 100, 3600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -272,6 +296,25 @@ pg_ray_define_gucs(void)
 							   "The runs of a local cluster are on this host; a remote cluster needs an address its nodes can reach.  The port is the server's.",
 							   &pg_ray_runner_host,
 							   "127.0.0.1",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("pg_ray.runner_sslmode",
+							 "The sslmode batch inference runs connect to this server with.",
+							 "libpq's: verify-full (with pg_ray.runner_sslrootcert) when the runs reach the server over a network.",
+							 &pg_ray_runner_sslmode,
+							 2,
+							 runner_sslmode_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.runner_sslrootcert",
+							   "The file, on the cluster's nodes, of the CA that signed this server's certificate.",
+							   "Given to the runs as PGSSLROOTCERT; empty leaves libpq's default (~/.postgresql/root.crt).",
+							   &pg_ray_runner_sslrootcert,
+							   "",
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);

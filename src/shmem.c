@@ -27,6 +27,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -35,6 +36,7 @@
 static PgRaySharedState *pg_ray_state = NULL;
 
 static void pg_ray_shared_detach_worker(int code, Datum arg);
+static bool shmem_caller_is_admin(void);
 
 PG_FUNCTION_INFO_V1(pg_ray_worker_status);
 
@@ -189,6 +191,19 @@ pg_ray_jobs_changed(void)
 }
 
 /*
+ * shmem_caller_is_admin
+ *		Whether the current user has the privileges of ray_admin (superusers
+ *		do).
+ */
+static bool
+shmem_caller_is_admin(void)
+{
+	Oid			admin = get_role_oid("ray_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/*
  * pg_ray_worker_status
  *		ray.worker_status(): one row that says whether the worker runs and
  *		what it has done since it started.  Times are NULL until they happen.
@@ -225,7 +240,8 @@ pg_ray_worker_status(PG_FUNCTION_ARGS)
 	values[8] = Int64GetDatum((int64) copy.rounds);
 	values[9] = Int64GetDatum((int64) copy.round_errors);
 	values[10] = CStringGetTextDatum(copy.last_error);
-	nulls[10] = copy.last_error[0] == '\0';
+	/* a round's error may name another team's group or job: for admins only */
+	nulls[10] = copy.last_error[0] == '\0' || !shmem_caller_is_admin();
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -7,7 +7,8 @@
  * The round (worker_round.c), the dispatcher, the local provider and the
  * publishing of results all run their catalog statements through these,
  * inside the transaction of a round or of applying answers, which
- * pg_ray_worker_transaction_limits bounds.  They call nothing else of
+ * pg_ray_worker_transaction_limits bounds (and each statement, by
+ * pg_ray.worker_statement_timeout).  They call nothing else of
  * pg_ray, so that every module may use them.
  *
  * Copyright (c) 2026, pg_ray developers
@@ -21,8 +22,10 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
 
 #include "pg_ray.h"
 #include "spi_util.h"
@@ -54,7 +57,26 @@ pg_ray_worker_transaction_limits(void)
 void
 pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	bool		timed;
+	volatile int ret = 0;
+
+	/*
+	 * A background worker has no statement_timeout of its own: armed here,
+	 * unless a wider one (publishing's) already runs.
+	 */
+	timed = IsBackgroundWorker && !get_timeout_active(STATEMENT_TIMEOUT);
+	if (timed)
+		enable_timeout_after(STATEMENT_TIMEOUT, pg_ray_worker_statement_timeout_ms);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		if (timed)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+	}
+	PG_END_TRY();
 
 	if (ret < 0)
 		elog(ERROR, "pg_ray worker: \"%s\" failed with SPI code %d", sql, ret);

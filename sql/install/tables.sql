@@ -35,10 +35,14 @@ CREATE TABLE ray.node_spec (
 	resource_type text NOT NULL
 		CONSTRAINT node_spec_resource_type_check CHECK (resource_type IN ('CPU', 'GPU')),
 	num_cpus integer NOT NULL CONSTRAINT node_spec_num_cpus_check CHECK (num_cpus > 0),
-	memory_mb bigint NOT NULL CONSTRAINT node_spec_memory_mb_check CHECK (memory_mb >= 512),
-	num_gpus numeric NOT NULL DEFAULT 0 CONSTRAINT node_spec_num_gpus_check CHECK (num_gpus >= 0),
+	-- bounded: the worker computes bytes from it, and one spec it cannot must not stop every round
+	memory_mb bigint NOT NULL
+		CONSTRAINT node_spec_memory_mb_check CHECK (memory_mb >= 512 AND memory_mb <= 1073741824),
+	num_gpus numeric NOT NULL DEFAULT 0
+		CONSTRAINT node_spec_num_gpus_check CHECK (num_gpus >= 0 AND num_gpus <= 1024),
 	gpu_model text,
-	cpu_units numeric NOT NULL CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0),
+	cpu_units numeric NOT NULL
+		CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0 AND cpu_units <= 1000000),
 	description text,
 	builtin boolean NOT NULL DEFAULT false,
 	CONSTRAINT node_spec_gpus_match_type CHECK ((resource_type = 'GPU') = (num_gpus > 0))

@@ -42,3 +42,16 @@ CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
 	USING (granted_by = current_user OR grantee = 'public'
 		   OR pg_has_role(current_user, to_regrole(quote_ident(grantee)), 'USAGE')
 		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+
+-- ray._drop_run_role says whether it could drop the role (0.1: void)
+DROP FUNCTION ray._drop_run_role(name);
+
+-- node specs within bounds the worker can compute with (0.1: a memory_mb too large to count
+-- in bytes, or a NaN or infinite number of GPUs or CPU units, failed every round)
+ALTER TABLE ray.node_spec
+	DROP CONSTRAINT node_spec_memory_mb_check,
+	ADD CONSTRAINT node_spec_memory_mb_check CHECK (memory_mb >= 512 AND memory_mb <= 1073741824),
+	DROP CONSTRAINT node_spec_num_gpus_check,
+	ADD CONSTRAINT node_spec_num_gpus_check CHECK (num_gpus >= 0 AND num_gpus <= 1024),
+	DROP CONSTRAINT node_spec_cpu_units_check,
+	ADD CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0 AND cpu_units <= 1000000);

@@ -291,6 +291,90 @@ def test_the_owner_can_neither_read_nor_lock_its_runs_staging_table(bi: psycopg.
     assert run_roles(bi) == [] and staging_tables(bi) == []
 
 
+def test_a_runs_login_cannot_become_its_owner_or_change_what_it_reads(bi: psycopg.Connection) -> None:
+    """The run's login travels to the cluster's nodes, where other tenants'
+    code may run.  Logged in as the run: it cannot become its owner or read
+    the owner's tables, and ray._run_read (which runs the owner's query as
+    the owner) refuses a session that could change what that query does."""
+    job_id = batch(bi, "bi.login_scores", input_columns=["age", "price"])
+    role = wait_for(lambda: run_roles(bi), "the run's login role")[0]
+    password = bi.execute("SELECT password FROM ray.batch_run_secret WHERE job_id = %s", (job_id,)).fetchone()[0]
+    port = bi.execute("SHOW port").fetchone()[0]
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, dbname="postgres", user=role, password=password,
+                             autocommit=True) as run:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                run.execute(f"SET ROLE {USER}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                run.execute("SELECT * FROM bi.impressions LIMIT 1")
+            columns = len(run.execute("SELECT ray._run_spec()").fetchone()[0]["columns"])
+            read = (f"SELECT count(*) FROM ray._run_read(NULL, NULL, NULL, NULL)"
+                    f" AS t({', '.join(f'c{i} text' for i in range(columns))})")
+
+            def read_only(statement: str) -> Any:
+                with run.transaction():
+                    run.execute("SET TRANSACTION READ ONLY")
+                    return run.execute(statement).fetchone()[0]
+
+            assert read_only(read) == ROWS and read_only("SELECT ray._run_count()") == ROWS
+            # the owner's query may call functions that write: not outside a read-only transaction
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                run.execute(read)
+            # a setting the owner's row-level security could read
+            run.execute("SET app.tenant = 'another'")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match='"app.tenant"'):
+                read_only(read)
+            run.execute("RESET app.tenant")
+            assert read_only(read) == ROWS
+            # a temporary table found before the owner's
+            run.execute("CREATE TEMP TABLE impressions (id bigint)")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="temporary objects"):
+                read_only(read)
+    finally:
+        bi.execute("SELECT ray.stop_job(job_id) FROM ray.jobs WHERE job_id = %s"
+                   " AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')", (job_id,))
+        assert finish(bi, job_id)["state"] in ("STOPPED", "FAILED", "SUCCEEDED")
+
+
+def test_the_targets_advisory_lock_held_by_another_role_fails_a_submission_but_holds_nothing(
+        bi: psycopg.Connection) -> None:
+    """One run per target is kept with an advisory lock, which any role can
+    take: a submission waits for it a bounded time (lock_not_available), and
+    a model registration takes no such lock."""
+    holder = connect()
+    try:
+        holder.execute("SELECT pg_advisory_lock(hashtext('pg_ray batch target bi.held_scores'))")
+        holder.execute("SELECT pg_advisory_lock(hashtext('pg_ray model ctr'))")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            batch(bi, "bi.held_scores", input_columns=["age", "price"])
+        version = as_role(bi, USER, "SELECT ray.register_model('ctr', 'sklearn', %s::bytea)",
+                          (joblib_bytes(train_click_model()),))[0]
+        as_role(bi, USER, "SELECT ray.drop_model('ctr', %s)", (version,))
+    finally:
+        holder.close()
+
+
+def test_a_run_role_made_undroppable_is_disabled_and_the_job_moves_on(bi: psycopg.Connection) -> None:
+    job_id = batch(bi, "bi.undroppable_scores", input_columns=["age", "price"])
+    role = wait_for(lambda: run_roles(bi), "the run's login role")[0]
+    # what the job's owner could do in a database of its own: DROP OWNED in this one cannot undo it
+    bi.execute("DROP DATABASE IF EXISTS pg_ray_elsewhere")
+    bi.execute("CREATE DATABASE pg_ray_elsewhere")
+    try:
+        with connect("pg_ray_elsewhere") as elsewhere:
+            elsewhere.execute("CREATE TABLE kept (x integer)")
+            elsewhere.execute(f'GRANT SELECT ON kept TO "{role}"')
+        assert succeeded(bi, job_id)["rows_written"] == ROWS
+        assert bi.execute("SELECT rolcanlogin, rolpassword IS NULL FROM pg_authid WHERE rolname = %s",
+                          (role,)).fetchone() == (False, True), "the role is left, unable to log in"
+        assert staging_tables(bi) == []
+    finally:
+        bi.execute("DROP DATABASE IF EXISTS pg_ray_elsewhere")
+    # once nothing holds it, the worker's sweep drops it
+    assert bi.execute("SELECT ray._drop_stray_run_roles()").fetchone()[0] == 1
+    assert run_roles(bi) == []
+
+
 def test_a_target_created_meanwhile_is_inserted_into_and_a_lost_create_privilege_fails(
         bi: psycopg.Connection) -> None:
     # someone makes the target while the run scores: the rows go into that table

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
@@ -227,6 +227,39 @@ def test_a_submission_left_open_does_not_hold_the_worker(local_nodes: psycopg.Co
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_the_workers_statements_have_a_statement_timeout(local_nodes: psycopg.Connection, local_group: str,
+                                                         settings: Callable[[str, str], None]) -> None:
+    """A background worker has no statement_timeout of its own: pg_ray
+    arms pg_ray.worker_statement_timeout for each of its statements.  With
+    the lock timeout made longer than it, a group row held open shows it:
+    the round's statement is cancelled by the statement timeout, the round
+    is retried, and once the row is let go the rounds go on."""
+    db = local_nodes
+    settings("pg_ray.worker_lock_timeout", "10min")
+    settings("pg_ray.worker_statement_timeout", "300ms")
+    holder = connect()
+    holder.autocommit = False
+    try:
+        errors = db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0]
+        holder.execute("SELECT FROM ray.resource_group WHERE name = %s FOR UPDATE", (GROUP,))
+        wait_for(lambda: db.execute("SELECT round_errors > %s AND last_error LIKE '%%statement timeout%%'"
+                                    " FROM ray.worker_status()", (errors,)).fetchone()[0],
+                 "a round cancelled by the statement timeout")
+    finally:
+        holder.rollback()
+        holder.close()
+    last = db.execute("SELECT rounds, round_errors FROM ray.worker_status()").fetchone()
+
+    def a_round_without_error() -> bool:
+        nonlocal last
+        now = db.execute("SELECT rounds, round_errors FROM ray.worker_status()").fetchone()
+        succeeded = now[0] > last[0] and now[1] == last[1]
+        last = now
+        return succeeded
+
+    wait_for(a_round_without_error, "a round that succeeds")
 
 
 SCALING_JOB = (

@@ -249,6 +249,14 @@ def check_the_old_schema_is_left_alone(cluster: OtherCluster, db: psycopg.Connec
     rounds = wait_for(lambda: (r := db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0]) >= 3
                       and r, "the worker's rounds under the old schema")
     assert db.execute("SELECT last_error FROM ray.worker_status()").fetchone()[0] == message
+    # a round's error may name another team's work: a ray_user does not see it
+    db.execute("CREATE ROLE release_user IN ROLE ray_user")
+    db.execute("SET ROLE release_user")
+    try:
+        assert db.execute("SELECT last_error, round_errors >= 3 FROM ray.worker_status()").fetchone() == (None, True)
+    finally:
+        db.execute("RESET ROLE")
+        db.execute("DROP ROLE release_user")
     assert rounds >= 3 and cluster.server_log().count("LOG:  " + message) == 1
     assert "HINT:  Run ALTER EXTENSION pg_ray UPDATE." in cluster.server_log()
     for job_id, was in states.items():

@@ -2,13 +2,13 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(75);
+SELECT plan(81);
 
 SELECT has_schema('ray');
 SELECT has_table('ray', t, format('table ray.%s exists', t))
 FROM unnest(ARRAY['node_spec', 'resource_group', 'worker_group', 'resource_group_grant',
 				  'resource_group_event', 'resource_group_secret', 'installation', 'lost_run',
-				  'job', 'job_event', 'job_log', 'node']) AS t;
+				  'job', 'job_event', 'job_log', 'node', 'model', 'model_grant']) AS t;
 SELECT has_view('ray', v, format('view ray.%s exists', v))
 FROM unnest(ARRAY['jobs', 'job_events', 'resource_groups', 'worker_groups', 'nodes']) AS v;
 
@@ -74,6 +74,15 @@ SELECT throws_ok($$INSERT INTO ray.job (owner, resource_group, entrypoint, runti
 				   VALUES ('postgres', 'tap', 'x', '[]')$$, '23514', NULL, 'runtime_env is an object');
 SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, num_gpus, cpu_units)
 				   VALUES ('bad', 'GPU', 1, 1024, 0, 1)$$, '23514', NULL, 'a GPU spec has GPUs');
+SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
+				   VALUES ('huge', 'CPU', 1, 9000000000000000, 1)$$, '23514', NULL,
+				 'a spec''s memory is one the worker can count in bytes');
+SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, num_gpus, cpu_units)
+				   VALUES ('nan', 'GPU', 1, 1024, 'NaN', 1)$$, '23514', NULL, 'no NaN GPUs');
+SELECT throws_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
+				   VALUES ('inf', 'CPU', 1, 1024, 'Infinity')$$, '23514', NULL, 'no infinite CPU units');
+SELECT lives_ok($$INSERT INTO ray.node_spec (name, resource_type, num_cpus, memory_mb, cpu_units)
+				   VALUES ('pib', 'CPU', 1, 1073741824, 1)$$, 'a pebibyte node is still a node');
 
 SELECT * FROM finish();
 ROLLBACK;

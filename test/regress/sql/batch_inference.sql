@@ -42,6 +42,8 @@ SELECT ray.batch_inference('bi', NULL, 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'impressions', NULL, 'p');
 SELECT ray.batch_inference('bi', 'nosuch', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT 1 AS id; SELECT 2', 'ctr', 'p');
+SELECT ray.batch_inference('bi', 'WITH gone AS (DELETE FROM impressions RETURNING *) SELECT * FROM gone', 'ctr', 'p');
+SELECT ray.batch_inference('bi', 'SELECT * FROM impressions FOR UPDATE', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT id, id FROM impressions', 'ctr', 'p', key => ARRAY['id']);
 SELECT ray.batch_inference('bi', 'secret', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT * FROM secret', 'ctr', 'p', key => ARRAY['id']);

@@ -67,6 +67,8 @@ SELECT entrypoint_num_gpus, retry_on_failure FROM ray.job WHERE job_id = :gpu_jo
 SELECT ray.wait_job(NULL);
 SELECT ray.wait_job(:gpu_job, NULL);
 SELECT ray.wait_job(:gpu_job, interval '-1 second');
+SELECT ray.wait_job(:gpu_job, interval '-178000000 years -1 month');
+SELECT ray.wait_job(:gpu_job, interval '178000000 years');
 SELECT ray.wait_job(999999, interval '1 second');
 SELECT ray.wait_job(:gpu_job, interval '0');
 BEGIN ISOLATION LEVEL REPEATABLE READ;

@@ -31,6 +31,8 @@ SELECT ray.register_model('m', 'http', uri => 'https://user:secret@host/v1');
 SELECT ray.register_model('m', 'onnx', uri => '');
 SELECT ray.register_model('m', 'sklearn', '\x01'::bytea, options => '[]');
 SELECT ray.register_model('m', 'sklearn', '\x01'::bytea, options => NULL);
+-- an untyped literal is text, so a uri: one that is hex bytes is refused
+SELECT ray.register_model('m', 'sklearn', '\x0102');
 SELECT count(*) FROM ray.models WHERE name = 'm';
 RESET ROLE;
 
@@ -43,9 +45,35 @@ SELECT ray.drop_model('ctr');
 UPDATE ray.model SET uri = 'x';
 RESET ROLE;
 
--- admins see all
+-- admins see all, but add no version to alice's model (she would run it)
 SET ROLE regress_admin;
 SELECT name, version, owner FROM ray.models WHERE name = 'ctr' ORDER BY version;
+SELECT ray.register_model('ctr', 'sklearn', '\x01'::bytea);
+RESET ROLE;
+
+-- grants: only the owner grants, to an existing role or public; bob then sees the model
+SET ROLE regress_bob;
+SELECT ray.grant_model('ctr', 'regress_bob');
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT ray.grant_model('ctr', 'nosuchrole');
+SELECT ray.grant_model('ctr', NULL);
+SELECT ray.grant_model('nosuch', 'regress_bob');
+SELECT ray.grant_model('ctr', 'regress_bob');
+SELECT ray.grant_model('ctr', 'regress_bob');
+SELECT model, grantee, granted_by FROM ray.model_grant;
+RESET ROLE;
+SET ROLE regress_bob;
+SELECT name, version, owner FROM ray.models ORDER BY version;
+SELECT model, grantee, granted_by FROM ray.model_grant;
+SELECT ray.revoke_model('ctr', 'regress_bob');
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT ray.revoke_model('ctr', 'regress_bob');
+SELECT ray.revoke_model('ctr', 'regress_bob');
+RESET ROLE;
+SET ROLE regress_bob;
+SELECT name FROM ray.models;
 RESET ROLE;
 
 -- dropping one version, then the rest
