@@ -183,14 +183,15 @@ BEGIN
 		WHERE rolname LIKE format('pgray\_run\_%s\_%%', (SELECT oid FROM pg_database WHERE datname = current_database()))
 		  AND rolname NOT IN (SELECT role_name FROM ray.batch_run_secret)
 	LOOP
-		PERFORM ray._drop_run_role(r);
-		n := n + 1;
+		IF ray._drop_run_role(r) THEN
+			n := n + 1;
+		END IF;
 	END LOOP;
 	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION ray._drop_stray_run_roles() IS
-'Drop login roles of batch inference runs that no attempt owns any more.';
+'Drop login roles of batch inference runs that no attempt owns any more; returns how many were dropped.';
 
 /* The run a runner's session belongs to, if that run is still current. */
 CREATE OR REPLACE FUNCTION ray._current_run()

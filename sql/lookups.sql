@@ -125,3 +125,23 @@ AS $$
 $$;
 COMMENT ON FUNCTION ray._spec_changed(text, text) IS
 'Bump a resource group''s generation and record why, so the reconciler acts on the change.';
+
+/* The grantee of a grant (of a resource group or a model): an existing role, or 'public'. */
+CREATE OR REPLACE FUNCTION ray._check_grantee(role name)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', role
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Name an existing role, or ''public'' for every role.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_grantee(name) IS
+'Raise an error unless the role of a grant is an existing role or ''public''.';

@@ -290,14 +290,7 @@ AS $$
 DECLARE
 	model_name text := ray._owned_model(_grant_model_impl.model);
 BEGIN
-	IF role IS NULL THEN
-		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
-		RAISE EXCEPTION 'role "%" does not exist', role
-			USING ERRCODE = 'undefined_object',
-				  HINT = 'Name an existing role, or ''public'' for every role.';
-	END IF;
+	PERFORM ray._check_grantee(role);
 	INSERT INTO ray.model_grant (model, grantee, granted_by)
 	VALUES (model_name, role, ray._caller())
 	ON CONFLICT DO NOTHING;

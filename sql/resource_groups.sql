@@ -367,14 +367,7 @@ AS $$
 DECLARE
 	rg ray.resource_group := ray._resource_group(_grant_usage_impl.resource_group, 'none');
 BEGIN
-	IF role IS NULL THEN
-		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF role <> 'public' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
-		RAISE EXCEPTION 'role "%" does not exist', role
-			USING ERRCODE = 'undefined_object',
-				  HINT = 'Name an existing role, or ''public'' for every role.';
-	END IF;
+	PERFORM ray._check_grantee(role);
 	INSERT INTO ray.resource_group_grant (resource_group, grantee, granted_by)
 	VALUES (rg.name, role, ray._caller())
 	ON CONFLICT DO NOTHING;

@@ -9,7 +9,8 @@
  */
 
 /* The nodes of local resource groups as Ray and pg_ray see them. */
-CREATE OR REPLACE VIEW ray.nodes AS
+-- a security barrier: the caller's conditions must not see rows of groups it may not use
+CREATE OR REPLACE VIEW ray.nodes WITH (security_barrier = true) AS
 SELECT n.resource_group,
 	   n.node_id,
 	   n.kind,

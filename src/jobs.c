@@ -69,17 +69,20 @@ wait_job_report_progress(int64 job_id, SPITupleTable *table, int *last_tenth)
 	bool		total_null;
 	int64		done = DatumGetInt64(SPI_getbinval(table->vals[0], table->tupdesc, 2, &done_null));
 	int64		total = DatumGetInt64(SPI_getbinval(table->vals[0], table->tupdesc, 3, &total_null));
+	double		share;
 	int			tenth;
 
 	if (done_null || total_null || total <= 0 || done <= 0)
 		return;
-	tenth = (int) Min(10, done * 10 / total);
+	/* in floating point: the counts are the run's to report, and may be anything */
+	share = Min(1.0, (double) done / (double) total);
+	tenth = (int) (share * 10);
 	if (tenth <= *last_tenth)
 		return;
 	*last_tenth = tenth;
 	ereport(NOTICE,
 			(errmsg("job " INT64_FORMAT ": " INT64_FORMAT " of " INT64_FORMAT " rows scored (%d%%)",
-					job_id, done, total, (int) Min(100, done * 100 / total))));
+					job_id, done, total, (int) (share * 100))));
 }
 
 /*

@@ -26,9 +26,9 @@
 #include <unistd.h>
 
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 
 #include "local_internal.h"
+#include "ray_text.h"
 
 /* Ports of a node's block that Ray binds itself (the rest are for workers). */
 #define LOCAL_FIXED_PORTS 11
@@ -239,8 +239,7 @@ local_exit_reason(pid_t pid, const char *run_dir)
 			line = strrchr(tail, '\n');
 			line = line ? line + 1 : tail;
 			if (*line)
-				appendStringInfo(&reason, " (last log line: %s)",
-								 pg_any_to_server(line, strlen(line), PG_UTF8));
+				appendStringInfo(&reason, " (last log line: %s)", ray_text_to_server(line, strlen(line)));
 		}
 		close(fd);
 	}

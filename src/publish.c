@@ -150,8 +150,10 @@ publish_one(void *arg)
 							 GUC_ACTION_SAVE, true, 0, false);
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(job->attempt);
-	pg_ray_spi_exec("SELECT owner_oid, statements, rows_moved FROM ray._publish_plan($1, $2)",
-					2, types, values, NULL);
+	/* counting a run's rows takes as long as its rows: the publishing timeout, not the worker's */
+	pg_ray_spi_exec_within(pg_ray_publish_timeout_ms,
+						   "SELECT owner_oid, statements, rows_moved FROM ray._publish_plan($1, $2)",
+						   2, types, values, NULL);
 	owner = InvalidOid;
 	if (SPI_processed == 1)
 	{
@@ -220,6 +222,9 @@ publish_one(void *arg)
 	PG_FINALLY();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
+		/* fired after the last statement ended: no cancel left for the worker's loop */
+		if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+			QueryCancelPending = false;
 		LockReleaseSession(USER_LOCKMETHOD);
 	}
 	PG_END_TRY();

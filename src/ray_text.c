@@ -24,51 +24,84 @@
 
 #include "ray_text.h"
 
+/* Text is checked and converted this many bytes at a time, to bound the buffers. */
+#define RAY_TEXT_SLICE 65536
+
+static void ray_text_convert(StringInfo text, Oid conversion, int server, const char *utf8, int len);
+
 /*
  * ray_text_to_server
- *		len bytes of UTF-8 (valid: Ray's JSON, as jansson checked it) in the
- *		database's encoding, palloc'd and NUL-terminated, with "?" for each
- *		character it cannot hold.  Needs a transaction when the database's
- *		encoding is neither UTF-8 nor SQL_ASCII (it looks up the conversion).
+ *		len bytes that should be UTF-8 (Ray's JSON, a node's log) in the
+ *		database's encoding, palloc'd and NUL-terminated: "?" for each byte
+ *		that is not valid UTF-8 (a log read from the middle of a character)
+ *		and for each character the encoding cannot hold.  Needs a
+ *		transaction when the database's encoding is neither UTF-8 nor
+ *		SQL_ASCII (it looks up the conversion).
  */
 char *
 ray_text_to_server(const char *utf8, size_t len)
 {
 	int			server = GetDatabaseEncoding();
-	Oid			conversion;
+	Oid			conversion = InvalidOid;
 	StringInfoData text;
-	unsigned char *converted;
 	size_t		done = 0;
 
-	if (server == PG_UTF8 || server == PG_SQL_ASCII)
-		return pg_any_to_server(utf8, (int) len, PG_UTF8);
-
-	conversion = FindDefaultConversionProc(PG_UTF8, server);
+	if (server != PG_UTF8 && server != PG_SQL_ASCII)
+		conversion = FindDefaultConversionProc(PG_UTF8, server);
 	initStringInfo(&text);
-	converted = palloc(len * MAX_CONVERSION_GROWTH + 1);
+	while (done < len)
+	{
+		/* the valid UTF-8 from here; a slice's end may cut a character, taken whole next time */
+		int			valid = pg_encoding_verifymbstr(PG_UTF8, utf8 + done, (int) Min(len - done, RAY_TEXT_SLICE));
+
+		if (valid == 0)
+		{
+			appendStringInfoChar(&text, '?');
+			done++;
+		}
+		else if (server == PG_UTF8 || server == PG_SQL_ASCII)
+		{
+			appendBinaryStringInfo(&text, utf8 + done, valid);
+			done += valid;
+		}
+		else
+		{
+			ray_text_convert(&text, conversion, server, utf8 + done, valid);
+			done += valid;
+		}
+	}
+	return text.data;
+}
+
+/*
+ * ray_text_convert
+ *		Append len bytes of valid UTF-8 in the server's encoding, "?" for a
+ *		character it cannot hold (without a conversion: for anything but
+ *		ASCII, all two encodings surely share).
+ */
+static void
+ray_text_convert(StringInfo text, Oid conversion, int server, const char *utf8, int len)
+{
+	unsigned char *converted = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
+	int			done = 0;
+
 	while (done < len)
 	{
 		if (OidIsValid(conversion))
 		{
-			int			taken;
-
 			/* as far as it goes: it stops before a character it cannot convert */
-			taken = pg_do_encoding_conversion_buf(conversion, PG_UTF8, server,
-												  (unsigned char *) utf8 + done, (int) (len - done),
-												  converted, (int) ((len - done) * MAX_CONVERSION_GROWTH + 1),
-												  true);
-			appendStringInfoString(&text, (char *) converted);
-			done += taken;
+			done += pg_do_encoding_conversion_buf(conversion, PG_UTF8, server,
+												  (unsigned char *) utf8 + done, len - done,
+												  converted, len * MAX_CONVERSION_GROWTH + 1, true);
+			appendStringInfoString(text, (char *) converted);
 		}
 		if (done < len)
 		{
 			unsigned char c = (unsigned char) utf8[done];
 
-			/* without a conversion, ASCII is all two encodings surely share */
-			appendStringInfoChar(&text, !OidIsValid(conversion) && !IS_HIGHBIT_SET(c) ? (char) c : '?');
-			done += Min((size_t) pg_utf_mblen((const unsigned char *) utf8 + done), len - done);
+			appendStringInfoChar(text, !OidIsValid(conversion) && !IS_HIGHBIT_SET(c) ? (char) c : '?');
+			done += Min(pg_utf_mblen((const unsigned char *) utf8 + done), len - done);
 		}
 	}
 	pfree(converted);
-	return text.data;
 }

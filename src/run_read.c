@@ -43,7 +43,9 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/tuplestore.h"
@@ -82,6 +84,7 @@ static const char *const run_read_own_settings[] = {
 };
 
 static void run_read_check_session(void);
+static void run_read_check_path(void);
 
 /*
  * run_read_check_session
@@ -127,6 +130,35 @@ run_read_check_session(void)
 					 errdetail("This session or its role set \"%s\", which could change what the owner's query returns.",
 							   setting->name)));
 	}
+}
+
+/*
+ * run_read_check_path
+ *		Refuse when the run's role may create objects in a schema of the
+ *		owner's search path: a function, operator or table it made there
+ *		could stand in for what the owner's query names, and run as the
+ *		owner.  Called as the owner, whose path it is.
+ */
+static void
+run_read_check_path(void)
+{
+	List	   *path = fetch_search_path(false);
+	ListCell   *cell;
+
+	foreach(cell, path)
+	{
+		Oid			namespace = lfirst_oid(cell);
+
+		if (pg_namespace_aclcheck(namespace, GetSessionUserId(), ACL_CREATE) == ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a batch inference run cannot read its source while its role may create objects in schema \"%s\"",
+							get_namespace_name(namespace)),
+					 errdetail("What it made there could stand in for a function, operator or table that the owner's query names."),
+					 errhint("Revoke CREATE on that schema from PUBLIC, as PostgreSQL 15 does for schema public: REVOKE CREATE ON SCHEMA %s FROM PUBLIC.",
+							 quote_identifier(get_namespace_name(namespace)))));
+	}
+	list_free(path);
 }
 
 static RunReadQuery
@@ -186,6 +218,7 @@ run_read_as_owner(const RunReadQuery *read, DestReceiver *dest)
 	search_path = psprintf("%s%spg_temp", read->search_path, read->search_path[0] ? ", " : "");
 	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	run_read_check_path();
 
 	plan = SPI_prepare(read->query, 0, NULL);
 	if (plan == NULL)

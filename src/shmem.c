@@ -23,6 +23,7 @@
 #include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -168,14 +169,20 @@ void
 pg_ray_shared_note_round(const char *error_message)
 {
 	PgRaySharedState *state = pg_ray_shared_state();
+	TimestampTz now = GetCurrentTimestamp();
+	int			error_len = 0;
 
+	/* cut at a character's boundary: last_error is text in the database's encoding */
+	if (error_message != NULL)
+		error_len = pg_mbcliplen(error_message, strlen(error_message), PG_RAY_ERROR_LEN - 1);
 	SpinLockAcquire(&state->mutex);
-	state->last_round_at = GetCurrentTimestamp();
+	state->last_round_at = now;
 	state->rounds++;
 	if (error_message != NULL)
 	{
 		state->round_errors++;
-		strlcpy(state->last_error, error_message, PG_RAY_ERROR_LEN);
+		memcpy(state->last_error, error_message, error_len);
+		state->last_error[error_len] = '\0';
 	}
 	SpinLockRelease(&state->mutex);
 }

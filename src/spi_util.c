@@ -51,22 +51,33 @@ pg_ray_worker_transaction_limits(void)
 /*
  * pg_ray_spi_exec
  *		Run one statement of the worker through SPI, with parameters (nulls
- *		as SPI_execute_with_args takes them, NULL for none); any failure is
- *		an error that aborts what the worker is doing.
+ *		as SPI_execute_with_args takes them, NULL for none), within
+ *		pg_ray.worker_statement_timeout; any failure is an error that aborts
+ *		what the worker is doing.
  */
 void
 pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
+	pg_ray_spi_exec_within(pg_ray_worker_statement_timeout_ms, sql, nargs, types, values, nulls);
+}
+
+/*
+ * pg_ray_spi_exec_within
+ *		pg_ray_spi_exec with a statement timeout of its own, for a statement
+ *		whose time grows with a user's data (publishing a run's rows).  A
+ *		background worker has no statement_timeout of its own: it is armed
+ *		here, unless a wider one already runs.
+ */
+void
+pg_ray_spi_exec_within(int timeout_ms, const char *sql, int nargs, Oid *types, Datum *values,
+					   const char *nulls)
+{
 	bool		timed;
 	volatile int ret = 0;
 
-	/*
-	 * A background worker has no statement_timeout of its own: armed here,
-	 * unless a wider one (publishing's) already runs.
-	 */
 	timed = IsBackgroundWorker && !get_timeout_active(STATEMENT_TIMEOUT);
 	if (timed)
-		enable_timeout_after(STATEMENT_TIMEOUT, pg_ray_worker_statement_timeout_ms);
+		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 	PG_TRY();
 	{
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -74,7 +85,12 @@ pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const cha
 	PG_FINALLY();
 	{
 		if (timed)
+		{
 			disable_timeout(STATEMENT_TIMEOUT, false);
+			/* fired after the statement ended: no cancel left for the worker's loop */
+			if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+				QueryCancelPending = false;
+		}
 	}
 	PG_END_TRY();
 

@@ -18,6 +18,8 @@
 
 extern void pg_ray_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 							const char *nulls);
+extern void pg_ray_spi_exec_within(int timeout_ms, const char *sql, int nargs, Oid *types,
+								   Datum *values, const char *nulls);
 extern ErrorData *pg_ray_subtransaction(void (*work) (void *arg), void *arg);
 extern void pg_ray_worker_transaction_limits(void);
 

@@ -47,7 +47,24 @@ CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
 DROP FUNCTION ray._drop_run_role(name);
 
 -- node specs within bounds the worker can compute with (0.1: a memory_mb too large to count
--- in bytes, or a NaN or infinite number of GPUs or CPU units, failed every round)
+-- in bytes, or a NaN or infinite number of GPUs or CPU units, failed every round); a spec
+-- out of them stops the update with a message, and nothing is changed
+DO $$
+DECLARE
+	spec ray.node_spec;
+BEGIN
+	SELECT * INTO spec FROM ray.node_spec
+	WHERE NOT (memory_mb <= 1073741824 AND num_gpus <= 1024 AND cpu_units <= 1000000)
+	ORDER BY name LIMIT 1;
+	IF spec.name IS NOT NULL THEN
+		RAISE EXCEPTION 'node spec "%" is out of the bounds pg_ray 0.2 sets', spec.name
+			USING ERRCODE = 'check_violation',
+				  DETAIL = format('memory_mb %s (at most 1073741824), num_gpus %s (at most 1024), cpu_units %s (at most 1000000).',
+								  spec.memory_mb, spec.num_gpus, spec.cpu_units),
+				  HINT = 'Correct it with UPDATE ray.node_spec, then run ALTER EXTENSION pg_ray UPDATE again.';
+	END IF;
+END
+$$;
 ALTER TABLE ray.node_spec
 	DROP CONSTRAINT node_spec_memory_mb_check,
 	ADD CONSTRAINT node_spec_memory_mb_check CHECK (memory_mb >= 512 AND memory_mb <= 1073741824),
@@ -55,3 +72,12 @@ ALTER TABLE ray.node_spec
 	ADD CONSTRAINT node_spec_num_gpus_check CHECK (num_gpus >= 0 AND num_gpus <= 1024),
 	DROP CONSTRAINT node_spec_cpu_units_check,
 	ADD CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0 AND cpu_units <= 1000000);
+
+-- jobs queued by 0.1 run the model registration they name now, as 0.2 records at submission
+UPDATE ray.batch_run b
+SET plan = jsonb_set(b.plan, '{model}', (b.plan -> 'model')
+					 || jsonb_build_object('owner', m.owner, 'registered_at', m.created_at))
+FROM ray.model m, ray.job j
+WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
+  AND m.name = b.plan -> 'model' ->> 'name' AND m.version::text = b.plan -> 'model' ->> 'version'
+  AND NOT b.plan -> 'model' ? 'registered_at';

@@ -326,6 +326,13 @@ def test_a_runs_login_cannot_become_its_owner_or_change_what_it_reads(bi: psycop
                 read_only(read)
             run.execute("RESET app.tenant")
             assert read_only(read) == ROWS
+            # a schema of the owner's search path that the run may create in (as before PostgreSQL 15)
+            bi.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+            try:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match='in schema "public"'):
+                    read_only(read)
+            finally:
+                bi.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             # a temporary table found before the owner's
             run.execute("CREATE TEMP TABLE impressions (id bigint)")
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="temporary objects"):
