@@ -623,6 +623,9 @@ BEGIN
 	PERFORM ray._check_may_run_model(run_plan -> 'model' ->> 'name', (run_plan -> 'model' ->> 'version')::integer,
 									 caller_oid);
 	-- which registration of that name and version: one dropped and registered again is another model
+	-- and which role: ownership is kept by name, and a role created later under a dropped
+	-- role's name must not have this run read with its privileges
+	run_plan := run_plan || jsonb_build_object('owner_oid', caller_oid);
 	run_plan := jsonb_set(run_plan, '{model}', (run_plan -> 'model') || (
 		SELECT jsonb_build_object('owner', m.owner, 'registered_at', m.created_at) FROM ray.model m
 		WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer));

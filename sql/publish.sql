@@ -45,10 +45,12 @@ BEGIN
 			'pg_ray worker');
 		RETURN;
 	END IF;
-	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner);
+	-- the very role that submitted the run (ray._plan_owner), or none
+	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner
+				  AND (NOT plan ? 'owner_oid' OR r.oid = (plan ->> 'owner_oid')::oid));
 	IF owner_oid IS NULL OR secret.staging_table IS NULL THEN
 		PERFORM ray._job_transition(id, 'FAILED',
-			CASE WHEN owner_oid IS NULL THEN format('role %s no longer exists; nothing was published', job.owner)
+			CASE WHEN owner_oid IS NULL THEN format('role %s is not the role that submitted this run any more; nothing was published', job.owner)
 				 ELSE 'the staging table of this attempt is gone; nothing was published' END,
 			'pg_ray worker');
 		owner_oid := NULL;

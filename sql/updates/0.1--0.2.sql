@@ -73,11 +73,13 @@ ALTER TABLE ray.node_spec
 	DROP CONSTRAINT node_spec_cpu_units_check,
 	ADD CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0 AND cpu_units <= 1000000);
 
--- jobs queued by 0.1 run the model registration they name now, as 0.2 records at submission
+-- jobs queued by 0.1 run the model registration they name now, as its owner's role now,
+-- as 0.2 records at submission
 UPDATE ray.batch_run b
 SET plan = jsonb_set(b.plan, '{model}', (b.plan -> 'model')
 					 || jsonb_build_object('owner', m.owner, 'registered_at', m.created_at))
-FROM ray.model m, ray.job j
-WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
+		   || jsonb_build_object('owner_oid', r.oid)
+FROM ray.model m, ray.job j, pg_roles r
+WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED') AND r.rolname = j.owner
   AND m.name = b.plan -> 'model' ->> 'name' AND m.version::text = b.plan -> 'model' ->> 'version'
   AND NOT b.plan -> 'model' ? 'registered_at';

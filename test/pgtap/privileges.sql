@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(72);
+SELECT plan(73);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -243,6 +243,23 @@ UPDATE ray.job SET attempts = 2 WHERE job_id = current_setting('tap.bi_job')::bi
 SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('tap.bi_job')), '42704',
 				 'model tapm:1 was dropped or replaced since the run was submitted',
 				 'a model dropped and registered again is not the one a job was submitted with');
+-- ownership is kept by name: a role created again under a dropped role's name does not run its runs
+CREATE ROLE tap_gone IN ROLE ray_user;
+SELECT ray.grant_usage('tap', 'tap_gone');
+GRANT SELECT ON public.tap_source TO tap_gone;
+GRANT CREATE ON SCHEMA public TO tap_gone;
+SET LOCAL ROLE tap_gone;
+SELECT ray.register_model('tapg', 'sklearn', '\x01'::bytea);
+SELECT set_config('tap.gone_job', ray.batch_inference('tap', 'public.tap_source', 'tapg', 'public.tap_gone_out')::text,
+				  true);
+RESET ROLE;
+DROP OWNED BY tap_gone;
+DROP ROLE tap_gone;
+CREATE ROLE tap_gone IN ROLE ray_user;
+UPDATE ray.job SET attempts = 1 WHERE job_id = current_setting('tap.gone_job')::bigint;
+SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('tap.gone_job')), '42704',
+				 'role "tap_gone" is not the role that submitted this batch inference run',
+				 'a role created again under a dropped role''s name does not run that role''s runs');
 
 SELECT * FROM finish();
 ROLLBACK;
