@@ -32,7 +32,8 @@ DECLARE
 	fast integer := 500;
 	slow integer := (extract(epoch FROM current_setting('pg_ray.observe_interval')::interval) * 1000)::integer;
 BEGIN
-	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR NO KEY UPDATE;
+	-- not waited for (an admin's open change): the answer is set aside and asked for again
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR NO KEY UPDATE NOWAIT;
 	IF NOT FOUND THEN
 		RETURN NULL;
 	END IF;
@@ -132,7 +133,8 @@ DECLARE
 	add integer;
 	stopped integer;
 BEGIN
-	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR NO KEY UPDATE;
+	-- not waited for (an admin's open change): the answer is set aside and asked for again
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name AND provider = 'local' FOR NO KEY UPDATE NOWAIT;
 	IF NOT FOUND OR report IS NULL OR rg.delete_requested_at IS NOT NULL
 		OR rg.state NOT IN ('READY', 'DEGRADED', 'UPDATING') THEN
 		RETURN;

@@ -263,7 +263,8 @@ DECLARE
 	rg ray.resource_group;
 	host text;
 BEGIN
-	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR NO KEY UPDATE;
+	-- not waited for (an admin's open change): the answer is set aside and asked for again
+	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR NO KEY UPDATE NOWAIT;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;

@@ -277,7 +277,9 @@ DECLARE
 	rg ray.resource_group;
 	failure text;
 BEGIN
-	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name FOR NO KEY UPDATE LOOP
+	-- a group an admin's open change holds is left for a later round: the others go on
+	FOR rg IN SELECT * FROM ray.resource_group WHERE provider = 'local' ORDER BY name
+			  FOR NO KEY UPDATE SKIP LOCKED LOOP
 		BEGIN
 			PERFORM ray._local_reconcile_group(rg);
 		EXCEPTION WHEN OTHERS THEN
@@ -517,7 +519,8 @@ BEGIN
 	IF NOT FOUND OR n.pid IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR NO KEY UPDATE;
+	-- not waited for: this node's exit is recorded again next round, and other nodes go on
+	SELECT * INTO rg FROM ray.resource_group WHERE name = n.resource_group FOR NO KEY UPDATE NOWAIT;
 	-- a node that came up (Ray reported it, or it ran for a minute) had
 	-- succeeded: its failures in a row start again
 	failures := CASE WHEN n.answered_at IS NOT NULL OR n.ray_state = 'ALIVE'

@@ -229,13 +229,34 @@ def test_a_submission_left_open_does_not_hold_the_worker(local_nodes: psycopg.Co
         holder.close()
 
 
+def test_an_admins_change_left_open_holds_up_no_round(local_nodes: psycopg.Connection, local_group: str) -> None:
+    """An admin's change of a group, left open in a transaction, holds the
+    group's row: the worker leaves that group for a later round (its nodes
+    are reconciled, its answers from Ray applied, once the change commits)
+    and its rounds go on without error for the rest."""
+    db = local_nodes
+    holder = connect()
+    holder.autocommit = False
+    try:
+        holder.execute("SELECT ray.alter_resource_group(%s, options => '{\"idle_timeout_seconds\": 61}')", (GROUP,))
+        first = db.execute("SELECT rounds, round_errors FROM ray.worker_status()").fetchone()
+        wait_for(lambda: db.execute("SELECT rounds FROM ray.worker_status()").fetchone()[0] >= first[0] + 3,
+                 "three rounds while the change is open", 60)
+        assert db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0] == first[1]
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 def test_the_workers_statements_have_a_statement_timeout(local_nodes: psycopg.Connection, local_group: str,
                                                          settings: Callable[[str, str], None]) -> None:
     """A background worker has no statement_timeout of its own: pg_ray
     arms pg_ray.worker_statement_timeout for each of its statements.  With
-    the lock timeout made longer than it, a group row held open shows it:
-    the round's statement is cancelled by the statement timeout, the round
-    is retried, and once the row is let go the rounds go on."""
+    the lock timeout made longer than it, a table the round reads, held
+    open, shows it: the round's statement is cancelled by the statement
+    timeout, the round is retried, and once the table is let go the rounds
+    go on.  (No user can lock the table: this stands for any statement that
+    runs too long.)"""
     db = local_nodes
     settings("pg_ray.worker_lock_timeout", "10min")
     settings("pg_ray.worker_statement_timeout", "300ms")
@@ -243,7 +264,7 @@ def test_the_workers_statements_have_a_statement_timeout(local_nodes: psycopg.Co
     holder.autocommit = False
     try:
         errors = db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0]
-        holder.execute("SELECT FROM ray.resource_group WHERE name = %s FOR UPDATE", (GROUP,))
+        holder.execute("LOCK TABLE ray.resource_group IN ACCESS EXCLUSIVE MODE")
         wait_for(lambda: db.execute("SELECT round_errors > %s AND last_error LIKE '%%statement timeout%%'"
                                     " FROM ray.worker_status()", (errors,)).fetchone()[0],
                  "a round cancelled by the statement timeout")
