@@ -623,9 +623,6 @@ BEGIN
 	PERFORM ray._check_may_run_model(run_plan -> 'model' ->> 'name', (run_plan -> 'model' ->> 'version')::integer,
 									 caller_oid);
 	-- which registration of that name and version: one dropped and registered again is another model
-	-- and which role: ownership is kept by name, and a role created later under a dropped
-	-- role's name must not have this run read with its privileges
-	run_plan := run_plan || jsonb_build_object('owner_oid', caller_oid);
 	run_plan := jsonb_set(run_plan, '{model}', (run_plan -> 'model') || (
 		SELECT jsonb_build_object('owner', m.owner, 'registered_at', m.created_at) FROM ray.model m
 		WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer));
@@ -669,19 +666,19 @@ BEGIN
 	-- while last night's run is still going gets that run, not a second
 	-- copy of its rows.
 	PERFORM pg_advisory_xact_lock(hashtext('pg_ray batch target ' || target_name));
-	SELECT j.job_id, j.owner, b.plan = run_plan AS same INTO busy
+	SELECT j.job_id, j.owner_oid = caller_oid AS own, b.plan = run_plan AS same INTO busy
 	FROM ray.batch_run b JOIN ray.job j ON j.job_id = b.job_id
 	WHERE b.target = target_name AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
 	ORDER BY j.job_id LIMIT 1;
 	IF busy.job_id IS NOT NULL THEN
-		IF busy.same AND busy.owner = caller THEN
+		IF busy.same AND busy.own THEN
 			RAISE NOTICE 'job % is already scoring into %; returning it instead of starting another', busy.job_id, target_name
 				USING HINT = format('Wait for it with SELECT ray.wait_job(%s).', busy.job_id);
 			RETURN busy.job_id;
 		END IF;
 		RAISE EXCEPTION 'target % is being written by another batch inference run', target_name
 			USING ERRCODE = 'object_in_use',
-				  DETAIL = CASE WHEN busy.owner = caller THEN format('Job %s, with other arguments, has not finished.', busy.job_id)
+				  DETAIL = CASE WHEN busy.own THEN format('Job %s, with other arguments, has not finished.', busy.job_id)
 								ELSE 'A run of another role has not finished.' END,
 				  HINT = 'Wait for it to finish, or write into another table.';
 	END IF;

@@ -36,7 +36,7 @@ BEGIN
 	-- the model must be the one submitted, and a grant of it may have been taken back since
 	PERFORM ray._plan_model(plan);
 	PERFORM ray._check_may_run_model(plan -> 'model' ->> 'name', (plan -> 'model' ->> 'version')::integer,
-									 ray._plan_owner(plan, job.owner));
+									 ray._job_owner(id));
 	PERFORM ray._end_batch_attempt(id);
 	run_role := format('pgray_run_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
 					   id, job.attempts);
@@ -290,31 +290,31 @@ COMMENT ON FUNCTION ray._run_progress(bigint, bigint) IS
 'For a runner: add rows scored and staged, and set the total to score, for ray.jobs and ray.wait_job.';
 
 /*
- * The role a batch run reads as: its job's owner, by name, and the very role
- * that submitted it (the plan records its OID; plans queued by 0.1 do not).
- * A role dropped and created again under the same name, or a database
- * restored into another cluster, is another role: the run fails rather than
- * read with that role's privileges.
+ * The role a batch run reads and publishes as: its job's owner, by the OID
+ * bound when the job was submitted (ray._bind_roles).  A role dropped since,
+ * or one created later under its name, is not it: the run fails rather than
+ * read with another role's privileges.
  */
-CREATE OR REPLACE FUNCTION ray._plan_owner(plan jsonb, owner name)
+CREATE OR REPLACE FUNCTION ray._job_owner(id bigint)
 RETURNS oid
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	role oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = owner);
+	job ray.job := (SELECT j FROM ray.job j WHERE j.job_id = id);
+	role oid := (SELECT r.oid FROM pg_roles r WHERE r.oid = job.owner_oid);
 BEGIN
-	IF role IS NULL OR (plan ? 'owner_oid' AND (plan ->> 'owner_oid')::oid <> role) THEN
-		RAISE EXCEPTION 'role "%" is not the role that submitted this batch inference run', owner
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role "%" that submitted job % does not exist any more', job.owner, id
 			USING ERRCODE = 'undefined_object',
-				  DETAIL = 'The role was dropped since, or dropped and created again, or the database was restored into another cluster.',
+				  DETAIL = 'The role was dropped since; a role of the same name made later is another role.',
 				  HINT = 'Submit the run again as the role that should own it.';
 	END IF;
 	RETURN role;
 END
 $$;
-COMMENT ON FUNCTION ray._plan_owner(jsonb, name) IS
-'The OID of a batch run''s owner, if it is the role that submitted the run; an error otherwise.';
+COMMENT ON FUNCTION ray._job_owner(bigint) IS
+'The OID of the role that submitted a job, if it still exists; an error otherwise.';
 
 /*
  * The query ray._run_read runs for a partition of the calling run's source,
@@ -344,7 +344,7 @@ BEGIN
 		RAISE EXCEPTION 'invalid shard % of %', shard, shards
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	owner := ray._plan_owner(plan, (SELECT j.owner FROM ray.job j WHERE j.job_id = s.job_id));
+	owner := ray._job_owner(s.job_id);
 	select_list := (SELECT string_agg(format('(%I)::text', e ->> 'name'), ', ' ORDER BY ord)
 					FROM jsonb_array_elements(plan -> 'columns') WITH ORDINALITY c(e, ord));
 	IF jsonb_typeof(source -> 'table') = 'string' THEN

@@ -25,6 +25,46 @@ COMMENT ON FUNCTION ray._is_admin(oid) IS
 'True if the role has the privileges of ray_admin (superusers do).';
 
 /*
+ * The OID of the role that has a name now (0 for 'public', as in an ACL;
+ * NULL for no role).
+ */
+CREATE OR REPLACE FUNCTION ray._role_oid(role name)
+RETURNS oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN role = 'public' THEN 0::oid ELSE (SELECT r.oid FROM pg_roles r WHERE r.rolname = role) END $$;
+COMMENT ON FUNCTION ray._role_oid(name) IS
+'The OID of the role with this name now: 0 for public, NULL if there is none.';
+
+/*
+ * Owners and grantees are kept by name, which pg_dump carries to another
+ * cluster, and by OID, which tells a role from a later one given the same
+ * name (or the same role under a new name).  A row is bound to the role
+ * that has its name when the row is made: the caller, when an API function
+ * makes it; the role of that name in the new cluster, when a restore copies
+ * it in (roles are restored first).  The trigger's arguments are pairs of
+ * a name column and its OID column.
+ */
+CREATE OR REPLACE FUNCTION ray._bind_roles()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	named jsonb := to_jsonb(NEW);
+	bound jsonb := '{}';
+BEGIN
+	FOR pair IN 0 .. TG_NARGS / 2 - 1 LOOP
+		bound := bound || jsonb_build_object(TG_ARGV[2 * pair + 1],
+											 ray._role_oid((named ->> TG_ARGV[2 * pair])::name));
+	END LOOP;
+	RETURN jsonb_populate_record(NEW, bound);
+END
+$$;
+COMMENT ON FUNCTION ray._bind_roles() IS
+'Row trigger: set each OID column named in the arguments to the role that has the paired name column''s name now.';
+
+/*
  * Names of resource groups, worker groups and node specs end up in process
  * titles, directory names and, with later providers, Kubernetes object names:
  * a conservative alphabet and length keep them valid everywhere.

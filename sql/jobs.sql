@@ -171,7 +171,7 @@ BEGIN
 	END IF;
 	SELECT * INTO job FROM ray.job j WHERE j.job_id = _stop_job_impl.job_id FOR NO KEY UPDATE;
 	-- Someone else's job does not exist, as far as this caller can tell.
-	IF NOT FOUND OR (job.owner <> caller AND NOT ray._is_admin(caller_oid)) THEN
+	IF NOT FOUND OR (job.owner_oid IS DISTINCT FROM caller_oid AND NOT ray._is_admin(caller_oid)) THEN
 		RAISE EXCEPTION 'job % does not exist', _stop_job_impl.job_id
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';
@@ -224,7 +224,7 @@ BEGIN
 		RAISE EXCEPTION 'job id must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	SELECT * INTO job FROM ray.job j WHERE j.job_id = _job_logs_impl.job_id;
-	IF NOT FOUND OR (job.owner <> ray._caller() AND NOT ray._is_admin(caller_oid)) THEN
+	IF NOT FOUND OR (job.owner_oid IS DISTINCT FROM caller_oid AND NOT ray._is_admin(caller_oid)) THEN
 		RAISE EXCEPTION 'job % does not exist', _job_logs_impl.job_id
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your jobs with SELECT job_id, state FROM ray.jobs.';

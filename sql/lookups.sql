@@ -64,9 +64,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT ray._is_admin(role) OR EXISTS (
 		SELECT FROM ray.resource_group_grant g
-		LEFT JOIN pg_roles r ON r.rolname = g.grantee
+		LEFT JOIN pg_roles r ON r.oid = g.grantee_oid
 		WHERE g.resource_group = group_name
-		  AND (g.grantee = 'public' OR (r.oid IS NOT NULL AND pg_has_role(role, r.oid, 'USAGE'))))
+		  AND (g.grantee_oid = 0 OR (r.oid IS NOT NULL AND pg_has_role(role, r.oid, 'USAGE'))))
 $$;
 COMMENT ON FUNCTION ray._can_use(text, oid) IS
 'True if the role is an admin, or was granted usage of the resource group directly, through a role it has, or through PUBLIC.';

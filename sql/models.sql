@@ -94,7 +94,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	caller name := ray._caller();
-	first_owner name;
+	first_owner oid;
 	next_version integer;
 BEGIN
 	PERFORM ray._check_name('model', model_name);
@@ -103,10 +103,10 @@ BEGIN
 	-- locked (no user can lock them: that needs UPDATE on ray.model), and two first
 	-- registrations of a new name meet at the primary key
 	PERFORM FROM ray.model WHERE name = model_name FOR UPDATE;
-	SELECT owner, max(version) OVER () + 1 INTO first_owner, next_version
+	SELECT owner_oid, max(version) OVER () + 1 INTO first_owner, next_version
 	FROM ray.model WHERE name = model_name ORDER BY version LIMIT 1;
 	-- not even an admin adds versions to another role's model: its owner would run them
-	IF first_owner IS NOT NULL AND first_owner <> caller THEN
+	IF next_version IS NOT NULL AND first_owner IS DISTINCT FROM ray._calling_role() THEN
 		RAISE EXCEPTION 'model "%" belongs to another role', model_name
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'Choose another name.';
@@ -171,14 +171,14 @@ DECLARE
 BEGIN
 	PERFORM ray._check_name('model', _drop_model_impl.name);
 	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = _drop_model_impl.name
-				   AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role()))) THEN
+				   AND (m.owner_oid = ray._calling_role() OR ray._is_admin(ray._calling_role()))) THEN
 		RAISE EXCEPTION 'model "%" does not exist', _drop_model_impl.name
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your models with SELECT name, version FROM ray.models.';
 	END IF;
 	DELETE FROM ray.model m
 	WHERE m.name = _drop_model_impl.name AND (_drop_model_impl.version IS NULL OR m.version = _drop_model_impl.version)
-	  AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role()));
+	  AND (m.owner_oid = ray._calling_role() OR ray._is_admin(ray._calling_role()));
 	GET DIAGNOSTICS dropped = ROW_COUNT;
 	IF dropped = 0 THEN
 		RAISE EXCEPTION 'model "%" has no version %', _drop_model_impl.name, _drop_model_impl.version
@@ -187,7 +187,7 @@ BEGIN
 	-- a grant covers its granter's versions: with none left, it goes
 	DELETE FROM ray.model_grant g
 	WHERE g.model = _drop_model_impl.name
-	  AND NOT EXISTS (SELECT FROM ray.model m WHERE m.name = g.model AND m.owner = g.granted_by);
+	  AND NOT EXISTS (SELECT FROM ray.model m WHERE m.name = g.model AND m.owner_oid = g.granted_by_oid);
 	RETURN dropped;
 END
 $$;
@@ -221,10 +221,10 @@ AS $$
 	SELECT EXISTS (
 		SELECT FROM ray.model m
 		WHERE m.name = model_name AND m.version = model_version
-		  AND (m.owner = (SELECT rolname FROM pg_roles WHERE oid = role)
-			   OR EXISTS (SELECT FROM ray.model_grant g LEFT JOIN pg_roles r ON r.rolname = g.grantee
-						  WHERE g.model = m.name AND g.granted_by = m.owner
-							AND (g.grantee = 'public' OR r.oid IN (SELECT roleid FROM held)))))
+		  AND (m.owner_oid = role
+			   OR EXISTS (SELECT FROM ray.model_grant g
+						  WHERE g.model = m.name AND g.granted_by_oid = m.owner_oid
+							AND (g.grantee_oid = 0 OR g.grantee_oid IN (SELECT roleid FROM held)))))
 $$;
 COMMENT ON FUNCTION ray._may_run_model(text, integer, oid) IS
 'True if the role owns this model version or its owner granted the model to the role, a role it inherits from, or public.';
@@ -265,13 +265,13 @@ BEGIN
 	PERFORM ray._check_name('model', model_name);
 	-- what the caller cannot see does not exist for it; what it may run or oversee, it sees
 	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name
-				   AND (m.owner = ray._caller() OR ray._is_admin(ray._calling_role())
+				   AND (m.owner_oid = ray._calling_role() OR ray._is_admin(ray._calling_role())
 						OR ray._may_run_model(m.name, m.version, ray._calling_role()))) THEN
 		RAISE EXCEPTION 'model "%" does not exist', model_name
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'List your models with SELECT name, version FROM ray.models.';
 	END IF;
-	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name AND m.owner = ray._caller()) THEN
+	IF NOT EXISTS (SELECT FROM ray.model m WHERE m.name = model_name AND m.owner_oid = ray._calling_role()) THEN
 		RAISE EXCEPTION 'permission denied for model "%"', model_name
 			USING ERRCODE = 'insufficient_privilege',
 				  DETAIL = 'Only the owner of a model''s versions grants them.';
@@ -291,9 +291,12 @@ DECLARE
 	model_name text := ray._owned_model(_grant_model_impl.model);
 BEGIN
 	PERFORM ray._check_grantee(role);
-	INSERT INTO ray.model_grant (model, grantee, granted_by)
+	-- a grant left by a dropped role of either name is another role's: this one replaces it
+	INSERT INTO ray.model_grant AS g (model, grantee, granted_by)
 	VALUES (model_name, role, ray._caller())
-	ON CONFLICT DO NOTHING;
+	ON CONFLICT ON CONSTRAINT model_grant_pkey DO UPDATE
+		SET grantee_oid = excluded.grantee_oid, granted_by_oid = excluded.granted_by_oid, granted_at = now()
+		WHERE (g.grantee_oid, g.granted_by_oid) IS DISTINCT FROM (excluded.grantee_oid, excluded.granted_by_oid);
 	IF NOT FOUND THEN
 		RAISE NOTICE 'role "%" can already run model "%"', role, model_name;
 	END IF;
@@ -321,7 +324,7 @@ BEGIN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	DELETE FROM ray.model_grant g
-	WHERE g.model = model_name AND g.grantee = role AND g.granted_by = ray._caller();
+	WHERE g.model = model_name AND g.grantee = role AND g.granted_by_oid = ray._calling_role();
 	IF NOT FOUND THEN
 		RAISE NOTICE 'role "%" had no grant of model "%"', role, model_name;
 	END IF;

@@ -45,12 +45,11 @@ BEGIN
 			'pg_ray worker');
 		RETURN;
 	END IF;
-	-- the very role that submitted the run (ray._plan_owner), or none
-	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.rolname = job.owner
-				  AND (NOT plan ? 'owner_oid' OR r.oid = (plan ->> 'owner_oid')::oid));
+	-- the very role that submitted the run (ray._job_owner), or none
+	owner_oid := (SELECT r.oid FROM pg_roles r WHERE r.oid = job.owner_oid);
 	IF owner_oid IS NULL OR secret.staging_table IS NULL THEN
 		PERFORM ray._job_transition(id, 'FAILED',
-			CASE WHEN owner_oid IS NULL THEN format('role %s is not the role that submitted this run any more; nothing was published', job.owner)
+			CASE WHEN owner_oid IS NULL THEN format('role %s that submitted this run does not exist any more; nothing was published', job.owner)
 				 ELSE 'the staging table of this attempt is gone; nothing was published' END,
 			'pg_ray worker');
 		owner_oid := NULL;
@@ -69,7 +68,7 @@ BEGIN
 				FROM jsonb_array_elements_text((plan -> 'key') || jsonb_build_array(plan -> 'output' ->> 'name')) k);
 	-- the owner reads the staged rows in this transaction only, which drops them at its end: no
 	-- session of the owner ever could, nor hold a lock on them that the worker would wait for
-	EXECUTE format('GRANT SELECT ON %s TO %I', secret.staging_table, job.owner);
+	EXECUTE format('GRANT SELECT ON %s TO %I', secret.staging_table, (SELECT r.rolname FROM pg_roles r WHERE r.oid = owner_oid));
 	statements := ARRAY[]::text[];
 	IF plan -> 'target' ? 'create_statement' THEN
 		statements := statements || regexp_replace(plan -> 'target' ->> 'create_statement',

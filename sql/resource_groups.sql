@@ -368,9 +368,12 @@ DECLARE
 	rg ray.resource_group := ray._resource_group(_grant_usage_impl.resource_group, 'none');
 BEGIN
 	PERFORM ray._check_grantee(role);
-	INSERT INTO ray.resource_group_grant (resource_group, grantee, granted_by)
+	-- a grant left to a dropped role of this name is another role's: this one replaces it
+	INSERT INTO ray.resource_group_grant AS g (resource_group, grantee, granted_by)
 	VALUES (rg.name, role, ray._caller())
-	ON CONFLICT DO NOTHING;
+	ON CONFLICT ON CONSTRAINT resource_group_grant_pkey DO UPDATE
+		SET grantee_oid = excluded.grantee_oid, granted_by = excluded.granted_by, granted_at = now()
+		WHERE g.grantee_oid IS DISTINCT FROM excluded.grantee_oid;
 	IF NOT FOUND THEN
 		RAISE NOTICE 'role "%" can already use resource group "%"', role, rg.name;
 	END IF;

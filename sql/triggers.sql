@@ -27,6 +27,16 @@ CREATE OR REPLACE TRIGGER node_spec_validate
 	BEFORE UPDATE OF resource_type ON ray.node_spec
 	FOR EACH ROW EXECUTE FUNCTION ray._node_spec_validate();
 
+-- the role each row names is the one that has the name when the row is made
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.job
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('owner', 'owner_oid');
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.model
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('owner', 'owner_oid');
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.resource_group_grant
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('grantee', 'grantee_oid');
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.model_grant
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('grantee', 'grantee_oid', 'granted_by', 'granted_by_oid');
+
 /*
  * Wake the worker at commit whenever desired state changes.  The node spec
  * table has the trigger too: its seed rows below are then what wakes a worker

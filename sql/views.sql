@@ -37,9 +37,9 @@ FROM ray.node n
 -- a role sees the nodes of the groups it may use (ray._can_use, read here with the
 -- view owner's rights; pg_has_role asks about the role that queries)
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR EXISTS (SELECT FROM ray.resource_group_grant g LEFT JOIN pg_roles r ON r.rolname = g.grantee
+   OR EXISTS (SELECT FROM ray.resource_group_grant g LEFT JOIN pg_roles r ON r.oid = g.grantee_oid
 			  WHERE g.resource_group = n.resource_group
-				AND (g.grantee = 'public' OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'))));
+				AND (g.grantee_oid = 0 OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'))));
 COMMENT ON VIEW ray.nodes IS
 'Nodes of the local resource groups the role may use: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
 

@@ -32,6 +32,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_type.h"
 #include "utils/builtins.h"
@@ -47,6 +48,29 @@ PG_FUNCTION_INFO_V1(pg_ray_format_type);
 
 static char *batch_format_type(Oid type_oid, int32 typmod, bool typmod_given);
 static Oid	batch_type_namespace(Oid type_oid);
+
+/*
+ * batch_query_writes_or_locks
+ *		True if the query, or any query inside it (a subquery, a sublink, a
+ *		CTE, a view's body after rewriting), has a data-modifying WITH or a
+ *		locking clause: a source is read once per partition as its owner,
+ *		and must neither write nor lock.
+ */
+static bool
+batch_query_writes_or_locks(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *query = (Query *) node;
+
+		if (query->hasModifyingCTE || query->rowMarks != NIL)
+			return true;
+		return query_tree_walker(query, batch_query_writes_or_locks, context, 0);
+	}
+	return expression_tree_walker(node, batch_query_writes_or_locks, context);
+}
 
 /*
  * pg_ray_describe_query
@@ -99,8 +123,7 @@ pg_ray_describe_query(PG_FUNCTION_ARGS)
 				 errhint("SELECT INTO and data-modifying statements cannot be sources.")));
 	/* a WITH that writes, or FOR UPDATE, would write or lock as the owner in every read */
 	if (list_length(source->query_list) != 1 ||
-		linitial_node(Query, source->query_list)->hasModifyingCTE ||
-		linitial_node(Query, source->query_list)->rowMarks != NIL)
+		batch_query_writes_or_locks((Node *) linitial(source->query_list), NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("source query must only read"),

@@ -116,6 +116,17 @@ dispatch_text(const char *utf8)
 }
 
 /*
+ * dispatch_json
+ *		A text datum of JSON Ray sent, in the database's encoding and fit to
+ *		be cast to jsonb there (ray_json_to_server).
+ */
+Datum
+dispatch_json(const char *utf8)
+{
+	return CStringGetTextDatum(ray_json_to_server(utf8, strlen(utf8)));
+}
+
+/*
  * dispatch_apply_job_info
  *		Hand what Ray says of one run to the state machine.
  */

@@ -225,13 +225,13 @@ dispatch_apply_observe(PgRayHttpRequest *req)
 			dispatch_ask_later = true;
 			return;
 		}
-		values[1] = dispatch_text(req->response);
+		values[1] = dispatch_json(req->response);
 		pg_ray_spi_exec("SELECT ray._apply_cluster_status($1, $2::jsonb)", 2, types, values, NULL);
 		return;
 	}
 
 	if (answered)
-		values[1] = dispatch_text(req->response);
+		values[1] = dispatch_json(req->response);
 	else
 		values[2] = CStringGetTextDatum(dispatch_failure(req));
 	pg_ray_spi_exec("SELECT ray._apply_local_nodes($1, $2::jsonb, $3)", 3, types, values,

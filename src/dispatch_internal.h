@@ -94,6 +94,7 @@ extern void dispatch_unreachable(PgRayHttpRequest *req);
 extern bool dispatch_no_answer(PgRayHttpRequest *req);
 extern bool dispatch_cluster_unreachable(PgRayHttpRequest *req);
 extern Datum dispatch_text(const char *utf8);
+extern Datum dispatch_json(const char *utf8);
 extern void dispatch_apply_job_info(int64 job_id, int attempt, RayJobInfo *info);
 
 /* dispatch_submit.c */

@@ -404,7 +404,7 @@ pg_ray_http_cluster_status(PG_FUNCTION_ARGS)
 
 	ray_api_perform_or_error(req, psprintf("ask the Ray dashboard at %s for its cluster status",
 										   endpoint.url));
-	result = cstring_to_text(ray_text_to_server(req->response ? req->response : "",
+	result = cstring_to_text(ray_json_to_server(req->response ? req->response : "",
 												req->response ? req->response_len : 0));
 	pg_ray_http_request_free(req);
 	PG_RETURN_TEXT_P(result);

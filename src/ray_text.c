@@ -7,7 +7,10 @@
  * database in another encoding gets them converted, and a character the
  * encoding has no room for becomes "?": what a job printed is its own
  * business, and one character that a LATIN1 database cannot hold must not
- * fail the job's every answer, or the call that asked for it.
+ * fail the job's every answer, or the call that asked for it.  JSON that
+ * is cast to jsonb (a node list, the autoscaler's report) has its \u
+ * escapes of non-ASCII characters written out first: jsonb refuses, in
+ * such a database, an escape of a character the encoding cannot hold.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -28,6 +31,7 @@
 #define RAY_TEXT_SLICE 65536
 
 static void ray_text_convert(StringInfo text, Oid conversion, int server, const char *utf8, int len);
+static bool ray_text_hex4(const char *text, size_t len, pg_wchar *value);
 
 /*
  * ray_text_to_server
@@ -104,4 +108,85 @@ ray_text_convert(StringInfo text, Oid conversion, int server, const char *utf8, 
 		}
 	}
 	pfree(converted);
+}
+
+/*
+ * ray_json_to_server
+ *		JSON text from Ray, as ray_text_to_server gives text, with each \u
+ *		escape of a character beyond ASCII (a surrogate pair taken whole)
+ *		written as the character itself, then converted with the rest: "?"
+ *		where the database's encoding cannot hold it.  Backslash escapes
+ *		occur in JSON strings only, so no parsing is needed to find them.
+ *		The escapes of ASCII characters (quotes, control characters) stay.
+ */
+char *
+ray_json_to_server(const char *utf8, size_t len)
+{
+	StringInfoData plain;
+	size_t		i = 0;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+		return ray_text_to_server(utf8, len);
+	initStringInfo(&plain);
+	while (i < len)
+	{
+		pg_wchar	code;
+		pg_wchar	low;
+		unsigned char character[8];
+
+		if (utf8[i] != '\\' || i + 1 >= len)
+		{
+			appendStringInfoChar(&plain, utf8[i++]);
+			continue;
+		}
+		if (utf8[i + 1] != 'u' || !ray_text_hex4(utf8 + i + 2, len - i - 2, &code) || code < 0x80)
+		{
+			appendBinaryStringInfo(&plain, utf8 + i, 2);
+			i += 2;
+			continue;
+		}
+		i += 6;
+		if (code >= 0xD800 && code <= 0xDBFF && i + 6 <= len && utf8[i] == '\\' && utf8[i + 1] == 'u' &&
+			ray_text_hex4(utf8 + i + 2, len - i - 2, &low) && low >= 0xDC00 && low <= 0xDFFF)
+		{
+			code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+			i += 6;
+		}
+		if (code >= 0xD800 && code <= 0xDFFF)
+		{
+			/* half of a pair: no character */
+			appendStringInfoChar(&plain, '?');
+			continue;
+		}
+		unicode_to_utf8(code, character);
+		appendBinaryStringInfo(&plain, (char *) character, pg_utf_mblen(character));
+	}
+	return ray_text_to_server(plain.data, plain.len);
+}
+
+/*
+ * ray_text_hex4
+ *		The value of the four hexadecimal digits text starts with, if it
+ *		has them.
+ */
+static bool
+ray_text_hex4(const char *text, size_t len, pg_wchar *value)
+{
+	*value = 0;
+	if (len < 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+	{
+		char		c = text[i];
+
+		if (c >= '0' && c <= '9')
+			*value = (*value << 4) | (pg_wchar) (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*value = (*value << 4) | (pg_wchar) (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*value = (*value << 4) | (pg_wchar) (c - 'A' + 10);
+		else
+			return false;
+	}
+	return true;
 }

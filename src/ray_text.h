@@ -14,5 +14,6 @@
 #define PG_RAY_RAY_TEXT_H
 
 extern char *ray_text_to_server(const char *utf8, size_t len);
+extern char *ray_json_to_server(const char *utf8, size_t len);
 
 #endif							/* PG_RAY_RAY_TEXT_H */

@@ -201,6 +201,8 @@ class FakeRay(FaultyServer):
     # through by itself, as a real Ray's jobs do; empty: it stays put
     lifecycle: list[tuple[float, str]] = field(default_factory=list)
     posts: dict[str, int] = field(default_factory=dict)  # POSTs per submission id
+    # what GET /api/cluster_status?format=1 says (Ray's "ray status" text)
+    cluster_status: str = "Pending Demands:\n (no resource demands)"
 
     def set_status(self, submission_id: str, status: str, **fields: Any) -> None:
         with self.lock:
@@ -230,6 +232,9 @@ class FakeRay(FaultyServer):
     def answer(self, method: str, path: str, query: str, payload: bytes, headers: dict[str, str]) -> Answer:
         if method == "GET" and path == "/api/version":
             return 200, json.dumps({"version": "4", "ray_version": "2.60.0-fake"}).encode(), JSON
+        if method == "GET" and path == "/api/cluster_status":
+            # as Ray's dashboard writes JSON: ASCII only, other characters as \\u escapes
+            return 200, json.dumps({"result": True, "data": {"clusterStatus": self.cluster_status}}).encode(), JSON
         if method == "GET" and path == "/api/jobs/":
             with self.lock:
                 return 200, json.dumps([self._public(j) for j in self.jobs.values()]).encode(), JSON

@@ -129,6 +129,7 @@ CREATE TABLE ray.resource_group_grant (
 	grantee name NOT NULL,		-- a role name, or 'public'
 	granted_by name NOT NULL,
 	granted_at timestamptz NOT NULL DEFAULT now(),
+	grantee_oid oid,			-- 0 for public (ray._bind_roles)
 	PRIMARY KEY (resource_group, grantee)
 );
 COMMENT ON TABLE ray.resource_group_grant IS
@@ -202,6 +203,7 @@ CREATE TABLE ray.job (
 	rows_total bigint,
 	target_table text,
 	rows_written bigint,
+	owner_oid oid,				-- the role named owner, bound when the row is made (ray._bind_roles)
 	CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts),
 	CONSTRAINT job_finished_iff_terminal
 		CHECK ((state IN ('SUCCEEDED', 'FAILED', 'STOPPED')) = (finished_at IS NOT NULL))
@@ -210,7 +212,7 @@ COMMENT ON TABLE ray.job IS
 'Ray jobs: what was asked (entrypoint, runtime_env, resources) and what happened (state, attempts, times).';
 CREATE INDEX job_active_idx ON ray.job (state)
 	WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED');
-CREATE INDEX job_owner_idx ON ray.job (owner, job_id);
+CREATE INDEX job_owner_idx ON ray.job (owner_oid, job_id);
 CREATE INDEX job_resource_group_idx ON ray.job (resource_group);
 
 /*
@@ -340,6 +342,7 @@ CREATE TABLE ray.model (
 		CONSTRAINT model_options_check CHECK (jsonb_typeof(options) = 'object'),
 	owner name NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),
+	owner_oid oid,				-- the role named owner, bound when the row is made (ray._bind_roles)
 	PRIMARY KEY (name, version),
 	CONSTRAINT model_data_or_uri CHECK ((data IS NULL) <> (uri IS NULL))
 );
@@ -357,6 +360,8 @@ CREATE TABLE ray.model_grant (
 	grantee name NOT NULL,		-- a role name, or 'public'
 	granted_by name NOT NULL,
 	granted_at timestamptz NOT NULL DEFAULT now(),
+	grantee_oid oid,			-- 0 for public (ray._bind_roles)
+	granted_by_oid oid,
 	PRIMARY KEY (model, grantee, granted_by)
 );
 COMMENT ON TABLE ray.model_grant IS

@@ -26,21 +26,42 @@ CREATE TABLE ray.model_grant (
 	grantee name NOT NULL,		-- a role name, or 'public'
 	granted_by name NOT NULL,
 	granted_at timestamptz NOT NULL DEFAULT now(),
+	grantee_oid oid,			-- 0 for public (ray._bind_roles)
+	granted_by_oid oid,
 	PRIMARY KEY (model, grantee, granted_by)
 );
 COMMENT ON TABLE ray.model_grant IS
 'Which roles may run which model besides its owner (grantee ''public'' is everyone): the versions the granter owns.';
 SELECT pg_catalog.pg_extension_config_dump('ray.model_grant', '');
 
+-- owners and grantees by OID as well as by name (0.1: by name only, so a role created under a
+-- dropped role's name took over its jobs and models, and a renamed role lost them); rows made
+-- before are bound to the roles that have their names now, as ray._bind_roles binds new rows
+ALTER TABLE ray.job ADD COLUMN owner_oid oid;
+UPDATE ray.job SET owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = owner);
+DROP INDEX ray.job_owner_idx;
+CREATE INDEX job_owner_idx ON ray.job (owner_oid, job_id);
+ALTER TABLE ray.model ADD COLUMN owner_oid oid;
+UPDATE ray.model SET owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = owner);
+ALTER TABLE ray.resource_group_grant ADD COLUMN grantee_oid oid;
+UPDATE ray.resource_group_grant
+SET grantee_oid = CASE WHEN grantee = 'public' THEN 0 ELSE (SELECT r.oid FROM pg_roles r WHERE r.rolname = grantee) END;
+
+DROP POLICY job_owner_or_admin ON ray.job;
+CREATE POLICY job_owner_or_admin ON ray.job FOR SELECT
+	USING (owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+
 DROP POLICY model_owner_or_admin ON ray.model;
 CREATE POLICY model_owner_grantee_or_admin ON ray.model FOR SELECT
-	USING (owner = current_user OR pg_has_role(current_user, 'ray_admin', 'USAGE')
-		   OR EXISTS (SELECT FROM ray.model_grant g WHERE g.model = name AND g.granted_by = owner));
+	USING (owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+		   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+		   OR EXISTS (SELECT FROM ray.model_grant g WHERE g.model = name AND g.granted_by_oid = owner_oid));
 
 ALTER TABLE ray.model_grant ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
-	USING (granted_by = current_user OR grantee = 'public'
-		   OR pg_has_role(current_user, to_regrole(quote_ident(grantee)), 'USAGE')
+	USING (granted_by_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) OR grantee_oid = 0
+		   OR EXISTS (SELECT FROM pg_roles r WHERE r.oid = grantee_oid AND pg_has_role(current_user, r.oid, 'USAGE'))
 		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
 
 -- ray._drop_run_role says whether it could drop the role (0.1: void)
@@ -73,13 +94,11 @@ ALTER TABLE ray.node_spec
 	DROP CONSTRAINT node_spec_cpu_units_check,
 	ADD CONSTRAINT node_spec_cpu_units_check CHECK (cpu_units > 0 AND cpu_units <= 1000000);
 
--- jobs queued by 0.1 run the model registration they name now, as its owner's role now,
--- as 0.2 records at submission
+-- jobs queued by 0.1 run the model registration they name now, as 0.2 records at submission
 UPDATE ray.batch_run b
 SET plan = jsonb_set(b.plan, '{model}', (b.plan -> 'model')
 					 || jsonb_build_object('owner', m.owner, 'registered_at', m.created_at))
-		   || jsonb_build_object('owner_oid', r.oid)
-FROM ray.model m, ray.job j, pg_roles r
-WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED') AND r.rolname = j.owner
+FROM ray.model m, ray.job j
+WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
   AND m.name = b.plan -> 'model' ->> 'name' AND m.version::text = b.plan -> 'model' ->> 'version'
   AND NOT b.plan -> 'model' ? 'registered_at';

@@ -19,6 +19,7 @@ itself: it adopts the running nodes and carries every job on.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import time
@@ -36,6 +37,33 @@ from test_batch_inference import joblib_bytes, train_click_model
 # The sha256 of every released install script: they never change again.
 FROZEN = {"0.1": "90f9ea18f8c7470d3b796ba31c6998e55ccedc14a05bdb58c4e5bfefa824956b"}
 USER = "up_alice"
+
+
+# Columns holding the OID of the role another column names: the update from 0.1 adds them,
+# and a restore binds them to the roles of those names in the new cluster (ray._bind_roles).
+ROLE_OIDS = {"ray.job": {"owner_oid": "owner"}, "ray.model": {"owner_oid": "owner"},
+             "ray.resource_group_grant": {"grantee_oid": "grantee"},
+             "ray.model_grant": {"grantee_oid": "grantee", "granted_by_oid": "granted_by"}}
+
+
+def without_role_oids(rows: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The rows of contents() with the role OID columns left out."""
+    def strip(table: str, row: str) -> str:
+        values = json.loads(row, parse_float=str)
+        for column in ROLE_OIDS.get(table, {}):
+            values.pop(column, None)
+        return json.dumps(values)
+    return {table: sorted(strip(table, row) for row in table_rows) for table, table_rows in rows.items()}
+
+
+def misbound_role_oids(db: psycopg.Connection) -> list[tuple[str, str, str]]:
+    """Rows whose role OID is not that of the role their name column names now."""
+    wrong = []
+    for table, columns in ROLE_OIDS.items():
+        for oid_column, name_column in columns.items():
+            wrong += [(table, name_column, name) for (name,) in db.execute(
+                f"SELECT {name_column} FROM {table} WHERE {oid_column} IS DISTINCT FROM ray._role_oid({name_column})")]
+    return wrong
 
 
 def releases() -> dict[str, str]:
@@ -227,13 +255,15 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
         after = contents(db, list(before))
         # the plans of unfinished batch runs gain the model registration they run (0.2)
         after["ray.batch_run"] = sorted(r[0] for r in db.execute(
-            "SELECT (to_jsonb(b) #- '{plan,model,owner}' #- '{plan,model,registered_at}' #- '{plan,owner_oid}')::text"
-            " FROM ray.batch_run b"))
+            "SELECT (to_jsonb(b) #- '{plan,model,owner}' #- '{plan,model,registered_at}')::text FROM ray.batch_run b"))
+        # and owners and grantees their OIDs, those of the roles of their names
+        misbound = misbound_role_oids(db)
         unpinned = db.execute("SELECT count(*) FROM ray.batch_run b JOIN ray.job j USING (job_id)"
                               " WHERE j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')"
                               " AND NOT b.plan -> 'model' ? 'registered_at'").fetchone()[0]
         updated = catalog(db)
-    assert after == before
+    assert without_role_oids(after) == without_role_oids(before)
+    assert misbound == []
     assert unpinned == 0
     assert db.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_ray'").fetchone()[0] == release.newest
     with db.transaction():
@@ -370,10 +400,16 @@ def test_a_backup_restores_into_a_new_cluster(release: Release, ray_head: RayHea
 
         # while the worker is held before its first round: every table as it was
         db = target.connect()
-        restored = contents(db)
-        for table, rows in dumped.items():
+        restored = without_role_oids(contents(db))
+        for table, rows in without_role_oids(dumped).items():
             if table not in NOT_DUMPED:
                 assert restored[table] == rows, f"{table} differs after the restore"
+        # owners and grantees are the roles of their names in the new cluster
+        assert misbound_role_oids(db) == []
+        assert db.execute("SELECT count(*) FROM ray.job WHERE owner_oid IS NULL").fetchone()[0] == 0
+        # (the roles have other OIDs there: the binding is the restore's, not the dump's)
+        owner_oids = "SELECT DISTINCT owner_oid FROM ray.job ORDER BY 1"
+        assert db.execute(owner_oids).fetchall() != source.execute(owner_oids).fetchall()
         assert restored["ray.node"] == [] and restored["ray.batch_run_secret"] == []
         assert db.execute("SELECT id FROM ray.installation").fetchone()[0] != \
             source.execute("SELECT id FROM ray.installation").fetchone()[0]

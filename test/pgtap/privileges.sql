@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(73);
+SELECT plan(89);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -243,23 +243,72 @@ UPDATE ray.job SET attempts = 2 WHERE job_id = current_setting('tap.bi_job')::bi
 SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('tap.bi_job')), '42704',
 				 'model tapm:1 was dropped or replaced since the run was submitted',
 				 'a model dropped and registered again is not the one a job was submitted with');
--- ownership is kept by name: a role created again under a dropped role's name does not run its runs
+-- a role created again under a dropped role's name is another role: it neither sees, touches
+-- nor runs what the dropped role had, and grants to the dropped role do not reach it
 CREATE ROLE tap_gone IN ROLE ray_user;
 SELECT ray.grant_usage('tap', 'tap_gone');
 GRANT SELECT ON public.tap_source TO tap_gone;
 GRANT CREATE ON SCHEMA public TO tap_gone;
+SET LOCAL ROLE tap_ann;
+SELECT ray.register_model('tapa', 'sklearn', '\x01'::bytea);
+SELECT ray.grant_model('tapa', 'tap_gone');
 SET LOCAL ROLE tap_gone;
 SELECT ray.register_model('tapg', 'sklearn', '\x01'::bytea);
+SELECT ray.grant_model('tapg', 'tap_ben');
 SELECT set_config('tap.gone_job', ray.batch_inference('tap', 'public.tap_source', 'tapg', 'public.tap_gone_out')::text,
 				  true);
 RESET ROLE;
 DROP OWNED BY tap_gone;
 DROP ROLE tap_gone;
 CREATE ROLE tap_gone IN ROLE ray_user;
+GRANT SELECT ON public.tap_source TO tap_gone;
 UPDATE ray.job SET attempts = 1 WHERE job_id = current_setting('tap.gone_job')::bigint;
 SELECT throws_ok(format('SELECT ray._begin_batch_attempt(%s)', current_setting('tap.gone_job')), '42704',
-				 'role "tap_gone" is not the role that submitted this batch inference run',
+				 format('role "tap_gone" that submitted job %s does not exist any more', current_setting('tap.gone_job')),
 				 'a role created again under a dropped role''s name does not run that role''s runs');
+SET LOCAL ROLE tap_gone;
+SELECT is((SELECT count(*) FROM ray.jobs), 0::bigint, 'a role of a dropped role''s name sees none of its jobs');
+SELECT is((SELECT count(*) FROM ray.models), 0::bigint, '... none of its models, nor those granted to it');
+SELECT is((SELECT count(*) FROM ray.model_grant), 0::bigint, '... none of its grants');
+SELECT throws_ok(format('SELECT ray.job_logs(%s)', current_setting('tap.gone_job')), '42704', NULL,
+				 '... cannot read its logs');
+SELECT throws_ok(format('SELECT ray.stop_job(%s)', current_setting('tap.gone_job')), '42704', NULL,
+				 '... cannot stop its jobs');
+SELECT throws_ok($$SELECT ray.register_model('tapg', 'sklearn', '\x02'::bytea)$$, '42501',
+				 'model "tapg" belongs to another role', '... cannot add versions to its model');
+SELECT throws_ok($$SELECT ray.drop_model('tapg')$$, '42704', NULL, '... cannot drop its model');
+SELECT throws_ok($$SELECT ray.submit_job('tap', 'true')$$, '42501', NULL,
+				 '... has none of the usage granted to it');
+RESET ROLE;
+SELECT ray.grant_usage('tap', 'tap_gone');
+SELECT is((SELECT grantee_oid FROM ray.resource_group_grant WHERE resource_group = 'tap' AND grantee = 'tap_gone'),
+		  'tap_gone'::regrole::oid, 'granting usage again to the name grants it to the new role');
+SET LOCAL ROLE tap_gone;
+SELECT ok(ray.submit_job('tap', 'true') > 0, '... who then submits');
+RESET ROLE;
+-- what the dropped role granted stays as it was
+SET LOCAL ROLE tap_ben;
+SELECT is((SELECT count(*) FROM ray.models WHERE name = 'tapg'), 1::bigint, 'a grantee still sees a dropped role''s model');
+RESET ROLE;
+-- a renamed role keeps what it had
+ALTER ROLE tap_ben RENAME TO tap_ben_renamed;
+SET LOCAL ROLE tap_ben_renamed;
+SELECT is((SELECT array_agg(job_id) FROM ray.jobs), ARRAY[current_setting('tap.ben_job')::bigint],
+		  'a renamed role still sees its jobs');
+SELECT lives_ok(format('SELECT ray.job_logs(%s)', current_setting('tap.ben_job')), '... and reads their logs');
+RESET ROLE;
+ALTER ROLE tap_ben_renamed RENAME TO tap_ben;
+-- rows a restore copies in are bound to the roles of their names in the new cluster
+INSERT INTO ray.job (owner, resource_group, entrypoint, owner_oid) VALUES ('tap_ann', 'tap', 'restored', 12345);
+SELECT is((SELECT owner_oid FROM ray.job WHERE entrypoint = 'restored'), 'tap_ann'::regrole::oid,
+		  'a row copied in is bound to the role that has its name, whatever OID it came with');
+INSERT INTO ray.job (owner, resource_group, entrypoint, owner_oid) VALUES ('tap_nobody_here', 'tap', 'true', 12345);
+SELECT is((SELECT owner_oid FROM ray.job WHERE owner = 'tap_nobody_here'), NULL,
+		  '... and to none if no role has it');
+INSERT INTO ray.model_grant (model, grantee, granted_by, grantee_oid, granted_by_oid)
+VALUES ('tapa', 'public', 'tap_ann', 1, 1);
+SELECT is((SELECT array[grantee_oid, granted_by_oid] FROM ray.model_grant WHERE model = 'tapa' AND grantee = 'public'),
+		  array[0, 'tap_ann'::regrole::oid], '... grants too, public as 0');
 
 SELECT * FROM finish();
 ROLLBACK;

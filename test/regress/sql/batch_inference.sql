@@ -44,6 +44,8 @@ SELECT ray.batch_inference('bi', 'nosuch', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT 1 AS id; SELECT 2', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'WITH gone AS (DELETE FROM impressions RETURNING *) SELECT * FROM gone', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT * FROM impressions FOR UPDATE', 'ctr', 'p');
+SELECT ray.batch_inference('bi', 'SELECT * FROM (SELECT * FROM impressions FOR UPDATE) s', 'ctr', 'p');
+SELECT ray.batch_inference('bi', 'SELECT * FROM impressions WHERE id IN (SELECT id FROM impressions FOR SHARE)', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT id, id FROM impressions', 'ctr', 'p', key => ARRAY['id']);
 SELECT ray.batch_inference('bi', 'secret', 'ctr', 'p');
 SELECT ray.batch_inference('bi', 'SELECT * FROM secret', 'ctr', 'p', key => ARRAY['id']);
