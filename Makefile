@@ -61,6 +61,7 @@ SQL_FUNCTIONS = \
 	sql/validation.sql \
 	sql/state_machine.sql \
 	sql/lookups.sql \
+	sql/role_names.sql \
 	sql/resource_groups.sql \
 	sql/external_clusters.sql \
 	sql/jobs.sql \

@@ -29,7 +29,7 @@ AS $$
 DECLARE
 	known constant text[] := ARRAY['batch_size', 'concurrency', 'num_cpus', 'num_gpus', 'output',
 								   'output_type', 'partitions', 'shard_key', 'max_attempts',
-								   'read_concurrency', 'write_concurrency'];
+								   'read_concurrency', 'write_concurrency', 'missing_inputs'];
 	io_option text;
 	unknown text;
 	result jsonb;
@@ -110,6 +110,12 @@ BEGIN
 					  DETAIL = 'It is how many read or write tasks, each with a connection to PostgreSQL, may run at once.';
 		END IF;
 	END LOOP;
+	IF result ? 'missing_inputs' AND (jsonb_typeof(result -> 'missing_inputs') <> 'string'
+									  OR result ->> 'missing_inputs' NOT IN ('model', 'null')) THEN
+		RAISE EXCEPTION 'missing_inputs must be "model" or "null"'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Rows with a NULL, NaN or infinite input go to the model as they are ("model", the default), or are scored as NULL without it ("null").';
+	END IF;
 	IF model_kind = 'vllm' AND (result ->> 'num_gpus')::numeric = 0 THEN
 		result := result || '{"num_gpus": 1}';
 	END IF;
@@ -685,11 +691,11 @@ BEGIN
 
 	runner := ray._runner_package();
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
-						 max_attempts, retry_on_failure, target_table)
+						 max_attempts, retry_on_failure, target_table, owner_oid)
 	VALUES (caller, rg.name, 'batch_inference', 'python -m pg_ray_runner',
 			'{"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}',
 			jsonb_build_object('pg_ray_model', format('%s:%s', run_plan -> 'model' ->> 'name', run_plan -> 'model' ->> 'version')),
-			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name)
+			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name, caller_oid)
 	RETURNING job_id INTO id;
 	INSERT INTO ray.job_package (job_id, package, content)
 	VALUES (id, '_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);

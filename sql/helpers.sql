@@ -42,8 +42,10 @@ COMMENT ON FUNCTION ray._role_oid(name) IS
  * name (or the same role under a new name).  A row is bound to the role
  * that has its name when the row is made: the caller, when an API function
  * makes it; the role of that name in the new cluster, when a restore copies
- * it in (roles are restored first).  The trigger's arguments are pairs of
- * a name column and its OID column.
+ * it in (roles are restored first).  An OID that comes NULL stays NULL: the
+ * row's role was dropped (ray._sync_role_names), and no role that takes its
+ * name later, here or in another cluster, is it.  The trigger's arguments
+ * are pairs of a name column and its OID column.
  */
 CREATE OR REPLACE FUNCTION ray._bind_roles()
 RETURNS trigger
@@ -55,14 +57,16 @@ DECLARE
 	bound jsonb := '{}';
 BEGIN
 	FOR pair IN 0 .. TG_NARGS / 2 - 1 LOOP
-		bound := bound || jsonb_build_object(TG_ARGV[2 * pair + 1],
-											 ray._role_oid((named ->> TG_ARGV[2 * pair])::name));
+		IF named -> TG_ARGV[2 * pair + 1] <> 'null' THEN
+			bound := bound || jsonb_build_object(TG_ARGV[2 * pair + 1],
+												 ray._role_oid((named ->> TG_ARGV[2 * pair])::name));
+		END IF;
 	END LOOP;
 	RETURN jsonb_populate_record(NEW, bound);
 END
 $$;
 COMMENT ON FUNCTION ray._bind_roles() IS
-'Row trigger: set each OID column named in the arguments to the role that has the paired name column''s name now.';
+'Row trigger: set each OID column named in the arguments, unless NULL, to the role that has the paired name column''s name now.';
 
 /*
  * Names of resource groups, worker groups and node specs end up in process

@@ -117,12 +117,12 @@ BEGIN
 
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
-						 entrypoint_resources, max_attempts, retry_on_failure)
+						 entrypoint_resources, max_attempts, retry_on_failure, owner_oid)
 	VALUES (caller, rg.name, 'script', _submit_job_impl.entrypoint,
 			coalesce(_submit_job_impl.runtime_env, '{}'), coalesce(_submit_job_impl.metadata, '{}'),
 			_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
 			_submit_job_impl.entrypoint_memory, coalesce(_submit_job_impl.entrypoint_resources, '{}'),
-			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false))
+			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false), caller_oid)
 	RETURNING job_id INTO id;
 	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		-- named by content, 40 hex digits as Ray names its own packages

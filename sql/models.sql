@@ -112,8 +112,9 @@ BEGIN
 				  HINT = 'Choose another name.';
 	END IF;
 	BEGIN
-		INSERT INTO ray.model (name, version, kind, data, uri, options, owner)
-		VALUES (model_name, coalesce(next_version, 1), kind, data, uri, coalesce(options, '{}'), caller);
+		INSERT INTO ray.model (name, version, kind, data, uri, options, owner, owner_oid)
+		VALUES (model_name, coalesce(next_version, 1), kind, data, uri, coalesce(options, '{}'), caller,
+				ray._calling_role());
 	EXCEPTION WHEN unique_violation THEN
 		RAISE EXCEPTION 'model "%" was registered by another session at the same time', model_name
 			USING ERRCODE = 'serialization_failure',
@@ -291,9 +292,11 @@ DECLARE
 	model_name text := ray._owned_model(_grant_model_impl.model);
 BEGIN
 	PERFORM ray._check_grantee(role);
-	-- a grant left by a dropped role of either name is another role's: this one replaces it
-	INSERT INTO ray.model_grant AS g (model, grantee, granted_by)
-	VALUES (model_name, role, ray._caller())
+	-- a grant that bears the name of a role renamed since is that role's: it takes its name now
+	PERFORM ray._sync_role_names_of_grants();
+	-- one left by a dropped role of either name is nobody's: this one replaces it
+	INSERT INTO ray.model_grant AS g (model, grantee, granted_by, grantee_oid, granted_by_oid)
+	VALUES (model_name, role, ray._caller(), ray._role_oid(role), ray._calling_role())
 	ON CONFLICT ON CONSTRAINT model_grant_pkey DO UPDATE
 		SET grantee_oid = excluded.grantee_oid, granted_by_oid = excluded.granted_by_oid, granted_at = now()
 		WHERE (g.grantee_oid, g.granted_by_oid) IS DISTINCT FROM (excluded.grantee_oid, excluded.granted_by_oid);
@@ -324,7 +327,10 @@ BEGIN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	DELETE FROM ray.model_grant g
-	WHERE g.model = model_name AND g.grantee = role AND g.granted_by_oid = ray._calling_role();
+	WHERE g.model = model_name AND g.granted_by_oid = ray._calling_role()
+	  AND (g.grantee_oid = ray._role_oid(role)
+		   -- a grant to a dropped role of that name
+		   OR (g.grantee = role AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = g.grantee_oid)));
 	IF NOT FOUND THEN
 		RAISE NOTICE 'role "%" had no grant of model "%"', role, model_name;
 	END IF;

@@ -368,9 +368,11 @@ DECLARE
 	rg ray.resource_group := ray._resource_group(_grant_usage_impl.resource_group, 'none');
 BEGIN
 	PERFORM ray._check_grantee(role);
-	-- a grant left to a dropped role of this name is another role's: this one replaces it
-	INSERT INTO ray.resource_group_grant AS g (resource_group, grantee, granted_by)
-	VALUES (rg.name, role, ray._caller())
+	-- a grant that bears the name of a role renamed since is that role's: it takes its name now
+	PERFORM ray._sync_role_names_of_grants();
+	-- one left to a dropped role of this name is nobody's: this one replaces it
+	INSERT INTO ray.resource_group_grant AS g (resource_group, grantee, granted_by, grantee_oid)
+	VALUES (rg.name, role, ray._caller(), ray._role_oid(role))
 	ON CONFLICT ON CONSTRAINT resource_group_grant_pkey DO UPDATE
 		SET grantee_oid = excluded.grantee_oid, granted_by = excluded.granted_by, granted_at = now()
 		WHERE g.grantee_oid IS DISTINCT FROM excluded.grantee_oid;
@@ -401,7 +403,10 @@ BEGIN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	DELETE FROM ray.resource_group_grant g
-	WHERE g.resource_group = rg.name AND g.grantee = role;
+	WHERE g.resource_group = rg.name
+	  AND (g.grantee_oid = ray._role_oid(role)
+		   -- a grant to a dropped role of that name
+		   OR (g.grantee = role AND g.grantee_oid <> 0 AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = g.grantee_oid)));
 	IF NOT FOUND THEN
 		RAISE NOTICE 'role "%" had no usage of resource group "%" to revoke', role, rg.name;
 	END IF;

@@ -53,7 +53,17 @@ AS $$
 DECLARE
 	rg ray.resource_group;
 	id bigint;
+	roles text;
 BEGIN
+	-- Owners' and grantees' names, when roles were renamed or dropped (run roles come and go
+	-- with batch runs and own nothing); the roles last synced are kept in this session
+	roles := (SELECT md5(string_agg(r.oid || ' ' || r.rolname, ',' ORDER BY r.oid)) FROM pg_roles r
+			  WHERE NOT EXISTS (SELECT FROM pg_auth_members m
+								WHERE m.member = r.oid AND m.roleid = 'ray_run'::regrole));
+	IF roles IS DISTINCT FROM current_setting('pg_ray_worker.roles_synced', true) AND ray._sync_role_names() THEN
+		PERFORM set_config('pg_ray_worker.roles_synced', roles, false);
+	END IF;
+
 	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
 	-- One a transaction still holds (a submission that failed on it, left
 	-- open) waits for a later round rather than hold this one up.

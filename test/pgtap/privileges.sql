@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(89);
+SELECT plan(100);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -286,9 +286,9 @@ SELECT is((SELECT grantee_oid FROM ray.resource_group_grant WHERE resource_group
 SET LOCAL ROLE tap_gone;
 SELECT ok(ray.submit_job('tap', 'true') > 0, '... who then submits');
 RESET ROLE;
--- what the dropped role granted stays as it was
+-- what the dropped role granted lapses with it: its model is nobody's now
 SET LOCAL ROLE tap_ben;
-SELECT is((SELECT count(*) FROM ray.models WHERE name = 'tapg'), 1::bigint, 'a grantee still sees a dropped role''s model');
+SELECT is((SELECT count(*) FROM ray.models WHERE name = 'tapg'), 0::bigint, 'a dropped role''s grants lapse');
 RESET ROLE;
 -- a renamed role keeps what it had
 ALTER ROLE tap_ben RENAME TO tap_ben_renamed;
@@ -309,6 +309,55 @@ INSERT INTO ray.model_grant (model, grantee, granted_by, grantee_oid, granted_by
 VALUES ('tapa', 'public', 'tap_ann', 1, 1);
 SELECT is((SELECT array[grantee_oid, granted_by_oid] FROM ray.model_grant WHERE model = 'tapa' AND grantee = 'public'),
 		  array[0, 'tap_ann'::regrole::oid], '... grants too, public as 0');
+DELETE FROM ray.model_grant WHERE model = 'tapa' AND grantee = 'public';
+
+-- grants follow a renamed role: revoked by its new name, and not taken by a new role of its old name
+CREATE ROLE tap_carl IN ROLE ray_user;
+SELECT ray.grant_usage('tap', 'tap_carl');
+SET LOCAL ROLE tap_ann;
+SELECT ray.grant_model('tapa', 'tap_carl');
+RESET ROLE;
+ALTER ROLE tap_carl RENAME TO tap_carl2;
+CREATE ROLE tap_carl IN ROLE ray_user;
+SELECT ray.grant_usage('tap', 'tap_carl');
+SET LOCAL ROLE tap_ann;
+SELECT ray.grant_model('tapa', 'tap_carl');
+RESET ROLE;
+SELECT is((SELECT array_agg(grantee::text ORDER BY grantee) FROM ray.resource_group_grant
+		   WHERE resource_group = 'tap' AND grantee LIKE 'tap_carl%'), ARRAY['tap_carl', 'tap_carl2'],
+		  'granting to a new role of a renamed role''s old name leaves the renamed role its grant, under its new name');
+SET LOCAL ROLE tap_carl2;
+SELECT is((SELECT count(*) FROM ray.models WHERE name = 'tapa'), 1::bigint, '... and its model grant');
+RESET ROLE;
+SELECT ray.revoke_usage('tap', 'tap_carl2');
+SET LOCAL ROLE tap_ann;
+SELECT ray.revoke_model('tapa', 'tap_carl2');
+RESET ROLE;
+SET LOCAL ROLE tap_carl2;
+SELECT throws_ok($$SELECT ray.submit_job('tap', 'true')$$, '42501', NULL, 'a renamed role''s usage is revoked by its new name');
+SELECT is((SELECT count(*) FROM ray.models WHERE name = 'tapa'), 0::bigint, '... and its model grant');
+SET LOCAL ROLE tap_carl;
+SELECT ok(ray.submit_job('tap', 'true') > 0, 'the new role keeps the usage granted to it');
+RESET ROLE;
+-- the worker keeps names those of their roles, and unbinds a dropped role's rows, so that a restore
+-- binds each row to the right role
+SET LOCAL ROLE tap_carl;
+SELECT set_config('tap.carl_job', ray.submit_job('tap', 'true')::text, true);
+RESET ROLE;
+ALTER ROLE tap_carl RENAME TO tap_carl3;
+SELECT ok(ray._sync_role_names(), 'the names of owners and grantees are brought up to date');
+SELECT is((SELECT owner::text FROM ray.job WHERE job_id = current_setting('tap.carl_job')::bigint), 'tap_carl3',
+		  'a renamed role''s job takes its new name');
+SELECT is((SELECT count(*) FROM ray.resource_group_grant WHERE grantee = 'tap_carl3'), 1::bigint, '... its grants too');
+DROP ROLE tap_carl3;
+SELECT ray._sync_role_names();
+SELECT is((SELECT owner_oid FROM ray.job WHERE job_id = current_setting('tap.carl_job')::bigint), NULL,
+		  'a dropped role''s job is bound to no role');
+SELECT is((SELECT grantee_oid FROM ray.resource_group_grant WHERE grantee = 'tap_carl3'), NULL, '... nor its grant');
+CREATE ROLE tap_carl3;
+INSERT INTO ray.job (owner, resource_group, entrypoint, owner_oid) VALUES ('tap_carl3', 'tap', 'restored unbound', NULL);
+SELECT is((SELECT owner_oid FROM ray.job WHERE entrypoint = 'restored unbound'), NULL,
+		  'a restored row bound to no role stays so, whatever role has its name');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from pg_ray_runner.__main__ import DATABASE_LOST, NODE_LOST, infrastructure_lost
+from pg_ray_runner.db import Database, SnapshotGone, begin_snapshot
 
 
 @pytest.mark.parametrize("error, lost", [
@@ -61,3 +62,19 @@ def test_a_node_that_died_under_a_task_is_the_infrastructure() -> None:
     assert infrastructure_lost(RuntimeError("The actor died because its node has died.")) == NODE_LOST
     # an actor that died of its own (a crash of the model's code) is not
     assert infrastructure_lost(ray.exceptions.ActorDiedError()) is None
+
+
+def test_a_snapshot_gone_after_a_restart_is_the_database_lost(db: Database) -> None:
+    """A read task that starts after the server restarted imports a snapshot
+    whose session is gone: the infrastructure's failure (InvalidParameterValue
+    from PostgreSQL, the run's own otherwise)."""
+    with db.connect(autocommit=True) as conn:
+        with pytest.raises(SnapshotGone) as raised:
+            begin_snapshot(conn, "00000005-00000035-1")
+    assert "invalid snapshot identifier" in str(raised.value)
+    assert infrastructure_lost(raised.value) == DATABASE_LOST
+    wrapped = ray.exceptions.RayTaskError("ReadPg", "Traceback ...", raised.value)
+    assert infrastructure_lost(wrapped) == DATABASE_LOST
+    # as Ray keeps a remote error only as text
+    assert infrastructure_lost(RuntimeError("pg_ray_runner.db.SnapshotGone: the run's snapshot is gone")) == \
+        DATABASE_LOST

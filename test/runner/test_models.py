@@ -262,3 +262,49 @@ def test_vllm_without_vllm_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
         vllm_stage(None, spec)  # type: ignore[arg-type]
     assert str(raised.value) == NEEDS_VLLM
     assert NEEDS_VLLM == "model kind vllm needs vllm installed on the cluster and a GPU worker group"
+
+
+def test_missing_inputs_get_pg_rays_words_or_are_scored_as_null(
+        logistic: tuple[LogisticRegression, pd.DataFrame]) -> None:
+    import pyarrow as pa
+
+    from pg_ray_runner.pipeline import RunError, Scorer
+    clf, frame = logistic
+    schema = pa.schema([("id", pa.int64()), ("p", pa.float64())])
+    rows = 6
+    batch = pa.table({"id": list(range(1, rows + 1)),
+                      "age": pa.array([30, None, 50, 60, None, 40], pa.int64()),
+                      "price": [1.0, 2.0, float("nan"), float("inf"), 5.0, 6.0]})
+    # LogisticRegression refuses NaN: the run fails in pg_ray's words, naming the columns and counts
+    with pytest.raises(ModelError) as raised:
+        Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability")(batch)
+    message = str(raised.value)
+    assert message.startswith('input columns NULL, NaN or infinite ("age" in 2, "price" in 2 of the 6 rows of a '
+                              "batch; first: row with id=2) and the model failed on them: ValueError: ")
+    assert message.endswith("""Score such rows as NULL with options => '{"missing_inputs": "null"}', """
+                            "or replace the values in a query source")
+    # or they are scored as NULL, and the model never sees them
+    out = Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability", missing="null")(batch)
+    assert out.column("id").to_pylist() == list(range(1, rows + 1))
+    scored = out.column("p").to_pylist()
+    assert [v is None for v in scored] == [False, True, True, True, True, False]
+    np.testing.assert_allclose([scored[0], scored[5]], clf.predict_proba(np.array([[30, 1.0], [40, 6.0]]))[:, 1])
+    every_row_missing = batch.filter(pa.array([False, True, True, True, True, False]))
+    assert Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability",
+                  missing="null")(every_row_missing).column("p").null_count == 4
+    with pytest.raises(RunError, match="missing_inputs must be one of model, null"):
+        Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability", missing="skip")
+
+
+def test_a_model_that_takes_nan_gets_it(logistic: tuple[LogisticRegression, pd.DataFrame]) -> None:
+    import pyarrow as pa
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from pg_ray_runner.pipeline import Scorer
+    _, frame = logistic
+    labels = (frame["age"] > 45).astype(int).to_numpy()
+    clf = HistGradientBoostingClassifier(max_iter=5).fit(frame.to_numpy(dtype=np.float64), labels)
+    schema = pa.schema([("id", pa.int64()), ("p", pa.float64())])
+    batch = pa.table({"id": [1, 2], "age": pa.array([None, 70], pa.int64()), "price": [float("nan"), 3.0]})
+    out = Scorer(model("sklearn"), dumped(clf), INPUTS, ["id"], schema, {}, "probability")(batch)
+    assert out.column("p").null_count == 0

@@ -19,7 +19,7 @@ import psycopg
 import ray
 from psycopg import sql
 
-from .db import Database
+from .db import Database, SnapshotGone
 from .pipeline import RunError, RunResult, run
 from .predictor import ModelError
 from .spec import RunSpec
@@ -35,6 +35,7 @@ NODE_LOST = "a Ray node was lost"
 _LOST_TEXTS = (
     ("server closed the connection unexpectedly", DATABASE_LOST),
     ("terminating connection due to", DATABASE_LOST),
+    ("SnapshotGone", DATABASE_LOST),
     ("NodeDiedError", NODE_LOST),
     ("its node has died", NODE_LOST),
 )
@@ -82,6 +83,8 @@ def infrastructure_lost(error: BaseException) -> str | None:
             state = current.sqlstate
             if state is None or state.startswith("08") or state in _LOST_STATES:
                 return DATABASE_LOST
+        if isinstance(current, SnapshotGone):
+            return DATABASE_LOST
         if isinstance(current, (ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError)):
             return NODE_LOST
         if isinstance(current, ray.exceptions.RayTaskError) and isinstance(current.cause, BaseException):

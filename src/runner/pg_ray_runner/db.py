@@ -62,8 +62,19 @@ class Database:
                      (rows_done, rows_total))
 
 
+class SnapshotGone(RuntimeError):
+    """The driver's exported snapshot is gone: the session that holds it ended,
+    because the server restarted or the driver's connection was lost.  The
+    infrastructure's failure, not the run's: a read task that starts after a
+    restart finds only this."""
+
+
 def begin_snapshot(conn: psycopg.Connection[Any], snapshot_id: str | None = None) -> None:
     """Open a read-only repeatable-read transaction, in the exported snapshot if one is given."""
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     if snapshot_id is not None:
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+        try:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
+        except psycopg.errors.InvalidParameterValue as error:
+            # the id is the driver's own, well formed: only its session's end makes it unknown
+            raise SnapshotGone(f"the run's snapshot {snapshot_id} is gone: {error}") from None

@@ -64,16 +64,49 @@ def _describe_key(batch: pa.Table, key: list[str], row: int) -> str:
     return "row with " + ", ".join(f"{k}={batch.column(k)[row].as_py()!r}" for k in key)
 
 
+# What the option missing_inputs takes: hand rows with a missing input to the
+# model as they are (some models take NaN), or score them as NULL unseen.
+MISSING_INPUTS = ("model", "null")
+
+
+def missing_inputs(batch: pa.Table, inputs: list[str]) -> dict[str, np.ndarray]:
+    """Per input column, the rows where it is NULL, NaN or infinite (columns with none left out)."""
+    found = {}
+    for name in inputs:
+        column = batch.column(name)
+        mask = pc.is_null(column, nan_is_null=True)
+        if pa.types.is_floating(column.type):
+            mask = pc.or_(mask, pc.fill_null(pc.is_inf(column), False))
+        rows = mask.to_numpy(zero_copy_only=False)
+        if rows.any():
+            found[name] = rows
+    return found
+
+
+def missing_inputs_message(batch: pa.Table, key: list[str], missing: dict[str, np.ndarray],
+                           error: Exception) -> str:
+    """pg_ray's words for a model that failed on a batch with missing inputs."""
+    columns = ", ".join(f'"{name}" in {int(rows.sum())}' for name, rows in missing.items())
+    first = int(np.flatnonzero(np.logical_or.reduce(list(missing.values())))[0])
+    return (f"input columns NULL, NaN or infinite ({columns} of the {batch.num_rows} rows of a batch; first: "
+            f"{_describe_key(batch, key, first)}) and the model failed on them: "
+            f"{type(error).__name__}: {error}. Score such rows as NULL with options => "
+            f"'{{\"missing_inputs\": \"null\"}}', or replace the values in a query source")
+
+
 class Scorer:
     """The map_batches callable: keys through unchanged, the model's output beside them."""
 
     def __init__(self, model: Model, model_data: Any, inputs: list[str], key: list[str],
                  output_schema: pa.Schema, options: dict[str, Any], output_mode: str,
-                 num_gpus: float = 0) -> None:
+                 num_gpus: float = 0, missing: str = "model") -> None:
         data = ray.get(model_data) if isinstance(model_data, ray.ObjectRef) else model_data
+        if missing not in MISSING_INPUTS:
+            raise RunError(f"missing_inputs must be one of {', '.join(MISSING_INPUTS)}, not {missing!r}")
         self.inputs = inputs
         self.key = key
         self.schema = output_schema
+        self.missing = missing
         self.predict = make_predictor(model, data, inputs, options, output_mode=output_mode,
                                       output_name=output_schema.names[-1], num_gpus=num_gpus)
 
@@ -81,13 +114,36 @@ class Scorer:
         if batch.num_rows == 0:
             # an empty partition: estimators refuse zero rows
             return self.schema.empty_table()
-        frame = batch.select(self.inputs).to_pandas()
-        try:
-            values = self.predict(frame)
-        except RowError as error:
-            raise ModelError(f"{_describe_key(batch, self.key, error.row)}: {error}") from None
-        output = to_arrow(values, self.schema.field(-1).type, batch.num_rows)
+        missing = missing_inputs(batch, self.inputs)
+        if missing and self.missing == "null":
+            output = self._score_complete_rows(batch, np.logical_or.reduce(list(missing.values())))
+        else:
+            try:
+                values = self.predict(batch.select(self.inputs).to_pandas())
+            except RowError as error:
+                raise ModelError(f"{_describe_key(batch, self.key, error.row)}: {error}") from None
+            except Exception as error:
+                if missing:
+                    raise ModelError(missing_inputs_message(batch, self.key, missing, error)) from None
+                raise
+            output = to_arrow(values, self.schema.field(-1).type, batch.num_rows)
         return pa.Table.from_arrays([batch.column(k) for k in self.key] + [output], schema=self.schema)
+
+    def _score_complete_rows(self, batch: pa.Table, incomplete: np.ndarray) -> pa.Array:
+        """The output of a batch whose incomplete rows are NULL and were not shown to the model."""
+        target = self.schema.field(-1).type
+        complete = np.flatnonzero(~incomplete)
+        if len(complete) == 0:
+            return pa.nulls(batch.num_rows, target)
+        scored_batch = batch.take(pa.array(complete))
+        try:
+            values = self.predict(scored_batch.select(self.inputs).to_pandas())
+        except RowError as error:
+            raise ModelError(f"{_describe_key(scored_batch, self.key, error.row)}: {error}") from None
+        scored = to_arrow(values, target, len(complete))
+        positions = np.zeros(batch.num_rows, dtype=np.int64)
+        positions[complete] = np.arange(len(complete))
+        return scored.take(pa.array(positions, mask=incomplete))
 
 
 @dataclass(frozen=True)
@@ -168,7 +224,8 @@ def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: b
             "model": spec.model,
             "model_data": ray.put(model_data) if model_data is not None else None,
             "inputs": spec.inputs, "key": spec.key, "output_schema": spec.staging_schema(),
-            "options": spec.model_options(), "output_mode": spec.output_mode, "num_gpus": num_gpus},
+            "options": spec.model_options(), "output_mode": spec.output_mode, "num_gpus": num_gpus,
+            "missing": str(options.get("missing_inputs", "model"))},
         batch_size=int(options.get("batch_size", 4096)),
         batch_format="pyarrow",
         compute=_actor_pool(options.get("concurrency", 2)),

@@ -70,6 +70,7 @@ SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARR
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"shard_key": "id"}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"max_attempts": 0}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"write_concurrency": 100}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"missing_inputs": "skip"}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"num_gpus": 1}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"num_cpus": 2}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"concurrency": [2, 4]}');
