@@ -21,6 +21,8 @@ from conftest import OtherCluster, as_role
 from test_batch_inference import joblib_bytes, train_click_model
 
 QUERIES = int(os.environ.get("PG_RAY_SQLSMITH_QUERIES", "2000"))
+# a long run beside another test run takes a cluster of another name
+CLUSTER = os.environ.get("PG_RAY_SQLSMITH_CLUSTER", "smith")
 
 
 def populate(db) -> None:  # type: ignore[no-untyped-def]
@@ -45,7 +47,7 @@ def populate(db) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("role", ["smith_user", "smith_admin"])
 def test_random_sql_crashes_neither_the_server_nor_the_worker(role: str) -> None:
-    cluster = OtherCluster("smith")
+    cluster = OtherCluster(CLUSTER)
     cluster.script("destroy")
     cluster.start()
     try:

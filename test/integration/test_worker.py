@@ -160,3 +160,28 @@ def test_worker_follows_the_extension_being_dropped_and_created(db: psycopg.Conn
     wait_for(lambda: job_message(db, job_id), "the worker to see the new extension's jobs")
     assert worker_status(db)["pid"] == new
     db.execute("SELECT ray.drop_resource_group('it-again', force => true)")
+
+
+def test_the_worker_keeps_owners_names_those_of_their_roles(db: psycopg.Connection) -> None:
+    """A renamed role's rows take its new name and a dropped role's rows lose their OID, so
+    that a dump binds them on restore to the role they belonged to, or to none."""
+    db.execute("DROP ROLE IF EXISTS it_renamed, it_renamed2")
+    db.execute("CREATE ROLE it_renamed")
+    # as a restore copies a row in: the OID it comes with is rebound by name
+    job_id = db.execute("INSERT INTO ray.job (owner, owner_oid, resource_group, entrypoint, state, finished_at)"
+                        " VALUES ('it_renamed', 1, 'none', 'true', 'FAILED', now()) RETURNING job_id").fetchone()[0]
+    role = db.execute("SELECT 'it_renamed'::regrole::oid").fetchone()[0]
+    assert db.execute("SELECT owner_oid FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0] == role
+    try:
+        db.execute("ALTER ROLE it_renamed RENAME TO it_renamed2")
+        # a change of pg_ray's catalog wakes the worker for a round (an idle one runs none)
+        db.execute("UPDATE ray.node_spec SET description = description WHERE name = 'small'")
+        wait_for(lambda: db.execute("SELECT owner FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0]
+                 == "it_renamed2", "the worker to give the job its owner's new name")
+        db.execute("DROP ROLE it_renamed2")
+        db.execute("UPDATE ray.node_spec SET description = description WHERE name = 'small'")
+        wait_for(lambda: db.execute("SELECT owner_oid IS NULL FROM ray.job WHERE job_id = %s",
+                                    (job_id,)).fetchone()[0], "the worker to unbind the dropped role's job")
+    finally:
+        db.execute("DELETE FROM ray.job WHERE job_id = %s", (job_id,))
+        db.execute("DROP ROLE IF EXISTS it_renamed, it_renamed2")

@@ -88,10 +88,11 @@ def missing_inputs_message(batch: pa.Table, key: list[str], missing: dict[str, n
     """pg_ray's words for a model that failed on a batch with missing inputs."""
     columns = ", ".join(f'"{name}" in {int(rows.sum())}' for name, rows in missing.items())
     first = int(np.flatnonzero(np.logical_or.reduce(list(missing.values())))[0])
+    said = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     return (f"input columns NULL, NaN or infinite ({columns} of the {batch.num_rows} rows of a batch; first: "
-            f"{_describe_key(batch, key, first)}) and the model failed on them: "
-            f"{type(error).__name__}: {error}. Score such rows as NULL with options => "
-            f"'{{\"missing_inputs\": \"null\"}}', or replace the values in a query source")
+            f"{_describe_key(batch, key, first)}) failed the model; score such rows as NULL with options => "
+            f"'{{\"missing_inputs\": \"null\"}}', or replace the values in a query source. "
+            f"The model said: {type(error).__name__}: {said}")
 
 
 class Scorer:
