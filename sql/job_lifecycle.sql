@@ -410,6 +410,10 @@ DECLARE
 	target text;
 	why text := coalesce(ray_message, '');
 	never_started boolean;
+	-- a batch runner that lost its database (the server crashed or restarted under it) or a Ray
+	-- node under a task exits 75; one killed by a signal (the OOM killer, a node going down)
+	-- never gave its verdict (it exits 0, 1 or 75): either attempt was lost to the infrastructure
+	runner_lost boolean := job.kind = 'batch_inference' AND (exit_code = 75 OR exit_code < 0 OR exit_code > 128);
 BEGIN
 	IF job.job_id IS NULL THEN
 		RETURN;
@@ -427,17 +431,12 @@ BEGIN
 	IF job.kind = 'batch_inference' AND why ~ 'pg_ray runner: [^\n]* failed: ' THEN
 		why := (regexp_match(why, '(pg_ray runner: [^\n]* failed: [^\n]*)'))[1];
 	END IF;
-	-- a batch runner that lost its database (the server crashed or restarted
-	-- under it) or a Ray node under a task exits 75: that attempt was lost
-	-- to the infrastructure too
 	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
-		AND (ray._is_infrastructure_failure(ray_error_type)
-			 OR (job.kind = 'batch_inference' AND exit_code = 75)
+		AND (ray._is_infrastructure_failure(ray_error_type) OR runner_lost
 			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
 			coalesce(ray_error_type, 'a failure'), why),
-			CASE WHEN ray._is_infrastructure_failure(ray_error_type)
-					  OR (job.kind = 'batch_inference' AND exit_code = 75) THEN 'lost' ELSE 'failed' END);
+			CASE WHEN ray._is_infrastructure_failure(ray_error_type) OR runner_lost THEN 'lost' ELSE 'failed' END);
 		RETURN;
 	END IF;
 

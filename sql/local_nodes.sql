@@ -480,7 +480,9 @@ DECLARE
 	n ray.node;
 BEGIN
 	UPDATE ray.node SET pid = leader_pid, started_at = clock_timestamp(), answered_at = NULL,
-		ray_node_id = NULL, ray_state = NULL, idle_since = NULL
+		ray_node_id = NULL, ray_state = NULL, idle_since = NULL,
+		-- why it could not start before is over; why it last exited stays
+		last_exit = CASE WHEN last_exit LIKE 'could not start: %' THEN NULL ELSE last_exit END
 	WHERE node_id = id
 	RETURNING * INTO n;
 	IF n.kind = 'head' THEN
@@ -603,6 +605,21 @@ END
 $$;
 COMMENT ON FUNCTION ray._local_node_gone(bigint) IS
 'A stopped node''s processes are gone: restart it with its desired config, or remove it.';
+
+/*
+ * A node the worker could not start (its run directory refused, its
+ * program missing): why, where the group's users see it (ray.nodes).  The
+ * worker tries again in its next rounds.
+ */
+CREATE OR REPLACE FUNCTION ray._local_node_not_started(id bigint, why text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	UPDATE ray.node SET last_exit = why WHERE node_id = id AND last_exit IS DISTINCT FROM why;
+$$;
+COMMENT ON FUNCTION ray._local_node_not_started(bigint, text) IS
+'Record why the worker could not start a node, for ray.nodes.';
 
 /* The ports of a node that never ran are taken by something else: move it. */
 CREATE OR REPLACE FUNCTION ray._local_ports_busy(id bigint, port integer)

@@ -9,7 +9,10 @@
  * are told from any other program's, whatever was recorded, and how
  * a restarted worker finds the nodes it started before.  Job drivers
  * that Ray starts in sessions of their own are found by the GCS
- * address in their environment.  Nothing here runs a query.
+ * address in their environment.  Only processes of the server's OS user
+ * are looked at: another user's process that puts a node's run directory
+ * on its command line is never taken for the node, adopted or signalled.
+ * Nothing here runs a query.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -23,6 +26,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "local_internal.h"
@@ -30,6 +34,7 @@
 static bool local_read_file(const char *path, char *buf, size_t size, size_t *len);
 static bool local_proc_stat(pid_t pid, char *state, pid_t *session);
 static bool local_cmdline_has(pid_t pid, const char *marker);
+static bool local_proc_ours(pid_t pid);
 
 /*
  * local_read_file
@@ -79,6 +84,21 @@ local_proc_stat(pid_t pid, char *state, pid_t *session)
 }
 
 /*
+ * local_proc_ours
+ *		Whether a process runs as the server's OS user: /proc/PID belongs to
+ *		the process's effective user.
+ */
+static bool
+local_proc_ours(pid_t pid)
+{
+	char		path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int) pid);
+	return stat(path, &st) == 0 && st.st_uid == geteuid();
+}
+
+/*
  * local_cmdline
  *		A process's command line with its arguments joined by spaces (a
  *		process title that a program set itself, as Redis does, reads the
@@ -115,9 +135,9 @@ local_cmdline_has(pid_t pid, const char *marker)
 /*
  * local_leader_alive
  *		Whether pid is still the running leader of the node with that
- *		marker: alive, not a zombie, leading its own session, and with the
- *		node's run directory on its command line, so that a pid reused by
- *		another program is never taken for the node.
+ *		marker: alive, not a zombie, leading its own session, the server's
+ *		OS user's, and with the node's run directory on its command line,
+ *		so that a pid reused by another program is never taken for the node.
  */
 bool
 local_leader_alive(pid_t pid, const char *marker)
@@ -127,13 +147,14 @@ local_leader_alive(pid_t pid, const char *marker)
 
 	if (pid <= 1 || !local_proc_stat(pid, &state, &session))
 		return false;
-	return state != 'Z' && state != 'X' && session == pid && local_cmdline_has(pid, marker);
+	return state != 'Z' && state != 'X' && session == pid && local_proc_ours(pid) &&
+		local_cmdline_has(pid, marker);
 }
 
 /*
  * local_each_process
- *		Call visit for every live process of this host (zombies left out)
- *		with its session id, until it returns false.
+ *		Call visit for every live process of the server's OS user (zombies
+ *		left out) with its session id, until it returns false.
  */
 void
 local_each_process(LocalVisit visit, void *arg)
@@ -149,7 +170,8 @@ local_each_process(LocalVisit visit, void *arg)
 		char		state;
 		pid_t		session;
 
-		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || state == 'Z' || state == 'X')
+		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || state == 'Z' || state == 'X' ||
+			!local_proc_ours(pid))
 			continue;
 		if (!visit(pid, session, arg))
 			break;

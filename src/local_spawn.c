@@ -98,29 +98,98 @@ local_busy_port(int port_base)
 
 /*
  * local_make_dir
- *		Create a run directory and its parents, readable by the server's OS
- *		user only: Ray keeps its logs and sockets there.
+ *		Create a node's run directory and its parents, walking the path one
+ *		component at a time without following a symbolic link, and refuse a
+ *		path another OS user could have laid: Ray keeps a node's sockets,
+ *		logs and session files there.  Every directory on the way must be
+ *		root's or the server's OS user's, and one that others may write in
+ *		must be root's and sticky (as /tmp is); pg_ray.run_directory and
+ *		what is under it (a run directory is <it>/<installation>/n<node>)
+ *		must be the server's OS user's, and open to no one else but for the
+ *		node's own directory, which Ray makes 0777 for its own processes
+ *		(the installation's directory keeps everyone else out).  What is
+ *		missing is made, mode 0700.
  */
 void
 local_make_dir(const char *path)
 {
 	char	   *copy = pstrdup(path);
+	size_t		root_len = strlen(path);
+	int			dir_fd;
+	char	   *name;
+	char	   *next;
 
-	for (char *p = copy + 1; *p; p++)
-	{
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create directory \"%s\": %m", copy)));
-		*p = '/';
-	}
-	if (mkdir(copy, S_IRWXU) != 0 && errno != EEXIST)
+	/* pg_ray.run_directory, as it was when the node's directory was named */
+	for (int up = 0; up < 2; up++)
+		while (root_len > 0 && path[--root_len] != '/')
+			;
+	if (copy[0] != '/' || root_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run directory \"%s\" is not an absolute path under pg_ray.run_directory", path)));
+	dir_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", copy)));
+				 errmsg("could not open directory \"/\": %m")));
+	for (name = copy + 1; name != NULL && *name != '\0'; name = next)
+	{
+		int			fd;
+		struct stat st;
+		bool		under_root;
+		bool		node_dir;
+
+		next = strchr(name, '/');
+		if (next != NULL)
+			*next++ = '\0';
+		if (*name == '\0')
+			continue;
+		fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+		{
+			if (mkdirat(dir_fd, name, S_IRWXU) != 0 && errno != EEXIST)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not create directory \"%s\": %m", path)));
+			fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		under_root = (size_t) (name + strlen(name) - copy) >= root_len;
+		node_dir = next == NULL || *next == '\0';
+		if (fd < 0)
+		{
+			int			save_errno = errno;
+
+			close(dir_fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open directory \"%s\" on the way to run directory \"%s\": %m",
+							name, path),
+					 (save_errno == ELOOP || save_errno == ENOTDIR) ?
+					 errdetail("It is a symbolic link or not a directory; pg_ray follows no link on the way to a run directory.") : 0));
+		}
+		close(dir_fd);
+		dir_fd = fd;
+		if (fstat(fd, &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat directory \"%s\": %m", name)));
+		if (under_root ? (st.st_uid != geteuid() || (!node_dir && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0))
+			: ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+			   ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_uid != 0 || (st.st_mode & S_ISVTX) == 0))))
+		{
+			close(fd);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("directory \"%s\" on the way to run directory \"%s\" is not safe", name, path),
+					 errdetail("It belongs to user id %d with mode %04o; %s", (int) st.st_uid,
+							   (int) (st.st_mode & 07777),
+							   under_root ? "from pg_ray.run_directory down, each directory must be the server's OS user's, mode 0700 (a node's own directory any mode)." :
+							   "above pg_ray.run_directory, each must be root's or the server's OS user's, and one that others may write in root's and sticky."),
+					 errhint("Point pg_ray.run_directory at a directory of the server's OS user, or one pg_ray may create.")));
+		}
+	}
+	close(dir_fd);
 	pfree(copy);
 }
 
@@ -139,7 +208,7 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 	int			null_fd;
 	pid_t		pid;
 
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
 	if (log_fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -218,7 +287,7 @@ local_exit_reason(pid_t pid, const char *run_dir)
 	if (!known)
 		appendStringInfo(&reason, "process %d is gone", (int) pid);
 
-	fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	fd = open(log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0)
 	{
 		char		tail[1024];

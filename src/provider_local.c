@@ -389,6 +389,15 @@ local_act(LocalAction *action)
 			(errmsg("pg_ray could not %s Ray node " INT64_FORMAT ": %s", action->action,
 					action->node_id, error->message),
 			 errdetail("Its run directory is \"%s\"; the next round tries again.", action->run_dir)));
+	if (strcmp(action->action, "start") == 0)
+	{
+		/* and those who use the group see why in ray.nodes */
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2] = {Int64GetDatum(action->node_id),
+		CStringGetTextDatum(psprintf("could not start: %s", error->message))};
+
+		pg_ray_spi_exec("SELECT ray._local_node_not_started($1, $2)", 2, types, values, NULL);
+	}
 	FreeErrorData(error);
 	local_busy = true;
 }

@@ -13,8 +13,11 @@ States that last milliseconds are held with the worker's fault points
 (pg_ray.fault_pause_at, src/fault.c): SUBMITTING before the POST is sent,
 SUBMITTING after Ray accepted it but before that is recorded, PENDING before
 the next status is applied.  QUEUED is a second job submitted while the
-worker is held; RUNNING is a job that sleeps.  The table of cells is written
-to build/crash_matrix.md."""
+worker is held; RUNNING is a job that sleeps.  A sweep then crashes the
+server, the worker or the runner at ten offsets into one batch run, through
+its reading, scoring and staging (every victim at every offset with
+PG_RAY_CRASH_SWEEP=full).  The table of cells is written to
+build/crash_matrix.md."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -359,3 +363,85 @@ def test_crash_script_on_local_group(victim: str, state: str, batch_group: None)
         result = "holds: " + "; ".join(outcomes) + ", each run once in Ray, Ray's log kept, no driver left"
     finally:
         RESULTS.append(("script (local group)", victim, state, result))
+
+
+# ---------------------------------------------------------------------------
+# a sweep of crashes through one batch run: while it reads, scores and stages
+# ---------------------------------------------------------------------------
+
+# Where in a run a crash comes: a delay after the run is RUNNING with nothing
+# staged yet (its driver starting, taking its snapshot, the read tasks
+# starting), or a number of the ROWS staged (reading, scoring and staging
+# overlap in Ray Data's stream; 8 partitions of about 250 rows, one batch
+# each, so that rows are staged as the run goes).
+SWEEP_OFFSETS: list[tuple[str, float | None, int | None]] = [
+    ("RUNNING", 0.0, None), ("RUNNING + 1 s", 1.0, None), ("RUNNING + 2 s", 2.0, None),
+    ("250+ rows staged", None, 250), ("500+ rows staged", None, 500), ("750+ rows staged", None, 750),
+    ("1000+ rows staged", None, 1000), ("1250+ rows staged", None, 1250), ("1500+ rows staged", None, 1500),
+    ("1750+ rows staged", None, 1750)]
+SWEEP_VICTIMS = ["postmaster", "worker", "runner"]
+# CI: each offset once, the victims taking turns; PG_RAY_CRASH_SWEEP=full: every victim at every offset
+SWEEP = ([(victim, offset) for offset in SWEEP_OFFSETS for victim in SWEEP_VICTIMS]
+         if os.environ.get("PG_RAY_CRASH_SWEEP") == "full"
+         else [(SWEEP_VICTIMS[i % len(SWEEP_VICTIMS)], offset) for i, offset in enumerate(SWEEP_OFFSETS)])
+
+
+def kill_runner() -> None:
+    """SIGKILL the run's driver (python -m pg_ray_runner), as the OOM killer would."""
+    def driver() -> list[int]:
+        found = subprocess.run(["pgrep", "-f", "python -m pg_ray_runner"], capture_output=True, text=True)
+        return [int(p) for p in found.stdout.split()]
+    for pid in wait_for(driver, "the runner to be running", 60):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("victim, offset", SWEEP, ids=[f"{v}-{o[0]}" for v, o in SWEEP])
+def test_crash_sweep_through_a_batch_run(victim: str, offset: tuple[str, float | None, int | None],
+                                         batch_group: None) -> None:
+    """Crash the server, the worker or the runner at an offset into a batch run: a read that
+    starts after a restart finds the run's snapshot gone, a runner killed never gives its verdict;
+    either is the infrastructure's, so the run goes again and publishes every row once."""
+    where, delay, staged = offset
+    target = f"crash.sweep_{len(RESULTS)}"
+    result = "FAILED"
+    try:
+        with connect() as db:
+            db.execute(f"CREATE TABLE {target} (id bigint, prediction double precision)")
+            db.execute(f"ALTER TABLE {target} OWNER TO {USER}")
+            job = as_role(db, USER, "SELECT ray.batch_inference(%s, 'crash.src', 'slow', %s, "
+                          "input_columns => ARRAY['age'], create_target => false, "
+                          "options => '{\"batch_size\": 250, \"concurrency\": 1, \"partitions\": 8}')",
+                          (GROUP, target))[0]
+            wait_for_state(db, job, {"RUNNING"}, 180)
+            if delay is not None:
+                deadline = time.monotonic() + delay
+                wait_for(lambda: time.monotonic() >= deadline, where)
+            else:
+                wait_for(lambda: (db.execute("SELECT rows_processed FROM ray.jobs WHERE job_id = %s",
+                                             (job,)).fetchone()[0] or 0) >= staged, where, 180)
+            at = db.execute("SELECT state, rows_processed FROM ray.jobs WHERE job_id = %s", (job,)).fetchone()
+        if victim == "runner":
+            kill_runner()
+        else:
+            crash(victim)
+        with wait_for(lambda: connect(), "the server after the crash") as db:
+            state_now = db.execute("SELECT ray.wait_job(%s, '5 minutes')", (job,)).fetchone()[0]
+            attempts, message = db.execute("SELECT attempts, message FROM ray.job WHERE job_id = %s",
+                                           (job,)).fetchone()
+            assert state_now == "SUCCEEDED", (state_now, message, at)
+            rows, keys, wrong = db.execute(f"SELECT count(*), count(DISTINCT id), count(*) FILTER "
+                                           f"(WHERE prediction IS DISTINCT FROM s.age) FROM {target} t "
+                                           f"JOIN crash.src s USING (id)").fetchone()
+            assert (rows, keys, wrong) == (ROWS, ROWS, 0)
+            wait_for(lambda: not db.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname LIKE 'pgray\\_run\\_%')"
+                                            ).fetchone()[0]
+                     and not db.execute("SELECT EXISTS (SELECT FROM pg_class "
+                                        "WHERE relnamespace = 'ray_staging'::regnamespace)").fetchone()[0],
+                     "no run role and no staging table left", 60)
+        result = (f"holds: caught {at[0]} with {at[1] or 0} rows staged; SUCCEEDED in {attempts} attempt(s), "
+                  f"{ROWS} rows once")
+    finally:
+        RESULTS.append(("batch sweep", victim, where, result))

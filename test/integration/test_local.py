@@ -365,6 +365,80 @@ def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: st
     assert attempts == 2
 
 
+def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psycopg.Connection,
+                                                               local_group: str) -> None:
+    """Another OS user's process that puts the head's run directory on its command line, in a
+    session of its own, is not adopted when the head dies: the worker starts a head of its own."""
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    head = nodes(db)[0]
+    marker = run_directories(db)[0]
+    impostor = subprocess.Popen(["python3", "-c", "import time; time.sleep(600)", marker],
+                                user="nobody", group="nogroup", start_new_session=True)
+    try:
+        since = last_event_id(db)
+        os.killpg(head["pid"], signal.SIGKILL)
+        wait_for(lambda: [e for e in events_since(db, since) if "head node" in e[2] and "exited" in e[2]],
+                 "the worker to notice the head's death", 60)
+        wait_for_group_state(db, "READY")
+        new_head = nodes(db)[0]
+        assert new_head["pid"] not in (head["pid"], impostor.pid)
+        assert impostor.poll() is None, "the worker signalled another user's process"
+        wait_for(lambda: workers_alive(db, 1), "the worker to rejoin")
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
+@pytest.mark.parametrize("laid", ["symlink", "foreign"])
+def test_a_run_directory_another_user_could_have_laid_is_refused(local_nodes: psycopg.Connection,
+                                                                 laid: str) -> None:
+    """pg_ray.run_directory that is a symbolic link, or a directory of another OS user: no node
+    starts there, and ray.nodes says why."""
+    db = wait_for(lambda: connect(), "the server to accept connections")
+    base = Path(f"/tmp/pgl_{laid[:4]}")
+    target = Path("/tmp/pgl_target")
+    group = f"it-dir-{laid[:4]}"
+
+    def clean() -> None:
+        for path in (base, target):
+            if path.is_symlink():
+                path.unlink()
+            elif path.exists():
+                subprocess.run(["rm", "-rf", str(path)], check=True)
+    clean()
+    postgres = pwd.getpwnam("postgres")
+    if laid == "symlink":
+        target.mkdir(mode=0o700)
+        os.chown(target, postgres.pw_uid, postgres.pw_gid)
+        base.symlink_to(target)
+    else:
+        # one the server could enter and write in: its owner could read and swap what is in it
+        base.mkdir()
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        base.chmod(0o777)
+    reload_settings(db, run_directory=str(base))
+    try:
+        db.execute("SELECT ray.create_resource_group(%s, 'small')", (group,))
+        why = wait_for(lambda: db.execute("SELECT last_exit FROM ray.nodes WHERE resource_group = %s"
+                                          " AND kind = 'head' AND last_exit LIKE 'could not start: %%'",
+                                          (group,)).fetchone(), "the head to be refused", 60)[0]
+        run_dir = db.execute("SELECT run_dir FROM ray.node WHERE resource_group = %s", (group,)).fetchone()[0]
+        assert run_dir.startswith(str(base) + "/")
+        if laid == "symlink":
+            assert why.startswith(f'could not start: could not open directory "pgl_syml" on the way to run '
+                                  f'directory "{run_dir}": ')
+        else:
+            assert why == (f'could not start: directory "pgl_fore" on the way to run directory "{run_dir}" '
+                           "is not safe")
+        assert processes_under([str(base), str(target)]) == []
+        assert not any(target.iterdir()) if laid == "symlink" else not any(base.iterdir())
+    finally:
+        reload_settings(db, run_directory=None)
+        drop_and_wait(db, group)
+        clean()
+
+
 def test_alter_and_drop_worker_group_have_their_effects(local_nodes: psycopg.Connection,
                                                         local_group: str) -> None:
     db = wait_for(lambda: connect(), "the server to accept connections")
