@@ -609,14 +609,18 @@ COMMENT ON FUNCTION ray._local_node_gone(bigint) IS
 /*
  * A node the worker could not start (its run directory refused, its
  * program missing): why, where the group's users see it (ray.nodes).  The
- * worker tries again in its next rounds.
+ * worker tries again after pg_ray.error_retry_seconds, not at once: what
+ * refused it (another OS user's directory in its way) lasts.
  */
 CREATE OR REPLACE FUNCTION ray._local_node_not_started(id bigint, why text)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-	UPDATE ray.node SET last_exit = why WHERE node_id = id AND last_exit IS DISTINCT FROM why;
+	UPDATE ray.node
+	SET last_exit = why,
+		next_start_at = now() + current_setting('pg_ray.error_retry_seconds')::interval
+	WHERE node_id = id;
 $$;
 COMMENT ON FUNCTION ray._local_node_not_started(bigint, text) IS
 'Record why the worker could not start a node, for ray.nodes.';

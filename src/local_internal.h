@@ -34,7 +34,7 @@ extern char *local_cmdline(pid_t pid, char *buf, size_t size);
 extern bool local_leader_alive(pid_t pid, const char *marker);
 extern void local_each_process(LocalVisit visit, void *arg);
 extern pid_t local_find_leader(const char *marker);
-extern int	local_signal_session(pid_t session, int sig);
+extern int	local_signal_session(pid_t session, int sig, const char *marker);
 extern int	local_signal_drivers(int gcs_port, int sig);
 extern int	local_host_gpus(void);
 

@@ -10,8 +10,11 @@
  * a restarted worker finds the nodes it started before.  Job drivers
  * that Ray starts in sessions of their own are found by the GCS
  * address in their environment.  Only processes of the server's OS user
- * are looked at: another user's process that puts a node's run directory
- * on its command line is never taken for the node, adopted or signalled.
+ * that are not PostgreSQL's own are looked at: another user's process that
+ * puts a node's run directory on its command line is never taken for the
+ * node, adopted or signalled, and neither is a backend, whose title shows
+ * the user and database names a client chose before it authenticated and
+ * which leads a session of its own (killing one restarts the server).
  * Nothing here runs a query.
  *
  * Copyright (c) 2026, pg_ray developers
@@ -29,12 +32,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "miscadmin.h"
+
 #include "local_internal.h"
 
 static bool local_read_file(const char *path, char *buf, size_t size, size_t *len);
-static bool local_proc_stat(pid_t pid, char *state, pid_t *session);
+static bool local_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *session);
 static bool local_cmdline_has(pid_t pid, const char *marker);
-static bool local_proc_ours(pid_t pid);
+static bool local_proc_may_be_node(pid_t pid, pid_t parent);
 
 /*
  * local_read_file
@@ -60,10 +65,10 @@ local_read_file(const char *path, char *buf, size_t size, size_t *len)
 
 /*
  * local_proc_stat
- *		The state letter and session id of a process, from /proc.
+ *		The state letter, parent and session id of a process, from /proc.
  */
 static bool
-local_proc_stat(pid_t pid, char *state, pid_t *session)
+local_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *session)
 {
 	char		path[64];
 	char		buf[1024];
@@ -79,23 +84,36 @@ local_proc_stat(pid_t pid, char *state, pid_t *session)
 	p = strrchr(buf, ')');
 	if (p == NULL || sscanf(p + 1, " %c %d %d %d", state, &ppid, &pgrp, &sid) != 4)
 		return false;
+	*parent = (pid_t) ppid;
 	*session = (pid_t) sid;
 	return true;
 }
 
 /*
- * local_proc_ours
- *		Whether a process runs as the server's OS user: /proc/PID belongs to
- *		the process's effective user.
+ * local_proc_may_be_node
+ *		Whether a process could be one of a node's: not the postmaster nor
+ *		one of its children (PostgreSQL's own processes), and of the
+ *		server's OS user by its real or saved user id, as kill(2) counts it
+ *		(read from /proc/PID/status: a process that is not dumpable shows
+ *		/proc/PID as root's).
  */
 static bool
-local_proc_ours(pid_t pid)
+local_proc_may_be_node(pid_t pid, pid_t parent)
 {
 	char		path[64];
-	struct stat st;
+	char		buf[4096];
+	char	   *uids;
+	unsigned int real,
+				effective,
+				saved;
 
-	snprintf(path, sizeof(path), "/proc/%d", (int) pid);
-	return stat(path, &st) == 0 && st.st_uid == geteuid();
+	if (pid == PostmasterPid || parent == PostmasterPid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+	if (!local_read_file(path, buf, sizeof(buf), NULL) || (uids = strstr(buf, "\nUid:")) == NULL ||
+		sscanf(uids + 5, " %u %u %u", &real, &effective, &saved) != 3)
+		return false;
+	return real == (unsigned int) geteuid() || saved == (unsigned int) geteuid();
 }
 
 /*
@@ -135,26 +153,29 @@ local_cmdline_has(pid_t pid, const char *marker)
 /*
  * local_leader_alive
  *		Whether pid is still the running leader of the node with that
- *		marker: alive, not a zombie, leading its own session, the server's
- *		OS user's, and with the node's run directory on its command line,
- *		so that a pid reused by another program is never taken for the node.
+ *		marker: alive, not a zombie, leading its own session, possibly a
+ *		node's process (local_proc_may_be_node), and with the node's run
+ *		directory on its command line, so that a pid reused by another
+ *		program is never taken for the node.
  */
 bool
 local_leader_alive(pid_t pid, const char *marker)
 {
 	char		state;
+	pid_t		parent;
 	pid_t		session;
 
-	if (pid <= 1 || !local_proc_stat(pid, &state, &session))
+	if (pid <= 1 || !local_proc_stat(pid, &state, &parent, &session))
 		return false;
-	return state != 'Z' && state != 'X' && session == pid && local_proc_ours(pid) &&
+	return state != 'Z' && state != 'X' && session == pid && local_proc_may_be_node(pid, parent) &&
 		local_cmdline_has(pid, marker);
 }
 
 /*
  * local_each_process
- *		Call visit for every live process of the server's OS user (zombies
- *		left out) with its session id, until it returns false.
+ *		Call visit for every live process that may be a node's (zombies and
+ *		PostgreSQL's own left out, see local_proc_may_be_node) with its
+ *		session id, until it returns false.
  */
 void
 local_each_process(LocalVisit visit, void *arg)
@@ -168,10 +189,11 @@ local_each_process(LocalVisit visit, void *arg)
 	{
 		pid_t		pid = (pid_t) atoi(de->d_name);
 		char		state;
+		pid_t		parent;
 		pid_t		session;
 
-		if (pid <= 1 || !local_proc_stat(pid, &state, &session) || state == 'Z' || state == 'X' ||
-			!local_proc_ours(pid))
+		if (pid <= 1 || !local_proc_stat(pid, &state, &parent, &session) || state == 'Z' || state == 'X' ||
+			!local_proc_may_be_node(pid, parent))
 			continue;
 		if (!visit(pid, session, arg))
 			break;
@@ -223,13 +245,15 @@ typedef struct LocalSignal
 {
 	pid_t		session;
 	int			sig;
+	const char *marker;
+	bool		marked;
 	int			count;
 } LocalSignal;
 
 /*
  * local_visit_session
  *		local_signal_session's visit: count, and signal, the processes of
- *		the session.
+ *		the session; note whether one shows the marker.
  */
 static bool
 local_visit_session(pid_t pid, pid_t session, void *arg)
@@ -239,6 +263,8 @@ local_visit_session(pid_t pid, pid_t session, void *arg)
 	if (session == request->session)
 	{
 		request->count++;
+		if (request->marker != NULL && !request->marked)
+			request->marked = local_cmdline_has(pid, request->marker);
 		if (request->sig != 0)
 			(void) kill(pid, request->sig);
 	}
@@ -251,16 +277,29 @@ local_visit_session(pid_t pid, pid_t session, void *arg)
  *		started, whatever process groups they made); returns how many there
  *		were.  sig 0 only counts them.  Linux does not hand out a pid that is
  *		still some process's session id, so the count cannot include
- *		strangers.
+ *		strangers; but a recorded leader's pid can be some other program's
+ *		session once the node's is gone (after a reboot, say).  So with a
+ *		marker (the node's run directory, which its processes show on their
+ *		command lines) a session none of whose processes shows it is left
+ *		alone: counted as none, and signalled not at all.
  */
 int
-local_signal_session(pid_t session, int sig)
+local_signal_session(pid_t session, int sig, const char *marker)
 {
-	LocalSignal request = {session, sig, 0};
+	LocalSignal request = {session, 0, marker, false, 0};
 
 	if (session <= 1)
 		return 0;
 	local_each_process(local_visit_session, &request);
+	if (marker != NULL && !request.marked)
+		return 0;
+	if (sig != 0 && request.count > 0)
+	{
+		request.sig = sig;
+		request.marker = NULL;
+		request.count = 0;
+		local_each_process(local_visit_session, &request);
+	}
 	return request.count;
 }
 
@@ -304,7 +343,7 @@ local_visit_driver(pid_t pid, pid_t session, void *arg)
 			if (drivers->sig != 0)
 			{
 				if (session > 1 && session != getsid(0))
-					(void) local_signal_session(session, drivers->sig);
+					(void) local_signal_session(session, drivers->sig, NULL);
 				else
 					(void) kill(pid, drivers->sig);
 			}

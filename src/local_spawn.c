@@ -148,9 +148,15 @@ local_make_dir(const char *path)
 		if (fd < 0 && errno == ENOENT)
 		{
 			if (mkdirat(dir_fd, name, S_IRWXU) != 0 && errno != EEXIST)
+			{
+				int			save_errno = errno;
+
+				close(dir_fd);
+				errno = save_errno;
 				ereport(ERROR,
 						(errcode_for_file_access(),
 						 errmsg("could not create directory \"%s\": %m", path)));
+			}
 			fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
 		under_root = (size_t) (name + strlen(name) - copy) >= root_len;
@@ -171,9 +177,15 @@ local_make_dir(const char *path)
 		close(dir_fd);
 		dir_fd = fd;
 		if (fstat(fd, &st) != 0)
+		{
+			int			save_errno = errno;
+
+			close(fd);
+			errno = save_errno;
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not stat directory \"%s\": %m", name)));
+		}
 		if (under_root ? (st.st_uid != geteuid() || (!node_dir && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0))
 			: ((st.st_uid != 0 && st.st_uid != geteuid()) ||
 			   ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_uid != 0 || (st.st_mode & S_ISVTX) == 0))))
@@ -205,14 +217,23 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 {
 	char	   *log_path = psprintf("%s/node.log", run_dir);
 	int			log_fd;
+	struct stat log_stat;
 	int			null_fd;
 	pid_t		pid;
 
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+				  S_IRUSR | S_IWUSR);
 	if (log_fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", log_path)));
+	if (fstat(log_fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode))
+	{
+		close(log_fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" is not a regular file", log_path)));
+	}
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
 	{
@@ -267,6 +288,7 @@ local_exit_reason(pid_t pid, const char *run_dir)
 	StringInfoData reason;
 	char	   *log_path = psprintf("%s/node.log", run_dir);
 	int			fd;
+	struct stat log_stat;
 	bool		known = false;
 
 	initStringInfo(&reason);
@@ -287,7 +309,13 @@ local_exit_reason(pid_t pid, const char *run_dir)
 	if (!known)
 		appendStringInfo(&reason, "process %d is gone", (int) pid);
 
-	fd = open(log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* a regular file only: a FIFO put there would hold the worker */
+	fd = open(log_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode)))
+	{
+		close(fd);
+		fd = -1;
+	}
 	if (fd >= 0)
 	{
 		char		tail[1024];

@@ -140,6 +140,9 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 		return;
 	}
 
+	/* before the token is copied: a refused directory must leave no copy behind */
+	local_make_dir(run_dir);
+
 	deconstruct_array(DatumGetArrayTypeP(argv_datum), TEXTOID, -1, false, TYPALIGN_INT,
 					  &argv_elems, &nulls, &argc);
 	argv = palloc0(sizeof(char *) * (argc + 1));
@@ -164,7 +167,6 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	for (int i = 0; i < envc; i++)
 		envp[3 + i] = nulls[i] ? pstrdup("PG_RAY_UNSET=") : TextDatumGetCString(env_elems[i]);
 
-	local_make_dir(run_dir);
 	/* a head restarted next to its surviving workers would think it runs already */
 	(void) unlink(psprintf("%s/ray_current_cluster", run_dir));
 	pid = local_spawn(run_dir, argv, envp);
@@ -204,7 +206,7 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	(void) local_signal_session(pid, SIGKILL);
+	(void) local_signal_session(pid, SIGKILL, marker);
 	values[0] = Int64GetDatum(node_id);
 	values[1] = CStringGetTextDatum(local_exit_reason(pid, run_dir));
 	pg_ray_spi_exec("SELECT ray._local_node_exited($1, $2)", 2, types, values, NULL);
@@ -230,21 +232,21 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	int			left = 0;
 
 	/* the recorded leader, or one found by its run directory should it be stale */
-	if (pid <= 0 || local_signal_session(pid, 0) == 0)
+	if (pid <= 0 || local_signal_session(pid, 0, local_marker(run_dir)) == 0)
 		pid = local_find_leader(local_marker(run_dir));
 	if (pid > 0)
-		left += local_signal_session(pid, 0);
+		left += local_signal_session(pid, 0, local_marker(run_dir));
 	left += local_signal_drivers(port_base, 0);
 	if (left > 0)
 	{
 		local_busy = true;
 		/* once "ray start" has exited, what is left of its session is stuck */
 		if (pid > 0 && !overdue && !local_leader_alive(pid, local_marker(run_dir)))
-			(void) local_signal_session(pid, SIGKILL);
+			(void) local_signal_session(pid, SIGKILL, local_marker(run_dir));
 		if (overdue)
 		{
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGKILL);
+				(void) local_signal_session(pid, SIGKILL, local_marker(run_dir));
 			(void) local_signal_drivers(port_base, SIGKILL);
 		}
 		else if (!list_member_int(local_terminated, (int) node_id))
@@ -252,7 +254,7 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 			MemoryContext old = MemoryContextSwitchTo(local_context);
 
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGTERM);
+				(void) local_signal_session(pid, SIGTERM, local_marker(run_dir));
 			(void) local_signal_drivers(port_base, SIGTERM);
 			local_terminated = lappend_int(local_terminated, (int) node_id);
 			MemoryContextSwitchTo(old);
@@ -325,7 +327,7 @@ local_sweep(const char *prefix, bool everything)
 		ereport(LOG,
 				(errmsg("pg_ray worker: stopping Ray node process %d: node %d has no slot",
 						lfirst_int(lc_pid), lfirst_int(lc_id))));
-		(void) local_signal_session((pid_t) lfirst_int(lc_pid), SIGKILL);
+		(void) local_signal_session((pid_t) lfirst_int(lc_pid), SIGKILL, prefix);
 	}
 	list_free(sweep.pids);
 	list_free(sweep.node_ids);
@@ -598,6 +600,6 @@ pg_ray_local_shutdown(void)
 		LocalWatch *watch = lfirst(lc);
 
 		if (local_leader_alive(watch->pid, watch->marker))
-			(void) local_signal_session(watch->pid, SIGTERM);
+			(void) local_signal_session(watch->pid, SIGTERM, watch->marker);
 	}
 }

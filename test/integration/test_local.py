@@ -368,12 +368,18 @@ def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: st
 def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psycopg.Connection,
                                                                local_group: str) -> None:
     """Another OS user's process that puts the head's run directory on its command line, in a
-    session of its own, is not adopted when the head dies: the worker starts a head of its own."""
+    session of its own, is not adopted when the head dies: the worker starts a head of its own.
+    Nor is a backend of the server whose title shows the run directory as its user's name (a
+    client chooses it before it authenticates): killing a backend restarts the whole server."""
     db = wait_for(lambda: connect(), "the server to accept connections")
     head = nodes(db)[0]
     marker = run_directories(db)[0]
+    started = db.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
     impostor = subprocess.Popen(["python3", "-c", "import time; time.sleep(600)", marker],
                                 user="nobody", group="nogroup", start_new_session=True)
+    db.execute(f'DROP ROLE IF EXISTS "{marker}"')
+    db.execute(f'CREATE ROLE "{marker}" LOGIN')
+    backend = connect(user=marker)
     try:
         since = last_event_id(db)
         os.killpg(head["pid"], signal.SIGKILL)
@@ -383,10 +389,14 @@ def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psy
         new_head = nodes(db)[0]
         assert new_head["pid"] not in (head["pid"], impostor.pid)
         assert impostor.poll() is None, "the worker signalled another user's process"
+        assert backend.execute("SELECT 1").fetchone() == (1,), "the worker signalled a backend"
+        assert db.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started
         wait_for(lambda: workers_alive(db, 1), "the worker to rejoin")
     finally:
         impostor.kill()
         impostor.wait()
+        backend.close()
+        db.execute(f'DROP ROLE IF EXISTS "{marker}"')
 
 
 @pytest.mark.parametrize("laid", ["symlink", "foreign"])
