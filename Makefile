@@ -33,6 +33,7 @@ OBJS = \
 	src/run_secret.o \
 	src/publish.o \
 	src/fault.o \
+	src/local_launch.o \
 	src/local_proc.o \
 	src/local_spawn.o \
 	src/provider_local.o
@@ -110,7 +111,7 @@ include $(PGXS)
 # After PGXS, which sets its own default.
 CONTRIB_TESTDB = $(PG_RAY_TEST_DB)
 
-EXTRA_CLEAN = build src/cli/pg_ray
+EXTRA_CLEAN = build src/cli/pg_ray src/launcher/pg_ray_launch
 
 build/sql/pg_ray--$(PG_RAY_VERSION).sql: $(SQL_INSTALL) extension/pg_ray.control scripts/assemble-sql
 	@mkdir -p build/sql
@@ -128,7 +129,7 @@ CLI_SOURCES = $(wildcard src/cli/*.c)
 CLI_HEADERS = $(wildcard src/cli/*.h)
 CLI_VERSION_FLAG = -DPG_RAY_VERSION='"$(PG_RAY_VERSION)"'
 
-all: src/cli/pg_ray
+all: src/cli/pg_ray src/launcher/pg_ray_launch
 
 src/cli/pg_ray: $(CLI_SOURCES) $(CLI_HEADERS)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -189,13 +190,36 @@ check-cycles: $(OBJS) $(CLI_CHECK_OBJS)
 
 .PHONY: check-cycles
 
-install: install-cli
+install: install-cli install-launcher
 
 install-cli: src/cli/pg_ray
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) src/cli/pg_ray '$(DESTDIR)$(bindir)/pg_ray'
 
 .PHONY: install-cli
+
+# The launcher that runs local groups' Ray nodes as OS users of their own
+# (src/launcher/pg_ray_launch.c), in $(pkglibdir).  Only the server's OS
+# group may run it, and it needs CAP_SETUID, CAP_SETGID and CAP_CHOWN: make
+# install gives it those when run as root without DESTDIR; a package does
+# it in its post-installation step (docs/operations.md).
+PG_RAY_SERVER_GROUP ?= postgres
+
+src/launcher/pg_ray_launch: src/launcher/pg_ray_launch.c
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -o $@ $<
+
+install-launcher: src/launcher/pg_ray_launch
+	$(MKDIR_P) '$(DESTDIR)$(pkglibdir)'
+	$(INSTALL_PROGRAM) src/launcher/pg_ray_launch '$(DESTDIR)$(pkglibdir)/pg_ray_launch'
+	@if [ -z '$(DESTDIR)' ] && [ "$$(id -u)" = 0 ]; then \
+		chown root:$(PG_RAY_SERVER_GROUP) '$(pkglibdir)/pg_ray_launch' && \
+		chmod 0750 '$(pkglibdir)/pg_ray_launch' && \
+		setcap cap_setuid,cap_setgid,cap_chown=ep '$(pkglibdir)/pg_ray_launch'; \
+	else \
+		echo "pg_ray: give $(pkglibdir)/pg_ray_launch to root:$(PG_RAY_SERVER_GROUP), mode 0750, and setcap cap_setuid,cap_setgid,cap_chown=ep (docs/operations.md)"; \
+	fi
+
+.PHONY: install-launcher
 
 # Unit tests of the response parsers: plain C, under AddressSanitizer and
 # UndefinedBehaviorSanitizer, printing TAP.

@@ -414,7 +414,9 @@ BEGIN
 		'--num-cpus=' || (c ->> 'num_cpus'), '--num-gpus=' || (c ->> 'num_gpus'),
 		'--memory=' || ((c ->> 'memory_mb')::bigint * 1024 * 1024),
 		'--object-store-memory=' || ((c ->> 'object_store_mb')::bigint * 1024 * 1024),
-		'--temp-dir=' || n.run_dir || '/',
+		-- Ray opens its temp dir to everyone (0777): a directory under the
+		-- node's own, which is its OS user's alone
+		'--temp-dir=' || n.run_dir || '/r/',
 		'--labels=pgray-node=' || n.node_id,
 		'--disable-usage-stats', '--log-style=record'];
 END
@@ -429,7 +431,7 @@ COMMENT ON FUNCTION ray._local_node_command(bigint, integer) IS
  */
 CREATE OR REPLACE FUNCTION ray._local_plan(host_gpus integer)
 RETURNS TABLE (action text, node_id bigint, pid integer, run_dir text, port_base integer,
-			   elapsed_ms bigint, argv text[], env text[])
+			   elapsed_ms bigint, argv text[], env text[], os_user name)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -460,7 +462,8 @@ BEGIN
 				-- a node to start later: when to look again
 				WHEN n.pid IS NULL AND NOT n.startable
 				THEN greatest((extract(epoch FROM n.next_start_at - now()) * 1000)::bigint, 0) END,
-		   cmd.argv, cmd.env
+		   cmd.argv, cmd.env,
+		   (SELECT g.os_user FROM ray.resource_group g WHERE g.name = n.resource_group)
 	FROM slot n
 	LEFT JOIN LATERAL ray._local_node_command(n.node_id, host_gpus) cmd
 		ON n.pid IS NULL AND n.stop_requested_at IS NULL AND n.startable

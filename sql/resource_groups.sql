@@ -13,6 +13,38 @@
  * ------------------------------------------------------------------------
  */
 
+/*
+ * The OS user of pg_ray's pool that a new local group's nodes are to run
+ * as: the first no group has.  Creations wait for each other here, so that
+ * two never take the same one.
+ */
+CREATE OR REPLACE FUNCTION ray._free_os_user()
+RETURNS name
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	pool integer := current_setting('pg_ray.node_os_users')::integer;
+	free name;
+BEGIN
+	PERFORM pg_advisory_xact_lock(hashtext('pg_ray.os_user'));
+	SELECT format('pgray-g%s', i) INTO free
+	FROM generate_series(0, pool - 1) i
+	WHERE NOT EXISTS (SELECT FROM ray.resource_group g WHERE g.os_user = format('pgray-g%s', i))
+	ORDER BY i LIMIT 1;
+	IF free IS NULL THEN
+		RAISE EXCEPTION 'no OS user is free for the nodes of a new local resource group'
+			USING ERRCODE = 'configuration_limit_exceeded',
+				  DETAIL = format('Each local group runs as one of pgray-g0 .. pgray-g%s (pg_ray.node_os_users = %s), and each is taken.',
+								  pool - 1, pool),
+				  HINT = 'Drop a local group, or make more OS users with scripts/install-node-users and raise pg_ray.node_os_users.';
+	END IF;
+	RETURN free;
+END
+$$;
+COMMENT ON FUNCTION ray._free_os_user() IS
+'The first OS user of the pool (pg_ray.node_os_users) that no resource group runs as; an error when none is left.';
+
 CREATE OR REPLACE FUNCTION ray._create_resource_group_impl(
 	name text,
 	head_spec text DEFAULT 'small',
@@ -36,9 +68,10 @@ BEGIN
 		RAISE EXCEPTION 'resource group "%" already exists', _create_resource_group_impl.name
 			USING ERRCODE = 'duplicate_object';
 	END IF;
-	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner)
+	INSERT INTO ray.resource_group (name, provider, head_spec, options, owner, os_user)
 	VALUES (_create_resource_group_impl.name, _create_resource_group_impl.provider,
-			_create_resource_group_impl.head_spec, coalesce(_create_resource_group_impl.options, '{}'), caller);
+			_create_resource_group_impl.head_spec, coalesce(_create_resource_group_impl.options, '{}'), caller,
+			CASE WHEN _create_resource_group_impl.provider = 'local' THEN ray._free_os_user() END);
 	-- a local cluster gets a token of its own: 244 random bits
 	IF _create_resource_group_impl.provider = 'local' THEN
 		INSERT INTO ray.resource_group_secret (resource_group, token)

@@ -7,6 +7,8 @@
  * The local provider is split by concern, each file calling only those
  * above it in this list:
  *
+ *	local_launch.c			the nodes' OS users, and pg_ray_launch, which
+ *							signals their processes
  *	local_proc.c			finding, watching and signalling processes
  *	local_spawn.c			ports, run directories, fork and exec, exits
  *	provider_local.c		the nodes' actions of a round, the watch
@@ -26,23 +28,36 @@
 
 #include <sys/types.h>
 
+/* The OS user a node's processes run as (its group's). */
+typedef struct LocalUser
+{
+	uid_t		uid;
+	char		name[64];
+} LocalUser;
+
 /* Called for each process by local_each_process; false stops the walk. */
-typedef bool (*LocalVisit) (pid_t pid, pid_t session, void *arg);
+typedef bool (*LocalVisit) (pid_t pid, pid_t session, uid_t uid, void *arg);
+
+/* local_launch.c */
+extern void local_user_lookup(const char *name, LocalUser *user);
+extern char *local_launcher_path(void);
+extern void local_kill(const LocalUser *user, int sig, const pid_t *pids, int count);
+extern bool local_launch_drivers(const LocalUser *user, int gcs_port, int sig);
 
 /* local_proc.c */
 extern char *local_cmdline(pid_t pid, char *buf, size_t size);
-extern bool local_leader_alive(pid_t pid, const char *marker);
+extern void local_wait_for_user(pid_t pid, const LocalUser *user);
+extern bool local_leader_alive(pid_t pid, const char *marker, const LocalUser *user);
 extern void local_each_process(LocalVisit visit, void *arg);
-extern pid_t local_find_leader(const char *marker);
-extern int	local_signal_session(pid_t session, int sig, const char *marker);
-extern int	local_signal_drivers(int gcs_port, int sig);
+extern pid_t local_find_leader(const char *marker, const LocalUser *user);
+extern int	local_signal_session(pid_t session, int sig, const char *marker, const LocalUser *user);
 extern int	local_host_gpus(void);
 
 /* local_spawn.c */
 extern void local_reap(void);
 extern int	local_busy_port(int port_base);
-extern void local_make_dir(const char *path);
-extern pid_t local_spawn(const char *run_dir, char **argv, char **envp);
+extern void local_make_dir(const char *path, const LocalUser *user);
+extern pid_t local_spawn(const char *run_dir, char **argv, char **envp, const LocalUser *user);
 extern char *local_exit_reason(pid_t pid, const char *run_dir);
 
 #endif							/* PG_RAY_LOCAL_INTERNAL_H */

@@ -7,15 +7,15 @@
  * Each node is one process that leads a session of its own, with its
  * run directory on its command line: that is how a node's processes
  * are told from any other program's, whatever was recorded, and how
- * a restarted worker finds the nodes it started before.  Job drivers
- * that Ray starts in sessions of their own are found by the GCS
- * address in their environment.  Only processes of the server's OS user
- * that are not PostgreSQL's own are looked at: another user's process that
- * puts a node's run directory on its command line is never taken for the
- * node, adopted or signalled, and neither is a backend, whose title shows
- * the user and database names a client chose before it authenticated and
- * which leads a session of its own (killing one restarts the server).
- * Nothing here runs a query.
+ * a restarted worker finds the nodes it started before.  Only processes of
+ * the node's OS user (its group's, local_launch.c) that are not
+ * PostgreSQL's own are taken for a node's: another user's process that
+ * puts a node's run directory on its command line is never adopted or
+ * signalled, and neither is a backend, whose title shows the user and
+ * database names a client chose before it authenticated and which leads a
+ * session of its own (killing one restarts the server).  Job drivers, which
+ * Ray starts in sessions of their own, are found by the launcher
+ * (local_launch_drivers).  Nothing here runs a query.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -33,13 +33,14 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 
 #include "local_internal.h"
 
 static bool local_read_file(const char *path, char *buf, size_t size, size_t *len);
 static bool local_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *session);
 static bool local_cmdline_has(pid_t pid, const char *marker);
-static bool local_proc_may_be_node(pid_t pid, pid_t parent);
+static bool local_proc_uid(pid_t pid, pid_t parent, uid_t *uid);
 
 /*
  * local_read_file
@@ -90,30 +91,52 @@ local_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *session)
 }
 
 /*
- * local_proc_may_be_node
- *		Whether a process could be one of a node's: not the postmaster nor
- *		one of its children (PostgreSQL's own processes), and of the
- *		server's OS user by its real or saved user id, as kill(2) counts it
- *		(read from /proc/PID/status: a process that is not dumpable shows
- *		/proc/PID as root's).
+ * local_proc_uid
+ *		The real user id of a process that could be one of a node's, from
+ *		/proc/PID/status (a process that is not dumpable shows /proc/PID as
+ *		root's); false for the postmaster and its children (PostgreSQL's
+ *		own processes) and for what cannot be read.
  */
 static bool
-local_proc_may_be_node(pid_t pid, pid_t parent)
+local_proc_uid(pid_t pid, pid_t parent, uid_t *uid)
 {
 	char		path[64];
 	char		buf[4096];
 	char	   *uids;
-	unsigned int real,
-				effective,
-				saved;
+	unsigned int real;
 
 	if (pid == PostmasterPid || parent == PostmasterPid)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
 	if (!local_read_file(path, buf, sizeof(buf), NULL) || (uids = strstr(buf, "\nUid:")) == NULL ||
-		sscanf(uids + 5, " %u %u %u", &real, &effective, &saved) != 3)
+		sscanf(uids + 5, " %u", &real) != 1)
 		return false;
-	return real == (unsigned int) geteuid() || saved == (unsigned int) geteuid();
+	*uid = (uid_t) real;
+	return true;
+}
+
+/*
+ * local_wait_for_user
+ *		Wait, at most two seconds, until a node's process that was just
+ *		started runs as its OS user or has exited: until then it is the
+ *		launcher, still the server's OS user's, and a round that looked at
+ *		it would not take it for the node.
+ */
+void
+local_wait_for_user(pid_t pid, const LocalUser *user)
+{
+	for (int waited_ms = 0; waited_ms < 2000; waited_ms++)
+	{
+		char		state;
+		pid_t		parent;
+		pid_t		session;
+		uid_t		uid;
+
+		if (!local_proc_stat(pid, &state, &parent, &session) || state == 'Z' || state == 'X' ||
+			!local_proc_uid(pid, parent, &uid) || uid == user->uid)
+			return;
+		pg_usleep(1000L);
+	}
 }
 
 /*
@@ -153,29 +176,30 @@ local_cmdline_has(pid_t pid, const char *marker)
 /*
  * local_leader_alive
  *		Whether pid is still the running leader of the node with that
- *		marker: alive, not a zombie, leading its own session, possibly a
- *		node's process (local_proc_may_be_node), and with the node's run
- *		directory on its command line, so that a pid reused by another
+ *		marker: alive, not a zombie, leading its own session, of the node's
+ *		OS user and not PostgreSQL's (local_proc_uid), and with the node's
+ *		run directory on its command line, so that a pid reused by another
  *		program is never taken for the node.
  */
 bool
-local_leader_alive(pid_t pid, const char *marker)
+local_leader_alive(pid_t pid, const char *marker, const LocalUser *user)
 {
 	char		state;
 	pid_t		parent;
 	pid_t		session;
+	uid_t		uid;
 
 	if (pid <= 1 || !local_proc_stat(pid, &state, &parent, &session))
 		return false;
-	return state != 'Z' && state != 'X' && session == pid && local_proc_may_be_node(pid, parent) &&
-		local_cmdline_has(pid, marker);
+	return state != 'Z' && state != 'X' && session == pid && local_proc_uid(pid, parent, &uid) &&
+		uid == user->uid && local_cmdline_has(pid, marker);
 }
 
 /*
  * local_each_process
  *		Call visit for every live process that may be a node's (zombies and
- *		PostgreSQL's own left out, see local_proc_may_be_node) with its
- *		session id, until it returns false.
+ *		PostgreSQL's own left out, see local_proc_uid) with its session id
+ *		and real user id, until it returns false.
  */
 void
 local_each_process(LocalVisit visit, void *arg)
@@ -191,20 +215,22 @@ local_each_process(LocalVisit visit, void *arg)
 		char		state;
 		pid_t		parent;
 		pid_t		session;
+		uid_t		uid;
 
 		if (pid <= 1 || !local_proc_stat(pid, &state, &parent, &session) || state == 'Z' || state == 'X' ||
-			!local_proc_may_be_node(pid, parent))
+			!local_proc_uid(pid, parent, &uid))
 			continue;
-		if (!visit(pid, session, arg))
+		if (!visit(pid, session, uid, arg))
 			break;
 	}
 	closedir(dir);
 }
 
-/* local_find_leader's search: the first leader with the marker. */
+/* local_find_leader's search: the first leader of the user with the marker. */
 typedef struct LocalLeaderSearch
 {
 	const char *marker;
+	uid_t		uid;
 	pid_t		found;
 } LocalLeaderSearch;
 
@@ -213,11 +239,11 @@ typedef struct LocalLeaderSearch
  *		local_find_leader's visit: stop at the first leader with the marker.
  */
 static bool
-local_visit_leader(pid_t pid, pid_t session, void *arg)
+local_visit_leader(pid_t pid, pid_t session, uid_t uid, void *arg)
 {
 	LocalLeaderSearch *search = arg;
 
-	if (session == pid && local_cmdline_has(pid, search->marker))
+	if (session == pid && uid == search->uid && local_cmdline_has(pid, search->marker))
 	{
 		search->found = pid;
 		return false;
@@ -227,150 +253,90 @@ local_visit_leader(pid_t pid, pid_t session, void *arg)
 
 /*
  * local_find_leader
- *		The leader of a node's processes running now, found by its run
- *		directory, or 0.  This is how a node is adopted after a restart of
- *		the worker or of the server, whatever was recorded.
+ *		The leader of a node's processes running now as the node's OS user,
+ *		found by its run directory, or 0.  This is how a node is adopted
+ *		after a restart of the worker or of the server, whatever was
+ *		recorded.
  */
 pid_t
-local_find_leader(const char *marker)
+local_find_leader(const char *marker, const LocalUser *user)
 {
-	LocalLeaderSearch search = {marker, 0};
+	LocalLeaderSearch search = {marker, user->uid, 0};
 
 	local_each_process(local_visit_leader, &search);
 	return search.found;
 }
 
-/* local_signal_session's visit: one session, one signal, a count. */
-typedef struct LocalSignal
+/* local_signal_session's walk: one session of one user, its processes. */
+typedef struct LocalSession
 {
 	pid_t		session;
-	int			sig;
+	uid_t		uid;
 	const char *marker;
 	bool		marked;
-	int			count;
-} LocalSignal;
+	List	   *pids;
+} LocalSession;
 
 /*
  * local_visit_session
- *		local_signal_session's visit: count, and signal, the processes of
- *		the session; note whether one shows the marker.
+ *		local_signal_session's visit: note the user's processes of the
+ *		session, and whether one shows the marker.
  */
 static bool
-local_visit_session(pid_t pid, pid_t session, void *arg)
+local_visit_session(pid_t pid, pid_t session, uid_t uid, void *arg)
 {
-	LocalSignal *request = arg;
+	LocalSession *walk = arg;
 
-	if (session == request->session)
+	if (session == walk->session && uid == walk->uid)
 	{
-		request->count++;
-		if (request->marker != NULL && !request->marked)
-			request->marked = local_cmdline_has(pid, request->marker);
-		if (request->sig != 0)
-			(void) kill(pid, request->sig);
+		walk->pids = lappend_int(walk->pids, (int) pid);
+		if (walk->marker != NULL && !walk->marked)
+			walk->marked = local_cmdline_has(pid, walk->marker);
 	}
 	return true;
 }
 
 /*
  * local_signal_session
- *		Send sig to every process of a session (the node's leader and all it
- *		started, whatever process groups they made); returns how many there
- *		were.  sig 0 only counts them.  Linux does not hand out a pid that is
- *		still some process's session id, so the count cannot include
- *		strangers; but a recorded leader's pid can be some other program's
- *		session once the node's is gone (after a reboot, say).  So with a
- *		marker (the node's run directory, which its processes show on their
- *		command lines) a session none of whose processes shows it is left
- *		alone: counted as none, and signalled not at all.
+ *		Send sig to every process of a session that runs as the node's OS
+ *		user (the node's leader and all it started, whatever process groups
+ *		they made); returns how many there were.  sig 0 only counts them.
+ *		Linux does not hand out a pid that is still some process's session
+ *		id, so the count cannot include strangers; but a recorded leader's
+ *		pid can be some other program's session once the node's is gone
+ *		(after a reboot, say).  So with a marker (the node's run directory,
+ *		which its processes show on their command lines) a session none of
+ *		whose processes shows it is left alone: counted as none, and
+ *		signalled not at all.
  */
 int
-local_signal_session(pid_t session, int sig, const char *marker)
+local_signal_session(pid_t session, int sig, const char *marker, const LocalUser *user)
 {
-	LocalSignal request = {session, 0, marker, false, 0};
+	LocalSession walk = {session, user->uid, marker, false, NIL};
+	int			count;
 
 	if (session <= 1)
 		return 0;
-	local_each_process(local_visit_session, &request);
-	if (marker != NULL && !request.marked)
+	local_each_process(local_visit_session, &walk);
+	if (marker != NULL && !walk.marked)
+	{
+		list_free(walk.pids);
 		return 0;
-	if (sig != 0 && request.count > 0)
-	{
-		request.sig = sig;
-		request.marker = NULL;
-		request.count = 0;
-		local_each_process(local_visit_session, &request);
 	}
-	return request.count;
-}
-
-/* local_signal_drivers' visit: the processes whose RAY_ADDRESS ends so. */
-typedef struct LocalDrivers
-{
-	char		suffix[32];
-	int			sig;
-	int			count;
-} LocalDrivers;
-
-/*
- * local_visit_driver
- *		local_signal_drivers' visit: count, and signal, a process whose
- *		RAY_ADDRESS ends with the GCS port (its whole session when it leads
- *		one of its own other than the worker's).
- */
-static bool
-local_visit_driver(pid_t pid, pid_t session, void *arg)
-{
-	LocalDrivers *drivers = arg;
-	size_t		suffix_len = strlen(drivers->suffix);
-	char		path[64];
-	char		buf[65536];
-	size_t		len;
-
-	if (pid == getpid())
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
-	if (!local_read_file(path, buf, sizeof(buf), &len))
-		return true;
-	for (size_t at = 0; at < len;)
+	count = list_length(walk.pids);
+	if (sig != 0 && count > 0)
 	{
-		const char *entry = buf + at;
-		size_t		entry_len = strnlen(entry, len - at);
+		pid_t	   *pids = palloc(sizeof(pid_t) * count);
+		int			i = 0;
+		ListCell   *lc;
 
-		if (entry_len > 12 + suffix_len && strncmp(entry, "RAY_ADDRESS=", 12) == 0 &&
-			strncmp(entry + entry_len - suffix_len, drivers->suffix, suffix_len) == 0)
-		{
-			drivers->count++;
-			if (drivers->sig != 0)
-			{
-				if (session > 1 && session != getsid(0))
-					(void) local_signal_session(session, drivers->sig, NULL);
-				else
-					(void) kill(pid, drivers->sig);
-			}
-			break;
-		}
-		at += entry_len + 1;
+		foreach(lc, walk.pids)
+			pids[i++] = (pid_t) lfirst_int(lc);
+		local_kill(user, sig, pids, count);
+		pfree(pids);
 	}
-	return true;
-}
-
-/*
- * local_signal_drivers
- *		Send sig to the sessions of the Ray job drivers of the cluster whose
- *		GCS listens on gcs_port (RAY_ADDRESS=<ip>:<port> in their
- *		environment); returns how many there were.  Only processes of the
- *		server's OS user can be read, which is all that Ray runs here.
- */
-int
-local_signal_drivers(int gcs_port, int sig)
-{
-	LocalDrivers drivers;
-
-	snprintf(drivers.suffix, sizeof(drivers.suffix), ":%d", gcs_port);
-	drivers.sig = sig;
-	drivers.count = 0;
-	local_each_process(local_visit_driver, &drivers);
-	return drivers.count;
+	list_free(walk.pids);
+	return count;
 }
 
 /*

@@ -2,7 +2,7 @@
  *
  * local_spawn.c
  *		Starting a node's process: its ports, its run directory, fork and
- *		exec in a session of its own; and why it exited.
+ *		exec in a session of its own as its OS user; and why it exited.
  *
  * The worker is the parent of the node processes it starts: it reaps
  * them between rounds, so that they do not linger as zombies, and keeps
@@ -104,14 +104,15 @@ local_busy_port(int port_base)
  *		logs and session files there.  Every directory on the way must be
  *		root's or the server's OS user's, and one that others may write in
  *		must be root's and sticky (as /tmp is); pg_ray.run_directory and
- *		what is under it (a run directory is <it>/<installation>/n<node>)
- *		must be the server's OS user's, and open to no one else but for the
- *		node's own directory, which Ray makes 0777 for its own processes
- *		(the installation's directory keeps everyone else out).  What is
- *		missing is made, mode 0700.
+ *		the installation's directory under it (a run directory is
+ *		<it>/<installation>/n<node>) must be the server's OS user's, open to
+ *		no one else but to pass through (mode 0711: nodes run as other OS
+ *		users), and the node's own directory the server's OS user's (the
+ *		launcher gives it to the node's user) or the node's user's already.
+ *		What is missing is made.
  */
 void
-local_make_dir(const char *path)
+local_make_dir(const char *path, const LocalUser *user)
 {
 	char	   *copy = pstrdup(path);
 	size_t		root_len = strlen(path);
@@ -138,13 +139,19 @@ local_make_dir(const char *path)
 		struct stat st;
 		bool		under_root;
 		bool		node_dir;
+		bool		safe;
+		int			open_flags;
 
 		next = strchr(name, '/');
 		if (next != NULL)
 			*next++ = '\0';
 		if (*name == '\0')
 			continue;
-		fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		under_root = (size_t) (name + strlen(name) - copy) >= root_len;
+		node_dir = next == NULL || *next == '\0';
+		/* the node's own directory may be its OS user's already: only looked at */
+		open_flags = (node_dir ? O_PATH : O_RDONLY) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+		fd = openat(dir_fd, name, open_flags);
 		if (fd < 0 && errno == ENOENT)
 		{
 			if (mkdirat(dir_fd, name, S_IRWXU) != 0 && errno != EEXIST)
@@ -157,10 +164,8 @@ local_make_dir(const char *path)
 						(errcode_for_file_access(),
 						 errmsg("could not create directory \"%s\": %m", path)));
 			}
-			fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			fd = openat(dir_fd, name, open_flags);
 		}
-		under_root = (size_t) (name + strlen(name) - copy) >= root_len;
-		node_dir = next == NULL || *next == '\0';
 		if (fd < 0)
 		{
 			int			save_errno = errno;
@@ -186,9 +191,14 @@ local_make_dir(const char *path)
 					(errcode_for_file_access(),
 					 errmsg("could not stat directory \"%s\": %m", name)));
 		}
-		if (under_root ? (st.st_uid != geteuid() || (!node_dir && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0))
-			: ((st.st_uid != 0 && st.st_uid != geteuid()) ||
-			   ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_uid != 0 || (st.st_mode & S_ISVTX) == 0))))
+		if (node_dir)
+			safe = st.st_uid == geteuid() || st.st_uid == user->uid;
+		else if (under_root)
+			safe = st.st_uid == geteuid() && (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) == 0;
+		else
+			safe = (st.st_uid == 0 || st.st_uid == geteuid()) &&
+				((st.st_mode & (S_IWGRP | S_IWOTH)) == 0 || (st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0));
+		if (!safe)
 		{
 			close(fd);
 			ereport(ERROR,
@@ -196,9 +206,22 @@ local_make_dir(const char *path)
 					 errmsg("directory \"%s\" on the way to run directory \"%s\" is not safe", name, path),
 					 errdetail("It belongs to user id %d with mode %04o; %s", (int) st.st_uid,
 							   (int) (st.st_mode & 07777),
-							   under_root ? "from pg_ray.run_directory down, each directory must be the server's OS user's, mode 0700 (a node's own directory any mode)." :
+							   node_dir ? "a node's directory must be the server's OS user's or the node's." :
+							   under_root ? "from pg_ray.run_directory down, each directory must be the server's OS user's, open to no one else but to pass through (mode 0711)." :
 							   "above pg_ray.run_directory, each must be root's or the server's OS user's, and one that others may write in root's and sticky."),
 					 errhint("Point pg_ray.run_directory at a directory of the server's OS user, or one pg_ray may create.")));
+		}
+		/* the node's OS user passes through to its own directory */
+		if (under_root && !node_dir && (st.st_mode & 07777) != (S_IRWXU | S_IXGRP | S_IXOTH) &&
+			fchmod(fd, S_IRWXU | S_IXGRP | S_IXOTH) != 0)
+		{
+			int			save_errno = errno;
+
+			close(fd);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not change the mode of directory \"%s\": %m", name)));
 		}
 	}
 	close(dir_fd);
@@ -207,19 +230,44 @@ local_make_dir(const char *path)
 
 /*
  * local_spawn
- *		Start a node's process in a session of its own, with its output in
- *		node.log of its run directory.  Between fork and exec the child only
- *		makes async-signal-safe calls: it sets up its session, descriptors
- *		and signals, so that nothing of the server leaks into Ray.
+ *		Start a node's process in a session of its own, as the node's OS
+ *		user (through pg_ray_launch, which gives it its run directory and
+ *		keeps the pid), with its output in <run directory>.log, which stays
+ *		the server's OS user's: the node writes it through the descriptor it
+ *		is given.  Between fork and exec the child only makes
+ *		async-signal-safe calls: it sets up its session, descriptors and
+ *		signals, so that nothing of the server leaks into Ray.
  */
 pid_t
-local_spawn(const char *run_dir, char **argv, char **envp)
+local_spawn(const char *run_dir, char **argv, char **envp, const LocalUser *user)
 {
-	char	   *log_path = psprintf("%s/node.log", run_dir);
+	char	   *log_path = psprintf("%s.log", run_dir);
 	int			log_fd;
 	struct stat log_stat;
 	int			null_fd;
 	pid_t		pid;
+	int			argc = 0;
+	char	  **launch_argv;
+
+	while (argv[argc] != NULL)
+		argc++;
+	launch_argv = palloc0(sizeof(char *) * (argc + 9));
+	launch_argv[0] = local_launcher_path();
+	launch_argv[1] = "start";
+	launch_argv[2] = (char *) user->name;
+	launch_argv[3] = (char *) run_dir;
+	/* a head restarted next to its surviving workers would think it runs already */
+	launch_argv[4] = "--remove";
+	launch_argv[5] = "r/ray_current_cluster";
+	launch_argv[6] = "--";
+	for (int i = 0; i < argc; i++)
+		launch_argv[7 + i] = argv[i];
+	if (access(launch_argv[0], X_OK) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not run \"%s\": %m", launch_argv[0]),
+				 errdetail("Local groups run their Ray nodes as OS users of their own, through this launcher."),
+				 errhint("Install it with make install as root (docs/operations.md).")));
 
 	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
 				  S_IRUSR | S_IWUSR);
@@ -227,12 +275,12 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", log_path)));
-	if (fstat(log_fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode))
+	if (fstat(log_fd, &log_stat) != 0 || !S_ISREG(log_stat.st_mode) || log_stat.st_uid != geteuid())
 	{
 		close(log_fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("\"%s\" is not a regular file", log_path)));
+				 errmsg("\"%s\" is not a regular file of the server's OS user", log_path)));
 	}
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
@@ -248,7 +296,7 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 	{
 		struct sigaction dfl;
 		sigset_t	none;
-		static const char failed[] = "pg_ray: could not execute the node's command\n";
+		static const char failed[] = "pg_ray: could not execute the node's launcher\n";
 
 		(void) setsid();
 		(void) dup2(null_fd, 0);
@@ -262,8 +310,8 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 			(void) sigaction(sig, &dfl, NULL);
 		sigemptyset(&none);
 		(void) sigprocmask(SIG_SETMASK, &none, NULL);
-		if (chdir(run_dir) == 0)
-			execve(argv[0], argv, envp);
+		if (chdir("/") == 0)
+			execve(launch_argv[0], launch_argv, envp);
 		if (write(2, failed, sizeof(failed) - 1) < 0)
 			_exit(126);
 		_exit(127);
@@ -274,6 +322,7 @@ local_spawn(const char *run_dir, char **argv, char **envp)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("could not fork a Ray node process: %m")));
+	local_wait_for_user(pid, user);
 	return pid;
 }
 
@@ -286,7 +335,7 @@ char *
 local_exit_reason(pid_t pid, const char *run_dir)
 {
 	StringInfoData reason;
-	char	   *log_path = psprintf("%s/node.log", run_dir);
+	char	   *log_path = psprintf("%s.log", run_dir);
 	int			fd;
 	struct stat log_stat;
 	bool		known = false;

@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ typedef struct LocalWatch
 	int64		node_id;
 	pid_t		pid;
 	char	   *marker;
+	LocalUser	user;
 } LocalWatch;
 
 static List *local_watched = NIL;
@@ -77,10 +79,10 @@ static List *local_terminated = NIL;
 
 static char *local_marker(const char *run_dir);
 static void local_start(int64 node_id, const char *run_dir, int port_base,
-						Datum argv_datum, Datum env_datum);
-static void local_check(int64 node_id, pid_t pid, const char *run_dir);
+						Datum argv_datum, Datum env_datum, const LocalUser *user);
+static void local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user);
 static void local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base,
-					   int64 elapsed_ms);
+					   int64 elapsed_ms, const LocalUser *user);
 static void local_sweep(const char *prefix, bool everything);
 static void local_free_watched(void);
 
@@ -103,10 +105,11 @@ local_marker(const char *run_dir)
  *		the process by its run directory and adopts it.
  */
 static void
-local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum, Datum env_datum)
+local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum, Datum env_datum,
+			const LocalUser *user)
 {
 	char	   *marker = local_marker(run_dir);
-	pid_t		pid = local_find_leader(marker);
+	pid_t		pid = local_find_leader(marker, user);
 	Oid			types[3] = {INT8OID, INT4OID, BOOLOID};
 	Datum		values[3];
 	Datum	   *argv_elems;
@@ -118,7 +121,6 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	char	  **envp;
 	char	   *bin_dir;
 	char	   *slash;
-	const char *home = getenv("HOME");
 	int			busy;
 
 	values[0] = Int64GetDatum(node_id);
@@ -141,7 +143,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	}
 
 	/* before the token is copied: a refused directory must leave no copy behind */
-	local_make_dir(run_dir);
+	local_make_dir(run_dir, user);
 
 	deconstruct_array(DatumGetArrayTypeP(argv_datum), TEXTOID, -1, false, TYPALIGN_INT,
 					  &argv_elems, &nulls, &argc);
@@ -162,14 +164,12 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 		*slash = '\0';
 	envp = palloc0(sizeof(char *) * (envc + 4));
 	envp[0] = psprintf("PATH=%s%s/usr/local/bin:/usr/bin:/bin", slash ? bin_dir : "", slash ? ":" : "");
-	envp[1] = psprintf("HOME=%s", home ? home : run_dir);
+	envp[1] = psprintf("HOME=%s", run_dir);
 	envp[2] = pstrdup("LANG=C.UTF-8");
 	for (int i = 0; i < envc; i++)
 		envp[3 + i] = nulls[i] ? pstrdup("PG_RAY_UNSET=") : TextDatumGetCString(env_elems[i]);
 
-	/* a head restarted next to its surviving workers would think it runs already */
-	(void) unlink(psprintf("%s/ray_current_cluster", run_dir));
-	pid = local_spawn(run_dir, argv, envp);
+	pid = local_spawn(run_dir, argv, envp, user);
 
 	/* the environment holds the group's token: leave no copy behind */
 	for (int i = 3; i < envc + 3; i++)
@@ -187,7 +187,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
  *		its session (so its ports come free) and report the exit.
  */
 static void
-local_check(int64 node_id, pid_t pid, const char *run_dir)
+local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user)
 {
 	char	   *marker = local_marker(run_dir);
 	Oid			types[2] = {INT8OID, TEXTOID};
@@ -195,18 +195,19 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
 	MemoryContext old;
 	LocalWatch *watch;
 
-	if (local_leader_alive(pid, marker))
+	if (local_leader_alive(pid, marker, user))
 	{
 		old = MemoryContextSwitchTo(local_context);
 		watch = palloc(sizeof(LocalWatch));
 		watch->node_id = node_id;
 		watch->pid = pid;
 		watch->marker = pstrdup(marker);
+		watch->user = *user;
 		local_watched = lappend(local_watched, watch);
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	(void) local_signal_session(pid, SIGKILL, marker);
+	(void) local_signal_session(pid, SIGKILL, marker, user);
 	values[0] = Int64GetDatum(node_id);
 	values[1] = CStringGetTextDatum(local_exit_reason(pid, run_dir));
 	pg_ray_spi_exec("SELECT ray._local_node_exited($1, $2)", 2, types, values, NULL);
@@ -224,38 +225,41 @@ local_check(int64 node_id, pid_t pid, const char *run_dir)
  *		GCS port).
  */
 static void
-local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 elapsed_ms)
+local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 elapsed_ms,
+		   const LocalUser *user)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(node_id)};
 	bool		overdue = elapsed_ms >= pg_ray_node_stop_timeout_ms;
+	char	   *marker = local_marker(run_dir);
 	int			left = 0;
 
 	/* the recorded leader, or one found by its run directory should it be stale */
-	if (pid <= 0 || local_signal_session(pid, 0, local_marker(run_dir)) == 0)
-		pid = local_find_leader(local_marker(run_dir));
+	if (pid <= 0 || local_signal_session(pid, 0, marker, user) == 0)
+		pid = local_find_leader(marker, user);
 	if (pid > 0)
-		left += local_signal_session(pid, 0, local_marker(run_dir));
-	left += local_signal_drivers(port_base, 0);
+		left += local_signal_session(pid, 0, marker, user);
+	if (local_launch_drivers(user, port_base, 0))
+		left++;
 	if (left > 0)
 	{
 		local_busy = true;
 		/* once "ray start" has exited, what is left of its session is stuck */
-		if (pid > 0 && !overdue && !local_leader_alive(pid, local_marker(run_dir)))
-			(void) local_signal_session(pid, SIGKILL, local_marker(run_dir));
+		if (pid > 0 && !overdue && !local_leader_alive(pid, marker, user))
+			(void) local_signal_session(pid, SIGKILL, marker, user);
 		if (overdue)
 		{
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGKILL, local_marker(run_dir));
-			(void) local_signal_drivers(port_base, SIGKILL);
+				(void) local_signal_session(pid, SIGKILL, marker, user);
+			(void) local_launch_drivers(user, port_base, SIGKILL);
 		}
 		else if (!list_member_int(local_terminated, (int) node_id))
 		{
 			MemoryContext old = MemoryContextSwitchTo(local_context);
 
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGTERM, local_marker(run_dir));
-			(void) local_signal_drivers(port_base, SIGTERM);
+				(void) local_signal_session(pid, SIGTERM, marker, user);
+			(void) local_launch_drivers(user, port_base, SIGTERM);
 			local_terminated = lappend_int(local_terminated, (int) node_id);
 			MemoryContextSwitchTo(old);
 		}
@@ -271,16 +275,17 @@ typedef struct LocalSweep
 {
 	const char *prefix;
 	List	   *pids;
+	List	   *uids;
 	List	   *node_ids;
 } LocalSweep;
 
 /*
  * local_visit_sweep
- *		local_sweep's visit: note each leader under the prefix with the
- *		node id that follows the prefix on its command line.
+ *		local_sweep's visit: note each leader under the prefix with its user
+ *		and the node id that follows the prefix on its command line.
  */
 static bool
-local_visit_sweep(pid_t pid, pid_t session, void *arg)
+local_visit_sweep(pid_t pid, pid_t session, uid_t uid, void *arg)
 {
 	LocalSweep *sweep = arg;
 	char		buf[8192];
@@ -291,6 +296,7 @@ local_visit_sweep(pid_t pid, pid_t session, void *arg)
 		(at = strstr(cmdline, sweep->prefix)) == NULL)
 		return true;
 	sweep->pids = lappend_int(sweep->pids, (int) pid);
+	sweep->uids = lappend_oid(sweep->uids, (Oid) uid);
 	sweep->node_ids = lappend_int(sweep->node_ids, atoi(at + strlen(sweep->prefix)));
 	return true;
 }
@@ -299,37 +305,49 @@ local_visit_sweep(pid_t pid, pid_t session, void *arg)
  * local_sweep
  *		Kill node processes under prefix (the run directories of one
  *		installation) that have no slot any more, or all of them when
- *		everything is to go.  Orphans are left by a worker that died between
+ *		everything is to go, and those that run as the server's OS user
+ *		(started so by pg_ray 0.1; their slots start them again as their
+ *		group's OS user).  Orphans are left by a worker that died between
  *		starting a node and recording it, or by slots removed while the
  *		worker was away; "everything" is the nodes of an extension that was
  *		dropped or created anew.  Leaders are recognised by the prefix on
- *		their command line, followed by the node id.
+ *		their command line, followed by the node id, and signalled as their
+ *		own OS user: a process of a user outside pg_ray's pool that shows a
+ *		prefix is not signalled at all (the launcher refuses).
  */
 static void
 local_sweep(const char *prefix, bool everything)
 {
-	LocalSweep	sweep = {prefix, NIL, NIL};
-	ListCell   *lc_pid;
-	ListCell   *lc_id;
+	LocalSweep	sweep = {prefix, NIL, NIL, NIL};
 
 	local_each_process(local_visit_sweep, &sweep);
-	forboth(lc_pid, sweep.pids, lc_id, sweep.node_ids)
+	for (int i = 0; i < list_length(sweep.pids); i++)
 	{
+		int64		node_id = (int64) list_nth_int(sweep.node_ids, i);
+		uid_t		uid = (uid_t) list_nth_oid(sweep.uids, i);
 		Oid			types[1] = {INT8OID};
-		Datum		values[1] = {Int64GetDatum((int64) lfirst_int(lc_id))};
+		Datum		values[1] = {Int64GetDatum(node_id)};
+		struct passwd *pw;
+		LocalUser	user;
 
-		if (!everything)
+		if (!everything && uid != geteuid())
 		{
 			pg_ray_spi_exec("SELECT 1 FROM ray.node WHERE node_id = $1", 1, types, values, NULL);
 			if (SPI_processed > 0)
 				continue;
 		}
+		if ((pw = getpwuid(uid)) == NULL)
+			continue;
+		user.uid = uid;
+		strlcpy(user.name, pw->pw_name, sizeof(user.name));
 		ereport(LOG,
-				(errmsg("pg_ray worker: stopping Ray node process %d: node %d has no slot",
-						lfirst_int(lc_pid), lfirst_int(lc_id))));
-		(void) local_signal_session((pid_t) lfirst_int(lc_pid), SIGKILL, prefix);
+				(errmsg("pg_ray worker: stopping Ray node process %d: node " INT64_FORMAT " %s",
+						list_nth_int(sweep.pids, i), node_id,
+						uid == geteuid() ? "runs as the server's OS user" : "has no slot")));
+		(void) local_signal_session((pid_t) list_nth_int(sweep.pids, i), SIGKILL, prefix, &user);
 	}
 	list_free(sweep.pids);
+	list_free(sweep.uids);
 	list_free(sweep.node_ids);
 }
 
@@ -342,6 +360,7 @@ typedef struct LocalAction
 	const char *run_dir;
 	int			port_base;
 	int64		elapsed_ms;
+	const char *os_user;
 	HeapTuple	row;
 	TupleDesc	desc;
 } LocalAction;
@@ -354,7 +373,11 @@ static void
 local_act_one(void *arg)
 {
 	LocalAction *a = arg;
+	LocalUser	user;
 
+	if (a->os_user == NULL)
+		elog(ERROR, "pg_ray worker: node " INT64_FORMAT " has no OS user", a->node_id);
+	local_user_lookup(a->os_user, &user);
 	if (strcmp(a->action, "start") == 0)
 	{
 		bool		argv_null;
@@ -364,12 +387,12 @@ local_act_one(void *arg)
 
 		if (argv_null || env_null)
 			elog(ERROR, "pg_ray worker: node " INT64_FORMAT " has no command", a->node_id);
-		local_start(a->node_id, a->run_dir, a->port_base, argv_datum, env_datum);
+		local_start(a->node_id, a->run_dir, a->port_base, argv_datum, env_datum, &user);
 	}
 	else if (strcmp(a->action, "check") == 0)
-		local_check(a->node_id, a->pid, a->run_dir);
+		local_check(a->node_id, a->pid, a->run_dir, &user);
 	else if (strcmp(a->action, "stop") == 0)
-		local_stop(a->node_id, a->pid, a->run_dir, a->port_base, a->elapsed_ms);
+		local_stop(a->node_id, a->pid, a->run_dir, a->port_base, a->elapsed_ms, &user);
 	else
 		elog(ERROR, "pg_ray worker: unknown node action \"%s\"", a->action);
 }
@@ -448,7 +471,7 @@ pg_ray_local_round(bool first_round)
 		Oid			plan_types[1] = {INT4OID};
 		Datum		plan_values[1] = {Int32GetDatum(local_host_gpus())};
 
-		pg_ray_spi_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env "
+		pg_ray_spi_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env, os_user "
 				   "FROM ray._local_plan($1)", 1, plan_types, plan_values, NULL);
 	}
 	tuptable = SPI_tuptable;
@@ -469,6 +492,7 @@ pg_ray_local_round(bool first_round)
 		action.port_base = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
 		value = SPI_getbinval(row, desc, 6, &isnull);
 		action.elapsed_ms = isnull ? 0 : DatumGetInt64(value);
+		action.os_user = SPI_getvalue(row, desc, 9);
 		action.row = row;
 		action.desc = desc;
 		if (strcmp(action.action, "wait") == 0)
@@ -535,7 +559,7 @@ pg_ray_local_check(void)
 	{
 		LocalWatch *watch = lfirst(lc);
 
-		if (!local_leader_alive(watch->pid, watch->marker))
+		if (!local_leader_alive(watch->pid, watch->marker, &watch->user))
 			return true;
 	}
 	return false;
@@ -599,7 +623,7 @@ pg_ray_local_shutdown(void)
 	{
 		LocalWatch *watch = lfirst(lc);
 
-		if (local_leader_alive(watch->pid, watch->marker))
-			(void) local_signal_session(watch->pid, SIGTERM, watch->marker);
+		if (local_leader_alive(watch->pid, watch->marker, &watch->user))
+			(void) local_signal_session(watch->pid, SIGTERM, watch->marker, &watch->user);
 	}
 }

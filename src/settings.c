@@ -42,6 +42,7 @@ char	   *pg_ray_redis_server = NULL;
 char	   *pg_ray_run_directory = NULL;
 int			pg_ray_port_range_start = 20000;
 int			pg_ray_port_range_end = 29999;
+int			pg_ray_node_os_users = 32;
 int			pg_ray_node_stop_timeout_ms = 15000;
 int			pg_ray_observe_interval_ms = 2000;
 int			pg_ray_scale_up_step = 1;
@@ -233,6 +234,15 @@ pg_ray_define_gucs(void)
 							NULL,
 							&pg_ray_port_range_end,
 							29999, 1024, 65535,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.node_os_users",
+							"How many OS users of pg_ray's pool local resource groups may run as.",
+							"Each local group runs its Ray nodes as one of the OS users pgray-g0 .. pgray-g<N-1>, a group of its own; scripts/install-node-users makes them.",
+							&pg_ray_node_os_users,
+							32, 1, 100000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);

@@ -79,8 +79,12 @@ CREATE TABLE ray.resource_group (
 	ray_version text,
 	last_error text,
 	unreachable_since timestamptz,
+	-- local: the OS user of pg_ray's pool its Ray nodes run as, its alone
+	os_user name,
 	CONSTRAINT resource_group_head_spec_check CHECK (provider = 'external' OR head_spec IS NOT NULL),
-	CONSTRAINT resource_group_endpoint_check CHECK ((provider = 'external') = (endpoint IS NOT NULL))
+	CONSTRAINT resource_group_endpoint_check CHECK ((provider = 'external') = (endpoint IS NOT NULL)),
+	CONSTRAINT resource_group_os_user_key UNIQUE (os_user),
+	CONSTRAINT resource_group_os_user_check CHECK ((provider = 'local') = (os_user IS NOT NULL))
 );
 COMMENT ON TABLE ray.resource_group IS
 'Ray clusters: desired spec (provider, head spec, options, generation) and observed state.';

@@ -102,3 +102,17 @@ FROM ray.model m, ray.job j
 WHERE j.job_id = b.job_id AND j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')
   AND m.name = b.plan -> 'model' ->> 'name' AND m.version::text = b.plan -> 'model' ->> 'version'
   AND NOT b.plan -> 'model' ? 'registered_at';
+
+-- local groups run their Ray nodes as an OS user of their own (pgray-g<N>), handed out in
+-- the order the groups were made; their nodes restart once as that user (security.md)
+ALTER TABLE ray.resource_group ADD COLUMN os_user name;
+UPDATE ray.resource_group g SET os_user = 'pgray-g' || o.n
+FROM (SELECT name, row_number() OVER (ORDER BY created_at, name) - 1 AS n
+	  FROM ray.resource_group WHERE provider = 'local') o
+WHERE o.name = g.name;
+ALTER TABLE ray.resource_group
+	ADD CONSTRAINT resource_group_os_user_key UNIQUE (os_user),
+	ADD CONSTRAINT resource_group_os_user_check CHECK ((provider = 'local') = (os_user IS NOT NULL));
+
+-- ray._local_plan says each node's OS user (0.1: none)
+DROP FUNCTION ray._local_plan(integer);

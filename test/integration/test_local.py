@@ -9,8 +9,11 @@ second, highly available group shows a worker node surviving its head.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import pwd
+import shlex
 import signal
 import subprocess
 import time
@@ -110,6 +113,14 @@ def processes_under(prefixes: list[str] | str) -> list[int]:
     return found
 
 
+def proc_uid(pid: int) -> int:
+    """A process's real user id, from /proc/PID/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for process {pid}")
+
+
 def driver_processes(gcs_port: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -176,10 +187,12 @@ def test_group_becomes_ready_with_a_head_and_its_workers(local_nodes: psycopg.Co
     low, high = (int(db.execute(f"SHOW pg_ray.port_range_{s}").fetchone()[0]) for s in ("start", "end"))
     assert all(low <= n["port"] <= high - 63 for n in (head, worker))
     assert head["port"] != worker["port"]
-    # each node is a process of its own, leading its own session, run by the server's user
+    # each node is a process of its own, leading its own session, run by the group's OS user
+    os_user, = db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (GROUP,)).fetchone()
+    assert os_user.startswith("pgray-g")
     for node in (head, worker):
         assert os.getsid(node["pid"]) == node["pid"]
-        assert Path(f"/proc/{node['pid']}").stat().st_uid == pwd.getpwnam("postgres").pw_uid
+        assert proc_uid(node["pid"]) == pwd.getpwnam(os_user).pw_uid
     # the dashboard wants the group's token
     assert http_status(row["dashboard_url"] + "/api/version") == 401
     assert http_status(row["dashboard_url"] + "/api/version", group_token(db)) == 200
@@ -206,6 +219,96 @@ def test_a_job_runs_on_the_local_group(local_nodes: psycopg.Connection, local_gr
     assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
     # at once, whether or not the worker has saved the log yet
     assert "nodes 2" in db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0]
+
+
+# What job code on a local group tries against the database host.  Each door must stay shut
+# for the reason given (a part of the error); the script checks that itself and where its
+# driver runs (a driver on a worker node keeps no log yet, docs/design.md), prints what it
+# found, and exits 3 if a door opened or shut for another reason, 4 if it ran on another node.
+# Arguments: the run directories of the nodes it may run on (commas between), the data directory, the socket directory, the
+# port, the postmaster's pid, another group's head's pid and run directory.
+PROBE = r"""
+import json, os, sys
+import psycopg
+nodes, data_dir, socket_dir, port, postmaster, other_pid, other_dir = sys.argv[1:]
+def login(host):
+    psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", connect_timeout=5).close()
+doors = {
+    "data directory": (lambda: os.listdir(data_dir), "Permission denied"),
+    "PG_VERSION": (lambda: open(os.path.join(data_dir, "PG_VERSION")).read(), "Permission denied"),
+    "superuser over the socket": (lambda: login(socket_dir), "Permission denied"),
+    "superuser over TCP": (lambda: login("127.0.0.1"), "no password supplied"),
+    "signal the postmaster": (lambda: os.kill(int(postmaster), 0), "Operation not permitted"),
+    "the postmaster's environment": (lambda: open(f"/proc/{postmaster}/environ", "rb").read(), "Permission denied"),
+    "signal another group's head": (lambda: os.kill(int(other_pid), 0), "Operation not permitted"),
+    "another group's environment": (lambda: open(f"/proc/{other_pid}/environ", "rb").read(), "Permission denied"),
+    "another group's run directory": (lambda: os.listdir(other_dir), "Permission denied"),
+}
+found = {}
+for door, (attempt, reason) in doors.items():
+    try:
+        attempt()
+        found[door] = "OPENED"
+    except (OSError, psycopg.Error) as error:
+        found[door] = (type(error).__name__ + ": " + str(error)).replace("\n", " ")[:300]
+        if reason not in found[door]:
+            found[door] = "UNEXPECTED " + found[door]
+# where it runs: the first ancestor that shows a node's run directory is that node's raylet
+here, pid = None, os.getppid()
+while here is None and pid > 1:
+    cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    here = next((d for d in nodes.split(",") + [other_dir] if d in cmdline), None)
+    pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+print("PROBE " + json.dumps({"uid": os.getuid(), "node": here, "doors": found}), flush=True)
+sys.exit(3 if any(v.startswith(("OPENED", "UNEXPECTED")) for v in found.values()) else
+         4 if here not in nodes.split(",") else 0)
+"""
+
+
+def test_job_code_on_a_local_group_finds_every_door_shut(local_nodes: psycopg.Connection, local_group: str) -> None:
+    """A job on the group, its driver on the head and then on a worker node: it runs as the
+    group's OS user, not the server's, and can neither read the data directory, nor log in as
+    the superuser over the socket (no password needed there, but its directory is closed) or
+    TCP (a password wanted), nor signal the server or read its environment, nor touch another
+    local group's processes or files."""
+    db = local_nodes
+    other = "it-local-other"
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (other, '{"object_store_memory_mb": 100}'))
+    try:
+        wait_for_group_state(db, "READY", other)
+        other_head = nodes(db, other)[0]
+        users = dict(db.execute("SELECT name, os_user FROM ray.resource_group WHERE name IN (%s, %s)",
+                                (GROUP, other)).fetchall())
+        assert users[GROUP] != users[other]
+        # every process of either group runs as that group's OS user
+        for name in (GROUP, other):
+            uid = pwd.getpwnam(users[name]).pw_uid
+            pids = processes_under(run_directories(db, name))
+            assert pids and all(proc_uid(pid) == uid for pid in pids), describe(pids)
+        settings = [db.execute(f"SHOW {name}").fetchone()[0] for name in
+                    ("data_directory", "unix_socket_directories", "port")]
+        postmaster = int((Path(settings[0]) / "postmaster.pid").read_text().split()[0])
+        code = base64.b64encode(PROBE.encode()).decode()
+        args = " ".join(shlex.quote(str(a)) for a in (*settings, postmaster, other_head["pid"],
+                                                      run_directories(db, other)[0]))
+        head, *workers = db.execute("SELECT run_dir || '/' FROM ray.node WHERE resource_group = %s "
+                                    "ORDER BY kind <> 'head', node_id", (GROUP,)).fetchall()
+        for where, node_ids, cpus in (("head", head[0], None), ("worker node", ",".join(w[0] for w in workers), 1)):
+            entrypoint = (f"python -c \"import base64; exec(base64.b64decode('{code}'))\" "
+                          f"{node_ids} {args}")
+            job_id = db.execute("SELECT ray.submit_job(%s, %s, entrypoint_num_cpus => %s)",
+                                (GROUP, entrypoint, cpus)).fetchone()[0]
+            state = db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0]
+            log = db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0]
+            message, = db.execute("SELECT message FROM ray.jobs WHERE job_id = %s", (job_id,)).fetchone()
+            assert state == "SUCCEEDED", f"the probe with its driver on the {where} ({node_ids}): {message}"
+            if where == "head":
+                probe = json.loads(next(line for line in log.splitlines() if line.startswith("PROBE "))[6:])
+                assert probe["uid"] == pwd.getpwnam(users[GROUP]).pw_uid
+                assert probe["node"] == head[0]
+    finally:
+        drop_and_wait(db, other)
 
 
 def test_a_submission_left_open_does_not_hold_the_worker(local_nodes: psycopg.Connection,
@@ -368,7 +471,8 @@ def test_head_killed_comes_back(local_nodes: psycopg.Connection, local_group: st
 def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psycopg.Connection,
                                                                local_group: str) -> None:
     """Another OS user's process that puts the head's run directory on its command line, in a
-    session of its own, is not adopted when the head dies: the worker starts a head of its own.
+    session of its own, is not adopted when the head dies (nor is one of another OS user of
+    pg_ray's pool, as another group's job could start): the worker starts a head of its own.
     Nor is a backend of the server whose title shows the run directory as its user's name (a
     client chooses it before it authenticates): killing a backend restarts the whole server."""
     db = wait_for(lambda: connect(), "the server to accept connections")
@@ -377,6 +481,10 @@ def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psy
     started = db.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
     impostor = subprocess.Popen(["python3", "-c", "import time; time.sleep(600)", marker],
                                 user="nobody", group="nogroup", start_new_session=True)
+    os_user, = db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (GROUP,)).fetchone()
+    other_user = "pgray-g31" if os_user != "pgray-g31" else "pgray-g30"
+    pool_impostor = subprocess.Popen(["python3", "-c", "import time; time.sleep(600)", marker],
+                                     user=other_user, group=other_user, start_new_session=True)
     db.execute(f'DROP ROLE IF EXISTS "{marker}"')
     db.execute(f'CREATE ROLE "{marker}" LOGIN')
     backend = connect(user=marker)
@@ -387,14 +495,16 @@ def test_a_process_of_another_os_user_is_never_taken_for_a_node(local_nodes: psy
                  "the worker to notice the head's death", 60)
         wait_for_group_state(db, "READY")
         new_head = nodes(db)[0]
-        assert new_head["pid"] not in (head["pid"], impostor.pid)
+        assert new_head["pid"] not in (head["pid"], impostor.pid, pool_impostor.pid)
         assert impostor.poll() is None, "the worker signalled another user's process"
+        assert pool_impostor.poll() is None, "the worker signalled another group's process"
         assert backend.execute("SELECT 1").fetchone() == (1,), "the worker signalled a backend"
         assert db.execute("SELECT pg_postmaster_start_time()").fetchone()[0] == started
         wait_for(lambda: workers_alive(db, 1), "the worker to rejoin")
     finally:
-        impostor.kill()
-        impostor.wait()
+        for process in (impostor, pool_impostor):
+            process.kill()
+            process.wait()
         backend.close()
         db.execute(f'DROP ROLE IF EXISTS "{marker}"')
 

@@ -1,0 +1,421 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_ray_launch.c
+ *		The one privileged program of pg_ray: it runs a local Ray node's
+ *		command as an OS user of pg_ray's pool, and signals that user's
+ *		processes, for the background worker.
+ *
+ * Local groups run their Ray nodes, and so their jobs' code, as an OS user
+ * of their own (pgray-g0, pgray-g1, ...: members of the group pgray-nodes,
+ * made by scripts/install-node-users), never as the server's OS user: job
+ * code then cannot read the data directory, log in through the server's
+ * socket, signal the server, nor touch another group's processes.  The
+ * worker runs as the server's OS user and cannot change its user id, so it
+ * asks this program:
+ *
+ *	pg_ray_launch start USER DIR [--remove RELPATH] -- PROGRAM [ARG...]
+ *		give DIR (the node's run directory, the caller's or USER's already)
+ *		to USER, mode 0700, remove RELPATH under it, and run PROGRAM in
+ *		it as USER with the caller's environment, never to gain privileges
+ *		again (no_new_privs).  The process keeps its pid and session, so
+ *		the worker watches the node as it watches any child.
+ *	pg_ray_launch signal USER SIGNAL PID...
+ *		send SIGNAL (a number) to each PID, as USER.
+ *	pg_ray_launch drivers USER SIGNAL PORT
+ *		the Ray job drivers of the cluster whose GCS listens on PORT (their
+ *		environment says RAY_ADDRESS=<host>:PORT; only USER may read it):
+ *		send SIGNAL to each one's session; exit 1 if there were any, 0 if
+ *		none.  SIGNAL 0 only tells.
+ *
+ * It is installed root:<server's group>, mode 0750, with the file
+ * capabilities CAP_SETUID, CAP_SETGID and CAP_CHOWN (make install does so
+ * as root; packagers in their post-installation step), so only the
+ * server's OS user runs it.  It takes on only users of the pool (members of
+ * pgray-nodes, not root, not the caller), uses CAP_CHOWN only on a
+ * directory the caller owns, and drops every privilege (all user and group
+ * ids set to USER's) before it does anything else for the caller: what it
+ * signals or runs, it does as USER.  Exit status 2 means it refused or
+ * failed, with why on standard error.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/launcher/pg_ray_launch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* The OS group whose members are pg_ray's pool of node users. */
+#define LAUNCH_POOL_GROUP "pgray-nodes"
+
+/* Exit status when the launcher refuses or fails. */
+#define LAUNCH_FAILED 2
+
+/* How many driver sessions one call signals at most. */
+#define LAUNCH_MAX_SESSIONS 4096
+
+static void launch_fail(const char *what, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void launch_usage(void) __attribute__((noreturn));
+
+/*
+ * launch_fail
+ *		Say why on standard error (the server's log) and exit 2.
+ */
+static void
+launch_fail(const char *what, ...)
+{
+	va_list		args;
+
+	fputs("pg_ray_launch: ", stderr);
+	va_start(args, what);
+	vfprintf(stderr, what, args);
+	va_end(args);
+	fputc('\n', stderr);
+	exit(LAUNCH_FAILED);
+}
+
+/*
+ * launch_usage
+ *		The command lines the launcher takes.
+ */
+static void
+launch_usage(void)
+{
+	launch_fail("usage: pg_ray_launch start USER DIR [--remove RELPATH] -- PROGRAM [ARG...] | "
+				"signal USER SIGNAL PID... | drivers USER SIGNAL PORT");
+}
+
+/*
+ * launch_number
+ *		A decimal number in [min, max], or refuse.
+ */
+static long
+launch_number(const char *text, long min, long max, const char *what)
+{
+	char	   *end;
+	long		value;
+
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
+		launch_fail("%s \"%s\" is not a number from %ld to %ld", what, text, min, max);
+	return value;
+}
+
+/*
+ * launch_pool_user
+ *		The pool user named so, or refuse: a member of pgray-nodes (by its
+ *		primary group or the group's list), neither root nor in root's
+ *		group, and not the caller.  Only root decides who is in the pool.
+ */
+static struct passwd
+launch_pool_user(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+	struct passwd user;
+	struct group *pool;
+	bool		member = false;
+
+	if (pw == NULL)
+		launch_fail("OS user \"%s\" does not exist", name);
+	user = *pw;
+	user.pw_name = strdup(pw->pw_name);
+	pool = getgrnam(LAUNCH_POOL_GROUP);
+	if (pool == NULL)
+		launch_fail("OS group \"%s\" does not exist: run scripts/install-node-users as root", LAUNCH_POOL_GROUP);
+	member = user.pw_gid == pool->gr_gid;
+	for (char **m = pool->gr_mem; !member && m != NULL && *m != NULL; m++)
+		member = strcmp(*m, user.pw_name) == 0;
+	if (!member)
+		launch_fail("OS user \"%s\" is not a member of \"%s\"", name, LAUNCH_POOL_GROUP);
+	if (user.pw_uid == 0 || user.pw_gid == 0 || user.pw_uid == getuid())
+		launch_fail("OS user \"%s\" may not run Ray nodes (root, in root's group, or the caller)", name);
+	return user;
+}
+
+/*
+ * launch_become
+ *		Take on the pool user for good: its group alone as supplementary
+ *		groups, every group and user id its, and no capability left (the
+ *		kernel clears them by itself only when a user id was root's, which
+ *		the caller's are not).  Then make sure there is no way back.
+ */
+static void
+launch_become(const struct passwd *user)
+{
+	gid_t		groups[1] = {user->pw_gid};
+	struct __user_cap_header_struct header;
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+
+	if (setgroups(1, groups) != 0 ||
+		setresgid(user->pw_gid, user->pw_gid, user->pw_gid) != 0 ||
+		setresuid(user->pw_uid, user->pw_uid, user->pw_uid) != 0)
+		launch_fail("could not become OS user \"%s\": %s (is pg_ray_launch installed with its "
+					"capabilities? see docs/operations.md)", user->pw_name, strerror(errno));
+	memset(&header, 0, sizeof(header));
+	memset(none, 0, sizeof(none));
+	header.version = _LINUX_CAPABILITY_VERSION_3;
+	header.pid = 0;
+	if (syscall(SYS_capset, &header, none) != 0)
+		launch_fail("could not drop the capabilities of pg_ray_launch: %s", strerror(errno));
+	if (setuid(0) == 0 || getuid() != user->pw_uid || geteuid() != user->pw_uid ||
+		getgid() != user->pw_gid || getegid() != user->pw_gid)
+		launch_fail("could not drop the privileges of pg_ray_launch");
+}
+
+/*
+ * launch_start
+ *		start USER DIR [--remove RELPATH] -- PROGRAM [ARG...]: see the
+ *		header.  DIR must be absolute and is opened without following a
+ *		link; it is the caller's (a node's first start: the worker has just
+ *		made it) or USER's (a restart), never anybody else's.
+ */
+static void
+launch_start(int argc, char **argv)
+{
+	struct passwd user;
+	const char *dir;
+	const char *remove = NULL;
+	int			dir_fd;
+	int			open_fd;
+	struct stat st;
+	int			at = 4;
+
+	if (argc < 6)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	dir = argv[3];
+	if (strcmp(argv[at], "--remove") == 0)
+	{
+		if (argc < at + 4)
+			launch_usage();
+		remove = argv[at + 1];
+		if (remove[0] == '/' || strstr(remove, "..") != NULL)
+			launch_fail("--remove takes a path under DIR, not \"%s\"", remove);
+		at += 2;
+	}
+	if (strcmp(argv[at], "--") != 0 || at + 1 >= argc)
+		launch_usage();
+	if (dir[0] != '/')
+		launch_fail("run directory \"%s\" is not an absolute path", dir);
+
+	/* a path only: the directory may be USER's already, closed to the caller */
+	dir_fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir_fd < 0)
+		launch_fail("could not open run directory \"%s\": %s", dir, strerror(errno));
+	if (fstat(dir_fd, &st) != 0)
+		launch_fail("could not stat run directory \"%s\": %s", dir, strerror(errno));
+	if (st.st_uid == getuid())
+	{
+		if (fchownat(dir_fd, "", user.pw_uid, user.pw_gid, AT_EMPTY_PATH) != 0)
+			launch_fail("could not give run directory \"%s\" to \"%s\": %s", dir, user.pw_name,
+						strerror(errno));
+	}
+	else if (st.st_uid != user.pw_uid)
+		launch_fail("run directory \"%s\" belongs to user id %d, neither the caller nor \"%s\"",
+					dir, (int) st.st_uid, user.pw_name);
+
+	launch_become(&user);
+	open_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (open_fd < 0 || fchmod(open_fd, S_IRWXU) != 0 || fchdir(open_fd) != 0)
+		launch_fail("could not enter run directory \"%s\": %s", dir, strerror(errno));
+	close(open_fd);
+	close(dir_fd);
+	if (remove != NULL && unlink(remove) != 0 && errno != ENOENT)
+		launch_fail("could not remove \"%s\" in \"%s\": %s", remove, dir, strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		launch_fail("could not set no_new_privs: %s", strerror(errno));
+	umask(S_IRWXG | S_IRWXO);
+	execv(argv[at + 1], argv + at + 1);
+	launch_fail("could not execute \"%s\": %s", argv[at + 1], strerror(errno));
+}
+
+/*
+ * launch_signal
+ *		signal USER SIGNAL PID...: as USER, so only USER's processes can be
+ *		reached.  A process already gone is no error.
+ */
+static void
+launch_signal(int argc, char **argv)
+{
+	struct passwd user;
+	int			sig;
+
+	if (argc < 5)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	sig = (int) launch_number(argv[3], 0, NSIG - 1, "signal");
+	launch_become(&user);
+	for (int i = 4; i < argc; i++)
+	{
+		pid_t		pid = (pid_t) launch_number(argv[i], 2, INT_MAX, "process id");
+
+		if (kill(pid, sig) != 0 && errno != ESRCH)
+			fprintf(stderr, "pg_ray_launch: could not signal process %d: %s\n", (int) pid, strerror(errno));
+	}
+	exit(0);
+}
+
+/*
+ * launch_session_of
+ *		The session id of a process from /proc/PID/stat, or 0.
+ */
+static pid_t
+launch_session_of(pid_t pid)
+{
+	char		path[64];
+	char		buf[1024];
+	FILE	   *f;
+	char	   *p;
+	char		state;
+	int			ppid,
+				pgrp,
+				sid = 0;
+	size_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* the command name may hold anything, even ")": look for the last one */
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4 || state == 'Z')
+		return 0;
+	return (pid_t) sid;
+}
+
+/*
+ * launch_is_driver
+ *		Whether a process's environment says RAY_ADDRESS=<host>:<port>.
+ */
+static bool
+launch_is_driver(pid_t pid, const char *suffix)
+{
+	char		path[64];
+	static char buf[65536];
+	size_t		suffix_len = strlen(suffix);
+	size_t		len;
+	int			fd;
+	ssize_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int) pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	len = 0;
+	while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t) n;
+	close(fd);
+	buf[len] = '\0';
+	for (size_t at = 0; at < len;)
+	{
+		const char *entry = buf + at;
+		size_t		entry_len = strnlen(entry, len - at);
+
+		if (entry_len > 12 + suffix_len && strncmp(entry, "RAY_ADDRESS=", 12) == 0 &&
+			strncmp(entry + entry_len - suffix_len, suffix, suffix_len) == 0)
+			return true;
+		at += entry_len + 1;
+	}
+	return false;
+}
+
+/*
+ * launch_drivers
+ *		drivers USER SIGNAL PORT: see the header.  Ray starts each driver in
+ *		a session of its own, so its whole session is signalled (what it
+ *		started, whatever process groups they made); a driver in this
+ *		program's own session, which cannot be, only by itself.
+ */
+static void
+launch_drivers(int argc, char **argv)
+{
+	struct passwd user;
+	int			sig;
+	char		suffix[32];
+	static pid_t sessions[LAUNCH_MAX_SESSIONS];
+	int			nsessions = 0;
+	bool		found = false;
+	DIR		   *proc;
+	struct dirent *de;
+
+	if (argc != 5)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	sig = (int) launch_number(argv[3], 0, NSIG - 1, "signal");
+	snprintf(suffix, sizeof(suffix), ":%ld", launch_number(argv[4], 1, 65535, "port"));
+	launch_become(&user);
+
+	if ((proc = opendir("/proc")) == NULL)
+		launch_fail("could not open /proc: %s", strerror(errno));
+	while ((de = readdir(proc)) != NULL)
+	{
+		pid_t		pid = (pid_t) atoi(de->d_name);
+		pid_t		session;
+
+		if (pid <= 1 || pid == getpid() || !launch_is_driver(pid, suffix))
+			continue;
+		found = true;
+		session = launch_session_of(pid);
+		if (sig == 0)
+			continue;
+		if (session > 1 && session != getsid(0) && nsessions < LAUNCH_MAX_SESSIONS)
+			sessions[nsessions++] = session;
+		else
+			(void) kill(pid, sig);
+	}
+	if (nsessions > 0)
+	{
+		rewinddir(proc);
+		while ((de = readdir(proc)) != NULL)
+		{
+			pid_t		pid = (pid_t) atoi(de->d_name);
+			pid_t		session;
+
+			if (pid <= 1 || pid == getpid() || (session = launch_session_of(pid)) <= 1)
+				continue;
+			for (int i = 0; i < nsessions; i++)
+				if (sessions[i] == session)
+				{
+					(void) kill(pid, sig);
+					break;
+				}
+		}
+	}
+	closedir(proc);
+	exit(found ? 1 : 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		launch_usage();
+	if (strcmp(argv[1], "start") == 0)
+		launch_start(argc, argv);
+	else if (strcmp(argv[1], "signal") == 0)
+		launch_signal(argc, argv);
+	else if (strcmp(argv[1], "drivers") == 0)
+		launch_drivers(argc, argv);
+	launch_usage();
+}

@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ *
+ * local_launch.c
+ *		The worker's side of pg_ray_launch: the OS user a local group's
+ *		nodes run as, and signalling that user's processes.
+ *
+ * Each local group runs its Ray nodes as an OS user of pg_ray's pool
+ * (ray.resource_group.os_user), so that job code can reach neither the
+ * server's files nor its processes nor another group's.  The worker, as the
+ * server's OS user, may not signal those processes itself: it asks the
+ * launcher (src/launcher/pg_ray_launch.c, in $libdir), which takes on that
+ * user and nothing more.  Processes of the server's own OS user that look
+ * like a node's (left by pg_ray 0.1, which ran nodes so) are signalled
+ * directly.
+ *
+ * Copyright (c) 2026, pg_ray developers
+ *
+ * IDENTIFICATION
+ *	  src/local_launch.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+
+#include "local_internal.h"
+
+/*
+ * local_user_lookup
+ *		The OS user of that name, or an error that says how to make it.
+ */
+void
+local_user_lookup(const char *name, LocalUser *user)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("OS user \"%s\" does not exist", name),
+				 errdetail("Local groups run their Ray nodes as OS users of pg_ray's pool."),
+				 errhint("Run scripts/install-node-users as root, with PG_RAY_NODE_USERS at least pg_ray.node_os_users.")));
+	user->uid = pw->pw_uid;
+	strlcpy(user->name, pw->pw_name, sizeof(user->name));
+}
+
+/*
+ * local_launcher_path
+ *		Where pg_ray_launch is: next to the library.
+ */
+char *
+local_launcher_path(void)
+{
+	return psprintf("%s/pg_ray_launch", pkglib_path);
+}
+
+/*
+ * local_launch_wait
+ *		Run the launcher with argv (argv[0] its path) and wait for it; its
+ *		exit status, or -1 if it could not be run or was killed.  It gets
+ *		no descriptor of the server's but standard error, where it says
+ *		why it refused.
+ */
+static int
+local_launch_wait(char **argv)
+{
+	pid_t		pid;
+	int			status;
+	int			null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null_fd < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0)
+	{
+		struct sigaction dfl;
+		sigset_t	none;
+		static char *const no_env[] = {NULL};
+
+		(void) dup2(null_fd, 0);
+		(void) dup2(null_fd, 1);
+		(void) close_range(3, ~0U, 0);
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigemptyset(&dfl.sa_mask);
+		for (int sig = 1; sig < NSIG; sig++)
+			(void) sigaction(sig, &dfl, NULL);
+		sigemptyset(&none);
+		(void) sigprocmask(SIG_SETMASK, &none, NULL);
+		execve(argv[0], argv, no_env);
+		_exit(127);
+	}
+	close(null_fd);
+	if (pid < 0)
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/*
+ * local_kill
+ *		Send sig to the processes (of user, as /proc said) in pids.
+ */
+void
+local_kill(const LocalUser *user, int sig, const pid_t *pids, int count)
+{
+	char	  **argv;
+	int			status;
+
+	if (count == 0)
+		return;
+	if (user->uid == geteuid())
+	{
+		for (int i = 0; i < count; i++)
+			(void) kill(pids[i], sig);
+		return;
+	}
+	argv = palloc0(sizeof(char *) * (count + 5));
+	argv[0] = local_launcher_path();
+	argv[1] = "signal";
+	argv[2] = (char *) user->name;
+	argv[3] = psprintf("%d", sig);
+	for (int i = 0; i < count; i++)
+		argv[4 + i] = psprintf("%d", (int) pids[i]);
+	status = local_launch_wait(argv);
+	if (status != 0)
+		ereport(WARNING,
+				(errmsg("pg_ray could not signal the processes of OS user \"%s\": the launcher %s",
+						user->name, status < 0 ? "did not run" : "refused"),
+				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
+}
+
+/*
+ * local_launch_drivers
+ *		Whether user runs Ray job drivers of the cluster whose GCS listens on
+ *		gcs_port; with sig, their sessions are sent it.  Only user may read
+ *		their environments, which say so: the launcher looks, as user.
+ */
+bool
+local_launch_drivers(const LocalUser *user, int gcs_port, int sig)
+{
+	char	   *argv[6];
+	int			status;
+
+	if (user->uid == geteuid())
+		return false;
+	argv[0] = local_launcher_path();
+	argv[1] = "drivers";
+	argv[2] = (char *) user->name;
+	argv[3] = psprintf("%d", sig);
+	argv[4] = psprintf("%d", gcs_port);
+	argv[5] = NULL;
+	status = local_launch_wait(argv);
+	if (status != 0 && status != 1)
+		ereport(WARNING,
+				(errmsg("pg_ray could not look for the Ray job drivers of OS user \"%s\": the launcher %s",
+						user->name, status < 0 ? "did not run" : "refused"),
+				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
+	return status == 1;
+}
