@@ -98,6 +98,23 @@ local_marker(const char *run_dir)
 }
 
 /*
+ * local_signal_node
+ *		local_signal_session for a node's session as its OS user, and as the
+ *		server's: a node that pg_ray 0.1 started ran as the server's OS user,
+ *		and is never adopted (local_leader_alive), but stopped so that its
+ *		slot starts it again as its group's OS user.  Returns how many
+ *		processes there were.
+ */
+static int
+local_signal_node(pid_t session, int sig, const char *marker, const LocalUser *user)
+{
+	LocalUser	server = {geteuid(), "the server's OS user"};
+
+	return local_signal_session(session, sig, marker, user) +
+		local_signal_session(session, sig, marker, &server);
+}
+
+/*
  * local_start
  *		Start a node, unless its process is running already (after a restart
  *		of the worker or the server): then adopt it.  The pid is recorded in
@@ -207,7 +224,7 @@ local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user
 		MemoryContextSwitchTo(old);
 		return;
 	}
-	(void) local_signal_session(pid, SIGKILL, marker, user);
+	(void) local_signal_node(pid, SIGKILL, marker, user);
 	values[0] = Int64GetDatum(node_id);
 	values[1] = CStringGetTextDatum(local_exit_reason(pid, run_dir));
 	pg_ray_spi_exec("SELECT ray._local_node_exited($1, $2)", 2, types, values, NULL);
@@ -235,10 +252,10 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	int			left = 0;
 
 	/* the recorded leader, or one found by its run directory should it be stale */
-	if (pid <= 0 || local_signal_session(pid, 0, marker, user) == 0)
+	if (pid <= 0 || local_signal_node(pid, 0, marker, user) == 0)
 		pid = local_find_leader(marker, user);
 	if (pid > 0)
-		left += local_signal_session(pid, 0, marker, user);
+		left += local_signal_node(pid, 0, marker, user);
 	if (local_launch_drivers(user, port_base, 0))
 		left++;
 	if (left > 0)
@@ -246,11 +263,11 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 		local_busy = true;
 		/* once "ray start" has exited, what is left of its session is stuck */
 		if (pid > 0 && !overdue && !local_leader_alive(pid, marker, user))
-			(void) local_signal_session(pid, SIGKILL, marker, user);
+			(void) local_signal_node(pid, SIGKILL, marker, user);
 		if (overdue)
 		{
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGKILL, marker, user);
+				(void) local_signal_node(pid, SIGKILL, marker, user);
 			(void) local_launch_drivers(user, port_base, SIGKILL);
 		}
 		else if (!list_member_int(local_terminated, (int) node_id))
@@ -258,7 +275,7 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 			MemoryContext old = MemoryContextSwitchTo(local_context);
 
 			if (pid > 0)
-				(void) local_signal_session(pid, SIGTERM, marker, user);
+				(void) local_signal_node(pid, SIGTERM, marker, user);
 			(void) local_launch_drivers(user, port_base, SIGTERM);
 			local_terminated = lappend_int(local_terminated, (int) node_id);
 			MemoryContextSwitchTo(old);

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 import subprocess
 import time
 from dataclasses import dataclass
@@ -122,6 +123,16 @@ def submit(db: psycopg.Connection, group: str, entrypoint: str, **arguments: Any
 def score(db: psycopg.Connection, target: str, mode: str = "append") -> int:
     return as_role(db, USER, "SELECT ray.batch_inference('up-local', 'up.impressions', 'ctr', %s, mode => %s)",
                    (target, mode))[0]
+
+
+def owner(pid: int) -> str | None:
+    """The OS user a process runs as, or None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return None
+    uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
+    return pwd.getpwuid(uid).pw_name
 
 
 def node_pids(db: psycopg.Connection) -> dict[int, int]:
@@ -256,6 +267,10 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
         # the plans of unfinished batch runs gain the model registration they run (0.2)
         after["ray.batch_run"] = sorted(r[0] for r in db.execute(
             "SELECT (to_jsonb(b) #- '{plan,model,owner}' #- '{plan,model,registered_at}')::text FROM ray.batch_run b"))
+        # local groups an OS user of their own each, external ones none
+        groups = [json.loads(r, parse_float=str) for r in after["ray.resource_group"]]
+        os_users = {g["name"]: (g["provider"], g.pop("os_user")) for g in groups}
+        after["ray.resource_group"] = sorted(json.dumps(g) for g in groups)
         # and owners and grantees their OIDs, those of the roles of their names
         misbound = misbound_role_oids(db)
         unpinned = db.execute("SELECT count(*) FROM ray.batch_run b JOIN ray.job j USING (job_id)"
@@ -263,6 +278,9 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
                               " AND NOT b.plan -> 'model' ? 'registered_at'").fetchone()[0]
         updated = catalog(db)
     assert without_role_oids(after) == without_role_oids(before)
+    local = [user for provider, user in os_users.values() if provider == "local"]
+    assert local and all(local) and len(set(local)) == len(local)
+    assert all(user is None for provider, user in os_users.values() if provider != "local")
     assert misbound == []
     assert unpinned == 0
     assert db.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_ray'").fetchone()[0] == release.newest
@@ -311,10 +329,17 @@ def check_the_worker_resumes(db: psycopg.Connection, jobs: dict[str, int], pids:
     wait_for(lambda: db.execute("SELECT rounds FROM ray.worker_status()").fetchone()[0] >= rounds + 3,
              "the worker to resume")
     assert db.execute("SELECT round_errors FROM ray.worker_status()").fetchone()[0] == errors
-    # the nodes are adopted, not started again
+    # 0.1 ran the nodes as the server's OS user: each is stopped and started again, once, as
+    # the group's own (security.md); nothing of the old ones is left
+    os_user, = db.execute("SELECT os_user FROM ray.resource_group WHERE name = 'up-local'").fetchone()
     wait_for(lambda: db.execute("SELECT state = 'READY' FROM ray.resource_group WHERE name = 'up-local'"
-                                ).fetchone()[0], "the local group to be READY")
-    assert node_pids(db) == pids
+                                ).fetchone()[0] and set(node_pids(db)) == set(pids)
+             and all(owner(pid) == os_user for pid in node_pids(db).values()),
+             "the local group to be READY as its OS user", 180)
+    assert not set(node_pids(db).values()) & set(pids.values())
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     # every job goes on from where it was: each submitted once
     for name in ("SUBMITTING", "QUEUED", "PUBLISHING"):
         wait_state(db, jobs[name], "SUCCEEDED", 300)

@@ -11,7 +11,7 @@ from typing import Callable
 import psycopg
 import pytest
 
-from conftest import connect, wait_for, wait_for_worker, worker_status
+from conftest import connect, drop_and_wait, reload_settings, wait_for, wait_for_worker, worker_status
 
 
 def job_message(db: psycopg.Connection, job_id: int) -> str | None:
@@ -118,6 +118,39 @@ def test_dropped_group_is_removed_by_the_worker(db: psycopg.Connection) -> None:
     assert events == [("DELETING", "pg_ray worker"), ("DELETED", "pg_ray worker")]
     assert db.execute("SELECT count(*) FROM ray.worker_group WHERE resource_group = 'it-dropped'"
                       ).fetchone()[0] == 0
+
+
+def test_each_local_group_has_an_os_user_of_its_own_until_none_is_left(db: psycopg.Connection) -> None:
+    """Local groups run as OS users of the pool, each its own; when pg_ray.node_os_users are
+    all taken, creating one more is refused with the numbers, and a dropped group's user is
+    handed out again once the group is gone.  External groups take none."""
+    taken = db.execute("SELECT count(*) FROM ray.resource_group WHERE os_user IS NOT NULL").fetchone()[0]
+    reload_settings(db, node_os_users=str(taken + 2))
+    try:
+        db.execute("SELECT ray.create_resource_group('it-os-a')")
+        db.execute("SELECT ray.create_resource_group('it-os-b')")
+        users = dict(db.execute("SELECT name, os_user FROM ray.resource_group WHERE name LIKE 'it-os-%'"))
+        assert len(set(users.values())) == 2 and all(u.startswith("pgray-g") for u in users.values())
+        others = {r[0] for r in db.execute("SELECT os_user FROM ray.resource_group "
+                                           "WHERE name NOT LIKE 'it-os-%' AND os_user IS NOT NULL")}
+        assert not others & set(users.values())
+        with pytest.raises(psycopg.errors.ConfigurationLimitExceeded) as refused:
+            db.execute("SELECT ray.create_resource_group('it-os-c')")
+        assert str(refused.value.diag.message_primary) == \
+            "no OS user is free for the nodes of a new local resource group"
+        assert refused.value.diag.message_detail == (
+            f"Each local group runs as one of pgray-g0 .. pgray-g{taken + 1} "
+            f"(pg_ray.node_os_users = {taken + 2}), and each is taken.")
+        assert "scripts/install-node-users" in refused.value.diag.message_hint
+        assert not db.execute("SELECT EXISTS (SELECT FROM ray.resource_group WHERE name = 'it-os-c')").fetchone()[0]
+        drop_and_wait(db, "it-os-a")
+        db.execute("SELECT ray.create_resource_group('it-os-c')")
+        assert db.execute("SELECT os_user FROM ray.resource_group WHERE name = 'it-os-c'").fetchone()[0] == \
+            users["it-os-a"]
+    finally:
+        for name in ("it-os-a", "it-os-b", "it-os-c"):
+            drop_and_wait(db, name)
+        reload_settings(db, node_os_users=None)
 
 
 def test_reload_keeps_the_worker(db: psycopg.Connection) -> None:

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(81);
+SELECT plan(84);
 
 SELECT has_schema('ray');
 SELECT has_table('ray', t, format('table ray.%s exists', t))
@@ -58,8 +58,15 @@ SELECT throws_ok($$INSERT INTO ray.worker_group (resource_group, name, resource_
 
 -- the constraints hold even when the validation triggers do not run
 SET LOCAL session_replication_role = replica;
-SELECT lives_ok($$INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('tap', 'small', 'postgres')$$,
+SELECT throws_ok($$INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('tap', 'small', 'postgres')$$,
+				 '23514', NULL, 'a local group runs as an OS user');
+SELECT lives_ok($$INSERT INTO ray.resource_group (name, head_spec, owner, os_user) VALUES ('tap', 'small', 'postgres', 'pgray-g90')$$,
 				'a valid resource group is accepted');
+SELECT throws_ok($$INSERT INTO ray.resource_group (name, head_spec, owner, os_user) VALUES ('tap2', 'small', 'postgres', 'pgray-g90')$$,
+				 '23505', NULL, 'no two groups run as one OS user');
+SELECT throws_ok($$INSERT INTO ray.resource_group (name, provider, endpoint, owner, os_user)
+				   VALUES ('tap3', 'external', 'http://127.0.0.1:1', 'postgres', 'pgray-g91')$$,
+				 '23514', NULL, 'an external group runs as no OS user');
 SELECT throws_ok($$INSERT INTO ray.worker_group (resource_group, name, resource_type, spec, min_workers, max_workers)
 				   VALUES ('tap', 'w', 'CPU', 'small', 0, 1)$$, '23514', NULL, 'min_workers is at least 1');
 SELECT throws_ok($$INSERT INTO ray.worker_group (resource_group, name, resource_type, spec, min_workers, max_workers)

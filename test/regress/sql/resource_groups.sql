@@ -60,7 +60,7 @@ UPDATE ray.resource_group SET options = '{"ha": 1}' WHERE name = 'analytics';
 SET session_replication_role = replica;
 \set VERBOSITY terse
 INSERT INTO ray.resource_group (name, head_spec, owner) VALUES ('Direct', 'small', 'postgres');
-INSERT INTO ray.resource_group (name, head_spec, owner, state) VALUES ('direct', 'small', 'postgres', 'RUNNING');
+INSERT INTO ray.resource_group (name, head_spec, owner, state, os_user) VALUES ('direct', 'small', 'postgres', 'RUNNING', 'pgray-g99');
 \set VERBOSITY default
 RESET session_replication_role;
 
