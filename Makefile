@@ -291,3 +291,13 @@ install-runner:
 	$(INSTALL_DATA) $(wildcard src/runner/pg_ray_runner/*.py) '$(RUNNER_DIR)/'
 
 .PHONY: install-runner
+
+# The starter of local groups' Ray nodes (src/node/pg_ray_node.py), which
+# ray._node_starter() names: share/extension/pg_ray/pg_ray_node.py.
+install: install-node-starter
+
+install-node-starter:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/pg_ray'
+	$(INSTALL_DATA) src/node/pg_ray_node.py '$(DESTDIR)$(datadir)/extension/pg_ray/pg_ray_node.py'
+
+.PHONY: install-node-starter

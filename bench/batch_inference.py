@@ -13,8 +13,8 @@ group (a head and one worker node of 2 CPUs), scored three ways, alternated
   b  by hand    what a Ray user writes: a Ray job submitted with
                 ray.submit_job (working_dir: the script and the model file)
                 that runs Ray Data read_sql -> map_batches (the same model,
-                batch size and actor pool) -> write_sql with psycopg, as the
-                postgres superuser over 127.0.0.1; from submit_job until
+                batch size and actor pool) -> write_sql with psycopg, as a
+                role of its own with a password over 127.0.0.1; from submit_job until
                 wait_job returns SUCCEEDED.
   c  floor      in this one process: COPY (SELECT key, inputs) TO STDOUT into
                 memory (psycopg) and parsed by pyarrow, the model's
@@ -38,6 +38,7 @@ import json
 import math
 import os
 import re
+import secrets
 import statistics
 import sys
 import tempfile
@@ -60,6 +61,8 @@ SCHEMA = "bench_bi"
 SOURCE = f"{SCHEMA}.impressions"
 KEY = "impression_id"
 GROUP = "bench-batch"
+# the login of the handwritten job
+HAND_ROLE = "bench_handwritten"
 MODEL = "bench-ctr"
 # the worker node: 2 CPUs, as the tests make theirs with INSERT INTO ray.node_spec
 SPEC = ("bench2", "CPU", 2, 8192, 0, 2, "batch inference benchmark: 2 CPUs, 8 GiB")
@@ -77,7 +80,8 @@ HANDWRITTEN = '''\
 """Batch scoring as a Ray user writes it: Ray Data read_sql -> map_batches -> write_sql.
 
 python handwritten.py SOURCE TARGET BATCH_SIZE CONCURRENCY NUM_CPUS; the
-connection comes from libpq's environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
+connection comes from libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD,
+PGDATABASE).
 """
 import sys
 
@@ -204,12 +208,27 @@ def handwritten_zip(model_bytes: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def run_by_hand(db: psycopg.Connection, target: str, working_dir: bytes, port: str) -> dict[str, float]:
+def handwritten_login(db: psycopg.Connection) -> str:
+    """The role the handwritten job logs in as over TCP, with a password, as a Ray user's job
+    would (job code on a local group cannot log in as the superuser); its password."""
+    password = secrets.token_hex(16)
+    if not db.execute("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = %s)", (HAND_ROLE,)).fetchone()[0]:
+        db.execute(f"CREATE ROLE {HAND_ROLE} LOGIN")
+    db.execute(f"ALTER ROLE {HAND_ROLE} PASSWORD '{password}'")
+    db.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {HAND_ROLE}")
+    return password
+
+
+def run_by_hand(db: psycopg.Connection, target: str, working_dir: bytes, port: str,
+                password: str) -> dict[str, float]:
     """b: the handwritten Ray Data job, from ray.submit_job until wait_job returns SUCCEEDED."""
     db.execute(f"DROP TABLE IF EXISTS {target}")
     db.execute(f"CREATE TABLE {target} ({KEY} bigint NOT NULL, prediction double precision)")
-    runtime_env = {"env_vars": {"PGHOST": "127.0.0.1", "PGPORT": port, "PGUSER": "postgres",
-                                "PGDATABASE": "postgres", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}
+    db.execute(f"GRANT SELECT ON {SOURCE} TO {HAND_ROLE}")
+    db.execute(f"GRANT INSERT ON {target} TO {HAND_ROLE}")
+    runtime_env = {"env_vars": {"PGHOST": "127.0.0.1", "PGPORT": port, "PGUSER": HAND_ROLE,
+                                "PGPASSWORD": password, "PGDATABASE": "postgres",
+                                "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}
     entrypoint = (f"python handwritten.py {SOURCE} {target} {RUN_OPTIONS['batch_size']} "
                   f"{RUN_OPTIONS['concurrency']} {RUN_OPTIONS['num_cpus']}")
     start = time.perf_counter()
@@ -317,6 +336,7 @@ def main() -> None:
         if db.execute("SELECT EXISTS (SELECT FROM ray.models WHERE name = %s)", (MODEL,)).fetchone()[0]:
             db.execute("SELECT ray.drop_model(%s)", (MODEL,))
         db.execute("SELECT ray.register_model(%s, 'sklearn', %s::bytea)", (MODEL, model_bytes))
+        password = handwritten_login(db)
         b_medians: dict[int, float] = {}
         for n, rows in enumerate(sizes):
             generation[rows] = make_table(db, rows)
@@ -324,7 +344,7 @@ def main() -> None:
             if n == 0 and not args.smoke:
                 # warm-up: Ray Data's imports, the packages on the node, the file cache
                 run_pg_ray(db, f"{SCHEMA}.a_warm")
-                run_by_hand(db, f"{SCHEMA}.b_warm", working_dir, pg["PGPORT"])
+                run_by_hand(db, f"{SCHEMA}.b_warm", working_dir, pg["PGPORT"], password)
                 run_floor(db, f"{SCHEMA}.c_warm", model)
                 db.execute(f"DROP TABLE {SCHEMA}.a_warm, {SCHEMA}.b_warm, {SCHEMA}.c_warm")
             # b runs the rounds its budget holds at this size, by its median at the size below
@@ -351,7 +371,7 @@ def main() -> None:
                 if a["rows_written"] != rows:
                     fail(f"ray.batch_inference job {a['job_id']} wrote {a['rows_written']} rows, not {rows}")
                 settle(db, f"{SCHEMA}.a_{tag}")
-                b = run_by_hand(db, f"{SCHEMA}.b_{tag}", working_dir, pg["PGPORT"]) if i < b_rounds else None
+                b = run_by_hand(db, f"{SCHEMA}.b_{tag}", working_dir, pg["PGPORT"], password) if i < b_rounds else None
                 if b is not None:
                     settle(db, f"{SCHEMA}.b_{tag}")
                 c = run_floor(db, f"{SCHEMA}.c_{tag}", model)
@@ -634,7 +654,8 @@ full_page_writes off, shared_buffers at its default), alike for all three.
   `ray.data.read_sql("SELECT ... FROM impressions", connect)` ->
   `map_batches(Scorer, batch_size={RUN_OPTIONS['batch_size']}, concurrency={RUN_OPTIONS['concurrency']}, num_cpus={RUN_OPTIONS['num_cpus']})`
   -> `write_sql("INSERT INTO target VALUES (%s, %s)", connect)` with
-  psycopg 3, as the postgres superuser over 127.0.0.1. The target table is
+  psycopg 3, as a role of its own (`bench_handwritten`, its password in the job's environment) over
+  127.0.0.1. The target table is
   created before the clock starts. From `ray.submit_job` until
   `ray.wait_job` returns SUCCEEDED. `read_sql` without `shard_keys` reads in
   one task (its default MD5 sharding does not run on PostgreSQL), and

@@ -129,6 +129,13 @@ $$;
 COMMENT ON FUNCTION ray._allocate_port_base(integer) IS
 'The first free 64-port block of the local port range above a port, or an error when none is left.';
 
+CREATE OR REPLACE FUNCTION ray._node_starter()
+RETURNS text
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'pg_ray_node_starter';
+COMMENT ON FUNCTION ray._node_starter() IS
+'Where pg_ray''s starter of Ray nodes is installed (share/extension/pg_ray/pg_ray_node.py).';
+
 /* A new slot for a node of a local group; it starts in the next round. */
 CREATE OR REPLACE FUNCTION ray._add_node(group_name text, node_kind text, worker_group_name text, why text)
 RETURNS ray.node
@@ -358,7 +365,10 @@ BEGIN
 		RETURN;
 	END IF;
 
-	argv := ARRAY[current_setting('pg_ray.ray_executable'), 'start', '--block'];
+	-- "ray start" through pg_ray's starter, by the python3 beside the ray
+	-- command, which keeps the node's ports on 127.0.0.1 (src/node/)
+	argv := ARRAY[regexp_replace(current_setting('pg_ray.ray_executable'), '[^/]*$', 'python3'),
+				  ray._node_starter(), 'start', '--block'];
 	-- without the drain, a stopped node goes in seconds rather than 30
 	env := ARRAY['RAY_AUTH_MODE=token', 'RAY_AUTH_TOKEN=' || token, 'RAY_USAGE_STATS_ENABLED=0',
 				 'RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0'];

@@ -14,7 +14,8 @@
  */
 
 /*
- * The OS user of pg_ray's pool that a new local group's nodes are to run
+ * The OS user of pg_ray's pool (pg_ray.node_os_user_prefix and a number
+ * below pg_ray.node_os_users) that a new local group's nodes are to run
  * as: the first no group has.  Creations wait for each other here, so that
  * two never take the same one.
  */
@@ -25,18 +26,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	pool integer := current_setting('pg_ray.node_os_users')::integer;
+	prefix text := current_setting('pg_ray.node_os_user_prefix');
 	free name;
 BEGIN
 	PERFORM pg_advisory_xact_lock(hashtext('pg_ray.os_user'));
-	SELECT format('pgray-g%s', i) INTO free
+	SELECT prefix || i INTO free
 	FROM generate_series(0, pool - 1) i
-	WHERE NOT EXISTS (SELECT FROM ray.resource_group g WHERE g.os_user = format('pgray-g%s', i))
+	WHERE NOT EXISTS (SELECT FROM ray.resource_group g WHERE g.os_user = prefix || i)
 	ORDER BY i LIMIT 1;
 	IF free IS NULL THEN
 		RAISE EXCEPTION 'no OS user is free for the nodes of a new local resource group'
 			USING ERRCODE = 'configuration_limit_exceeded',
-				  DETAIL = format('Each local group runs as one of pgray-g0 .. pgray-g%s (pg_ray.node_os_users = %s), and each is taken.',
-								  pool - 1, pool),
+				  DETAIL = format('Each local group runs as one of %s0 .. %s%s (pg_ray.node_os_users = %s), and each is taken.',
+								  prefix, prefix, pool - 1, pool),
 				  HINT = 'Drop a local group, or make more OS users with scripts/install-node-users and raise pg_ray.node_os_users.';
 	END IF;
 	RETURN free;

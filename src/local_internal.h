@@ -43,6 +43,7 @@ extern void local_user_lookup(const char *name, LocalUser *user);
 extern char *local_launcher_path(void);
 extern void local_kill(const LocalUser *user, int sig, const pid_t *pids, int count);
 extern bool local_launch_drivers(const LocalUser *user, int gcs_port, int sig);
+extern bool local_launch_kill_all(const LocalUser *user);
 
 /* local_proc.c */
 extern char *local_cmdline(pid_t pid, char *buf, size_t size);

@@ -32,6 +32,9 @@
 
 #include "local_internal.h"
 
+/* How long the worker waits for the launcher to signal or look. */
+#define LOCAL_LAUNCH_WAIT_MS 5000
+
 /*
  * local_user_lookup
  *		The OS user of that name, or an error that says how to make it.
@@ -63,10 +66,12 @@ local_launcher_path(void)
 
 /*
  * local_launch_wait
- *		Run the launcher with argv (argv[0] its path) and wait for it; its
- *		exit status, or -1 if it could not be run or was killed.  It gets
- *		no descriptor of the server's but standard error, where it says
- *		why it refused.
+ *		Run the launcher with argv (argv[0] its path) and wait for it, at
+ *		most LOCAL_LAUNCH_WAIT_MS; its exit status, or -1 if it could not be
+ *		run, was killed, or is not done by then (it is left to local_reap:
+ *		the worker cannot kill what runs as another user).  It gets no
+ *		descriptor of the server's but standard error, where it says why it
+ *		refused.
  */
 static int
 local_launch_wait(char **argv)
@@ -74,6 +79,8 @@ local_launch_wait(char **argv)
 	pid_t		pid;
 	int			status;
 	int			null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	long		waited_us = 0;
+	long		nap_us = 100;
 
 	if (null_fd < 0)
 		return -1;
@@ -100,10 +107,26 @@ local_launch_wait(char **argv)
 	close(null_fd);
 	if (pid < 0)
 		return -1;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+	for (;;)
+	{
+		pid_t		done = waitpid(pid, &status, WNOHANG);
+
+		if (done == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		if (done < 0 && errno != EINTR)
 			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		if (waited_us >= LOCAL_LAUNCH_WAIT_MS * 1000L)
+		{
+			ereport(WARNING,
+					(errmsg("pg_ray_launch %s did not finish within %d ms; the worker goes on without it",
+							argv[1], LOCAL_LAUNCH_WAIT_MS)));
+			return -1;
+		}
+		pg_usleep(nap_us);
+		waited_us += nap_us;
+		nap_us = Min(nap_us * 2, 20000L);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -137,6 +160,25 @@ local_kill(const LocalUser *user, int sig, const pid_t *pids, int count)
 				(errmsg("pg_ray could not signal the processes of OS user \"%s\": the launcher %s",
 						user->name, status < 0 ? "did not run" : "refused"),
 				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
+}
+
+/*
+ * local_launch_kill_all
+ *		Kill every process of user (the launcher's kill-all); whether none
+ *		is left.  A group's first node starts only then, so that nothing
+ *		that ran as its OS user for another group (dropped, or of a dropped
+ *		extension) is left to reach the new one's processes and token.
+ */
+bool
+local_launch_kill_all(const LocalUser *user)
+{
+	char	   *argv[4];
+
+	argv[0] = local_launcher_path();
+	argv[1] = "kill-all";
+	argv[2] = (char *) user->name;
+	argv[3] = NULL;
+	return local_launch_wait(argv) == 0;
 }
 
 /*

@@ -95,7 +95,9 @@ local_proc_stat(pid_t pid, char *state, pid_t *parent, pid_t *session)
  *		The real user id of a process that could be one of a node's, from
  *		/proc/PID/status (a process that is not dumpable shows /proc/PID as
  *		root's); false for the postmaster and its children (PostgreSQL's
- *		own processes) and for what cannot be read.
+ *		own processes), for a process of the server's OS user that runs a
+ *		postgres program (another cluster's backend, whose title a client
+ *		chose) and for what cannot be read.
  */
 static bool
 local_proc_uid(pid_t pid, pid_t parent, uid_t *uid)
@@ -112,6 +114,21 @@ local_proc_uid(pid_t pid, pid_t parent, uid_t *uid)
 		sscanf(uids + 5, " %u", &real) != 1)
 		return false;
 	*uid = (uid_t) real;
+	if (*uid == geteuid())
+	{
+		char		exe[MAXPGPATH];
+		ssize_t		len;
+		const char *base;
+
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int) pid);
+		if ((len = readlink(path, exe, sizeof(exe) - 1)) <= 0)
+			return false;
+		exe[len] = '\0';
+		base = strrchr(exe, '/');
+		base = base ? base + 1 : exe;
+		if (strncmp(base, "postgres", 8) == 0)
+			return false;
+	}
 	return true;
 }
 

@@ -40,6 +40,7 @@ extern char *pg_ray_run_directory;
 extern int	pg_ray_port_range_start;
 extern int	pg_ray_port_range_end;
 extern int	pg_ray_node_os_users;
+extern char *pg_ray_node_os_user_prefix;
 extern int	pg_ray_node_stop_timeout_ms;
 extern int	pg_ray_observe_interval_ms;
 extern int	pg_ray_scale_up_step;

@@ -34,6 +34,8 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -139,6 +141,7 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	char	   *bin_dir;
 	char	   *slash;
 	int			busy;
+	bool		isnull;
 
 	values[0] = Int64GetDatum(node_id);
 	if (pid > 0)
@@ -158,6 +161,18 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 		pg_ray_spi_exec("SELECT ray._local_ports_busy($1, $2)", 2, busy_types, busy_values, NULL);
 		return;
 	}
+
+	/* the group's first node: nothing of its OS user's may be left from before */
+	pg_ray_spi_exec("SELECT NOT EXISTS (SELECT FROM ray.node o, ray.node n WHERE n.node_id = $1 "
+					"AND o.resource_group = n.resource_group AND o.node_id <> n.node_id AND o.pid IS NOT NULL)",
+					1, types, values, NULL);
+	if (SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		!local_launch_kill_all(user))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("processes of OS user \"%s\" are left from before and could not be killed", user->name),
+				 errdetail("A group's first node starts only once nothing else runs as its OS user.")));
 
 	/* before the token is copied: a refused directory must leave no copy behind */
 	local_make_dir(run_dir, user);
@@ -442,6 +457,23 @@ local_act(LocalAction *action)
 	}
 	FreeErrorData(error);
 	local_busy = true;
+}
+
+PG_FUNCTION_INFO_V1(pg_ray_node_starter);
+
+/*
+ * pg_ray_node_starter
+ *		ray._node_starter(): where pg_ray's starter of Ray nodes is
+ *		installed (src/node/pg_ray_node.py), which keeps a node's ports on
+ *		loopback.  The share directory is found as the server finds it.
+ */
+Datum
+pg_ray_node_starter(PG_FUNCTION_ARGS)
+{
+	char		share[MAXPGPATH];
+
+	get_share_path(my_exec_path, share);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/extension/pg_ray/pg_ray_node.py", share)));
 }
 
 /*

@@ -43,6 +43,7 @@ char	   *pg_ray_run_directory = NULL;
 int			pg_ray_port_range_start = 20000;
 int			pg_ray_port_range_end = 29999;
 int			pg_ray_node_os_users = 32;
+char	   *pg_ray_node_os_user_prefix = NULL;
 int			pg_ray_node_stop_timeout_ms = 15000;
 int			pg_ray_observe_interval_ms = 2000;
 int			pg_ray_scale_up_step = 1;
@@ -64,6 +65,27 @@ static const struct config_enum_entry runner_sslmode_options[] = {
 	{"verify-full", 5, false},
 	{NULL, 0, false}
 };
+
+/*
+ * settings_check_os_user_prefix
+ *		pg_ray.node_os_user_prefix must make OS user names that useradd
+ *		takes and that leave room for a number: a lowercase letter, then up
+ *		to 23 lowercase letters, digits, '-' or '_'.
+ */
+static bool
+settings_check_os_user_prefix(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval;
+	size_t		len = strlen(p);
+
+	if (len == 0 || len > 24 || p[0] < 'a' || p[0] > 'z' ||
+		strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-_") != len)
+	{
+		GUC_check_errdetail("The prefix must be a lowercase letter followed by at most 23 lowercase letters, digits, '-' or '_'.");
+		return false;
+	}
+	return true;
+}
 
 /*
  * pg_ray_define_gucs
@@ -194,8 +216,8 @@ pg_ray_define_gucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pg_ray.ray_executable",
-							   "The ray command the local provider starts Ray nodes with.",
-							   "Its directory goes first on the nodes' PATH, so that a virtualenv's python is used.",
+							   "The ray command of the Ray installation local nodes run.",
+							   "Nodes are started by the python3 beside it, running pg_ray's node starter; its directory goes first on the nodes' PATH.",
 							   &pg_ray_ray_executable,
 							   "/opt/pg_ray/venv/bin/ray",
 							   PGC_SIGHUP,
@@ -238,9 +260,18 @@ pg_ray_define_gucs(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomStringVariable("pg_ray.node_os_user_prefix",
+							   "The names of the OS users of pg_ray's pool, before their numbers.",
+							   "A second installation of pg_ray on one host needs a pool of its own: another prefix, and its users made by scripts/install-node-users with PG_RAY_NODE_USER_PREFIX.",
+							   &pg_ray_node_os_user_prefix,
+							   "pgray-g",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   settings_check_os_user_prefix, NULL, NULL);
+
 	DefineCustomIntVariable("pg_ray.node_os_users",
 							"How many OS users of pg_ray's pool local resource groups may run as.",
-							"Each local group runs its Ray nodes as one of the OS users pgray-g0 .. pgray-g<N-1>, a group of its own; scripts/install-node-users makes them.",
+							"Each local group runs its Ray nodes as one of the OS users <prefix>0 .. <prefix><N-1> (pg_ray.node_os_user_prefix), one group each; scripts/install-node-users makes them.",
 							&pg_ray_node_os_users,
 							32, 1, 100000,
 							PGC_SIGHUP,

@@ -26,16 +26,25 @@
  *		environment says RAY_ADDRESS=<host>:PORT; only USER may read it):
  *		send SIGNAL to each one's session; exit 1 if there were any, 0 if
  *		none.  SIGNAL 0 only tells.
+ *	pg_ray_launch kill-all USER
+ *		kill every process of USER, over and over until none is left
+ *		(exit 0) or a second has passed (exit 1): a group's first node
+ *		starts only once nothing that ran as its user before is left.
  *
  * It is installed root:<server's group>, mode 0750, with the file
  * capabilities CAP_SETUID, CAP_SETGID and CAP_CHOWN (make install does so
  * as root; packagers in their post-installation step), so only the
  * server's OS user runs it.  It takes on only users of the pool (members of
- * pgray-nodes, not root, not the caller), uses CAP_CHOWN only on a
- * directory the caller owns, and drops every privilege (all user and group
- * ids set to USER's) before it does anything else for the caller: what it
- * signals or runs, it does as USER.  Exit status 2 means it refused or
- * failed, with why on standard error.
+ * pgray-nodes, not root, not in root's or the caller's groups, not the
+ * caller), uses CAP_CHOWN only on a directory the caller owns, and drops
+ * every capability before it does anything else for the caller.  To run a
+ * node it becomes USER for good.  To signal USER's processes it takes on
+ * USER's effective ids only, keeping the caller's real and saved ids, so
+ * that USER's processes cannot stop or trace it (a stopped launcher would
+ * hold the worker), and signals a process through a pidfd only once
+ * /proc says it is USER's (a pid reused meanwhile by the caller's own
+ * process is never hit).  Exit status 2 means it refused or failed, with why
+ * on standard error.
  *
  * Copyright (c) 2026, pg_ray developers
  *
@@ -101,7 +110,7 @@ static void
 launch_usage(void)
 {
 	launch_fail("usage: pg_ray_launch start USER DIR [--remove RELPATH] -- PROGRAM [ARG...] | "
-				"signal USER SIGNAL PID... | drivers USER SIGNAL PORT");
+				"signal USER SIGNAL PID... | drivers USER SIGNAL PORT | kill-all USER");
 }
 
 /*
@@ -119,6 +128,22 @@ launch_number(const char *text, long min, long max, const char *what)
 	if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
 		launch_fail("%s \"%s\" is not a number from %ld to %ld", what, text, min, max);
 	return value;
+}
+
+/*
+ * launch_caller_in_group
+ *		Whether gid is one of the caller's supplementary groups.
+ */
+static bool
+launch_caller_in_group(gid_t gid)
+{
+	gid_t		groups[256];
+	int			count = getgroups(256, groups);
+
+	for (int i = 0; i < count; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
 }
 
 /*
@@ -147,39 +172,122 @@ launch_pool_user(const char *name)
 		member = strcmp(*m, user.pw_name) == 0;
 	if (!member)
 		launch_fail("OS user \"%s\" is not a member of \"%s\"", name, LAUNCH_POOL_GROUP);
-	if (user.pw_uid == 0 || user.pw_gid == 0 || user.pw_uid == getuid())
-		launch_fail("OS user \"%s\" may not run Ray nodes (root, in root's group, or the caller)", name);
+	if (user.pw_uid == 0 || user.pw_gid == 0 || user.pw_uid == getuid() || user.pw_gid == getgid() ||
+		launch_caller_in_group(user.pw_gid))
+		launch_fail("OS user \"%s\" may not run Ray nodes (root, in root's or the caller's group, or the caller)",
+					name);
 	return user;
 }
 
 /*
- * launch_become
- *		Take on the pool user for good: its group alone as supplementary
- *		groups, every group and user id its, and no capability left (the
- *		kernel clears them by itself only when a user id was root's, which
- *		the caller's are not).  Then make sure there is no way back.
+ * launch_drop_capabilities
+ *		Clear every capability: the kernel does so by itself only when a
+ *		user id was root's, which the caller's are not.
  */
 static void
-launch_become(const struct passwd *user)
+launch_drop_capabilities(void)
 {
-	gid_t		groups[1] = {user->pw_gid};
 	struct __user_cap_header_struct header;
 	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
 
-	if (setgroups(1, groups) != 0 ||
-		setresgid(user->pw_gid, user->pw_gid, user->pw_gid) != 0 ||
-		setresuid(user->pw_uid, user->pw_uid, user->pw_uid) != 0)
-		launch_fail("could not become OS user \"%s\": %s (is pg_ray_launch installed with its "
-					"capabilities? see docs/operations.md)", user->pw_name, strerror(errno));
 	memset(&header, 0, sizeof(header));
 	memset(none, 0, sizeof(none));
 	header.version = _LINUX_CAPABILITY_VERSION_3;
 	header.pid = 0;
 	if (syscall(SYS_capset, &header, none) != 0)
 		launch_fail("could not drop the capabilities of pg_ray_launch: %s", strerror(errno));
+}
+
+/*
+ * launch_become
+ *		Take on the pool user for good: its group alone as supplementary
+ *		groups, every group and user id its, and no capability left.  Then
+ *		make sure there is no way back.
+ */
+static void
+launch_become(const struct passwd *user)
+{
+	gid_t		groups[1] = {user->pw_gid};
+
+	if (setgroups(1, groups) != 0 ||
+		setresgid(user->pw_gid, user->pw_gid, user->pw_gid) != 0 ||
+		setresuid(user->pw_uid, user->pw_uid, user->pw_uid) != 0)
+		launch_fail("could not become OS user \"%s\": %s (is pg_ray_launch installed with its "
+					"capabilities? see docs/operations.md)", user->pw_name, strerror(errno));
+	launch_drop_capabilities();
 	if (setuid(0) == 0 || getuid() != user->pw_uid || geteuid() != user->pw_uid ||
 		getgid() != user->pw_gid || getegid() != user->pw_gid)
 		launch_fail("could not drop the privileges of pg_ray_launch");
+}
+
+/*
+ * launch_act_as
+ *		Take on the pool user's effective ids only (signals and /proc go by
+ *		them), keeping the caller's real and saved ids so that the pool
+ *		user's processes can neither signal nor trace this one; no
+ *		capability left, and no core dump.
+ */
+static void
+launch_act_as(const struct passwd *user)
+{
+	gid_t		groups[1] = {user->pw_gid};
+	uid_t		caller = getuid();
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
+		setgroups(1, groups) != 0 ||
+		setresgid(-1, user->pw_gid, -1) != 0 ||
+		setresuid(-1, user->pw_uid, -1) != 0)
+		launch_fail("could not act as OS user \"%s\": %s (is pg_ray_launch installed with its "
+					"capabilities? see docs/operations.md)", user->pw_name, strerror(errno));
+	launch_drop_capabilities();
+	if (setresuid(-1, 0, -1) == 0 || getuid() != caller || geteuid() != user->pw_uid ||
+		getegid() != user->pw_gid)
+		launch_fail("could not drop the privileges of pg_ray_launch");
+}
+
+/*
+ * launch_proc_uid
+ *		The real user id of a process, from /proc/PID/status, or -1.
+ */
+static long
+launch_proc_uid(pid_t pid)
+{
+	char		path[64];
+	char		line[256];
+	FILE	   *f;
+	long		uid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Uid:", 4) == 0)
+		{
+			uid = strtol(line + 4, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return uid;
+}
+
+/*
+ * launch_signal_pid
+ *		Send sig to pid if, once a pidfd holds it, /proc says it runs as
+ *		uid: a pid reused by another process in between is left alone.
+ *		Whether it was signalled.
+ */
+static bool
+launch_signal_pid(pid_t pid, uid_t uid, int sig)
+{
+	int			pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+	bool		sent = false;
+
+	if (pidfd < 0)
+		return false;
+	if (launch_proc_uid(pid) == (long) uid)
+		sent = syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0;
+	close(pidfd);
+	return sent;
 }
 
 /*
@@ -251,8 +359,8 @@ launch_start(int argc, char **argv)
 
 /*
  * launch_signal
- *		signal USER SIGNAL PID...: as USER, so only USER's processes can be
- *		reached.  A process already gone is no error.
+ *		signal USER SIGNAL PID...: only those of USER's processes are
+ *		reached (launch_signal_pid).  A process already gone is no error.
  */
 static void
 launch_signal(int argc, char **argv)
@@ -264,14 +372,9 @@ launch_signal(int argc, char **argv)
 		launch_usage();
 	user = launch_pool_user(argv[2]);
 	sig = (int) launch_number(argv[3], 0, NSIG - 1, "signal");
-	launch_become(&user);
+	launch_act_as(&user);
 	for (int i = 4; i < argc; i++)
-	{
-		pid_t		pid = (pid_t) launch_number(argv[i], 2, INT_MAX, "process id");
-
-		if (kill(pid, sig) != 0 && errno != ESRCH)
-			fprintf(stderr, "pg_ray_launch: could not signal process %d: %s\n", (int) pid, strerror(errno));
-	}
+		(void) launch_signal_pid((pid_t) launch_number(argv[i], 2, INT_MAX, "process id"), user.pw_uid, sig);
 	exit(0);
 }
 
@@ -364,7 +467,7 @@ launch_drivers(int argc, char **argv)
 	user = launch_pool_user(argv[2]);
 	sig = (int) launch_number(argv[3], 0, NSIG - 1, "signal");
 	snprintf(suffix, sizeof(suffix), ":%ld", launch_number(argv[4], 1, 65535, "port"));
-	launch_become(&user);
+	launch_act_as(&user);
 
 	if ((proc = opendir("/proc")) == NULL)
 		launch_fail("could not open /proc: %s", strerror(errno));
@@ -373,7 +476,8 @@ launch_drivers(int argc, char **argv)
 		pid_t		pid = (pid_t) atoi(de->d_name);
 		pid_t		session;
 
-		if (pid <= 1 || pid == getpid() || !launch_is_driver(pid, suffix))
+		if (pid <= 1 || pid == getpid() || launch_proc_uid(pid) != (long) user.pw_uid ||
+			!launch_is_driver(pid, suffix))
 			continue;
 		found = true;
 		session = launch_session_of(pid);
@@ -382,7 +486,7 @@ launch_drivers(int argc, char **argv)
 		if (session > 1 && session != getsid(0) && nsessions < LAUNCH_MAX_SESSIONS)
 			sessions[nsessions++] = session;
 		else
-			(void) kill(pid, sig);
+			(void) launch_signal_pid(pid, user.pw_uid, sig);
 	}
 	if (nsessions > 0)
 	{
@@ -397,13 +501,53 @@ launch_drivers(int argc, char **argv)
 			for (int i = 0; i < nsessions; i++)
 				if (sessions[i] == session)
 				{
-					(void) kill(pid, sig);
+					(void) launch_signal_pid(pid, user.pw_uid, sig);
 					break;
 				}
 		}
 	}
 	closedir(proc);
 	exit(found ? 1 : 0);
+}
+
+/*
+ * launch_kill_all
+ *		kill-all USER: SIGKILL to every process of USER, pass after pass, as
+ *		what a pass did not see (started meanwhile) is seen by the next.
+ */
+static void
+launch_kill_all(int argc, char **argv)
+{
+	struct passwd user;
+
+	if (argc != 3)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	launch_act_as(&user);
+	for (int pass = 0; pass < 100; pass++)
+	{
+		DIR		   *proc = opendir("/proc");
+		struct dirent *de;
+		int			seen = 0;
+
+		if (proc == NULL)
+			launch_fail("could not open /proc: %s", strerror(errno));
+		while ((de = readdir(proc)) != NULL)
+		{
+			pid_t		pid = (pid_t) atoi(de->d_name);
+
+			if (pid > 1 && launch_proc_uid(pid) == (long) user.pw_uid && launch_session_of(pid) != 0)
+			{
+				(void) launch_signal_pid(pid, user.pw_uid, SIGKILL);
+				seen++;
+			}
+		}
+		closedir(proc);
+		if (seen == 0)
+			exit(0);
+		usleep(10000);
+	}
+	exit(1);
 }
 
 int
@@ -417,5 +561,7 @@ main(int argc, char **argv)
 		launch_signal(argc, argv);
 	else if (strcmp(argv[1], "drivers") == 0)
 		launch_drivers(argc, argv);
+	else if (strcmp(argv[1], "kill-all") == 0)
+		launch_kill_all(argc, argv);
 	launch_usage();
 }

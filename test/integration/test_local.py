@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import pwd
+import re
 import shlex
 import signal
 import subprocess
@@ -113,6 +114,14 @@ def processes_under(prefixes: list[str] | str) -> list[int]:
     return found
 
 
+def proc_uid_or_none(pid: int) -> int | None:
+    """A process's real user id, or None once it is gone."""
+    try:
+        return proc_uid(pid)
+    except (OSError, AssertionError):
+        return None
+
+
 def proc_uid(pid: int) -> int:
     """A process's real user id, from /proc/PID/status."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -146,10 +155,10 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def http_status(url: str, token: str | None = None) -> int:
+def http_status(url: str, token: str | None = None, timeout: float = 10) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
             return r.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -201,6 +210,80 @@ def test_group_becomes_ready_with_a_head_and_its_workers(local_nodes: psycopg.Co
 def test_dashboard_listens_on_loopback_only(local_nodes: psycopg.Connection, local_group: str) -> None:
     head = nodes(local_nodes)[0]
     assert listening_addresses(head["port"] + 1) == {"127.0.0.1"}
+
+
+def listening_sockets(pids: set[int]) -> dict[int, str]:
+    """Port -> address of the TCP sockets these processes listen on (ss, as root)."""
+    listed = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in listed.splitlines():
+        fields = line.split()
+        if {int(p) for p in re.findall(r"pid=(\d+)", fields[-1])} & pids:
+            address, _, port = fields[3].rpartition(":")
+            found[int(port)] = address.strip("[]")
+    return found
+
+
+def grpc_answer(port: int, stub: Any, method: str, request: Any, token: str | None = None) -> str:
+    """How a gRPC port of a node answers one call: OK or the status code's name."""
+    import grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            getattr(stub(channel), method)(request, timeout=10,
+                                           metadata=[("authorization", f"Bearer {token}")] if token else None)
+            return "OK"
+        except grpc.RpcError as error:
+            return error.code().name
+
+
+def test_every_port_of_the_group_is_on_loopback(local_nodes: psycopg.Connection, local_group: str) -> None:
+    """Every TCP port any process of the group listens on (GCS, raylets, object managers, agents,
+    Ray client, metrics, workers once a job ran) is bound to 127.0.0.1; tried without the token,
+    each HTTP one refuses (401) but the metrics ports, which Ray serves to anyone who reaches them,
+    and so do the GCS, the raylets, the Ray client server and the agents' gRPC (UNAUTHENTICATED;
+    the object managers' and task workers' are on loopback, not tried)."""
+    db = local_nodes
+    job_id = db.execute("SELECT ray.submit_job(%s, %s)", (GROUP, "python -c \"import ray; ray.init(); "
+                        "print(ray.get(ray.remote(lambda: 1).remote()))\"")).fetchone()[0]
+    assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
+    uid = pwd.getpwnam(db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s",
+                                  (GROUP,)).fetchone()[0]).pw_uid
+    pids = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and proc_uid_or_none(int(e.name)) == uid}
+    ports = listening_sockets(pids)
+    bases = [n["port"] for n in nodes(db)]
+    # each node's GCS or node manager, object manager, agents; the head's dashboard and Ray client
+    assert len(ports) >= 5 * len(bases) + 2, ports
+    assert {a for a in ports.values()} <= {"127.0.0.1", "::ffff:127.0.0.1"}, ports
+    metrics = {b + 5 for b in bases} | {bases[0] + 9, bases[0] + 10}
+    answers = {}
+    for port in ports:
+        try:
+            answers[port] = http_status(f"http://127.0.0.1:{port}/api/version", timeout=3)
+        except Exception as error:  # gRPC and Redis speak no HTTP/1
+            answers[port] = type(error).__name__
+    open_ports = {port for port, answer in answers.items() if answer == 200}
+    assert open_ports <= metrics, answers
+    # the HTTP ones: the dashboard, each node's agent and runtime environment agent
+    assert {b + 1 for b in bases[:1]} | {b + 6 for b in bases} | {b + 8 for b in bases} <= \
+        {port for port, answer in answers.items() if answer == 401}, answers
+    # the gRPC ones, each asked a question of its own without the token, and with it
+    from ray.core.generated import (gcs_service_pb2, gcs_service_pb2_grpc, node_manager_pb2,
+                                    node_manager_pb2_grpc, ray_client_pb2, ray_client_pb2_grpc,
+                                    reporter_pb2, reporter_pb2_grpc)
+    asks = [(bases[0], gcs_service_pb2_grpc.NodeInfoGcsServiceStub, "GetAllNodeInfo",
+             gcs_service_pb2.GetAllNodeInfoRequest()),
+            (bases[0] + 2, ray_client_pb2_grpc.RayletDriverStub, "ClusterInfo",
+             ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING))]
+    for b in bases:
+        asks += [(b + 3, node_manager_pb2_grpc.NodeManagerServiceStub, "GetNodeStats",
+                  node_manager_pb2.GetNodeStatsRequest()),
+                 (b + 7, reporter_pb2_grpc.LogServiceStub, "ListLogs", reporter_pb2.ListLogsRequest())]
+    token = group_token(db)
+    for port, stub, method, request in asks:
+        assert port in ports, (port, ports)
+        assert grpc_answer(port, stub, method, request) == "UNAUTHENTICATED", (port, method)
+        # with it, the call gets past authentication (an empty request may then fail)
+        assert grpc_answer(port, stub, method, request, token) != "UNAUTHENTICATED", (port, method)
 
 
 def test_cluster_status_shows_what_ray_status_would(local_nodes: psycopg.Connection,
@@ -309,6 +392,49 @@ def test_job_code_on_a_local_group_finds_every_door_shut(local_nodes: psycopg.Co
                 assert probe["node"] == head[0]
     finally:
         drop_and_wait(db, other)
+
+
+# A job that leaves a process behind, out of its node's session and without RAY_ADDRESS.
+ESCAPE = ("python -c \"import os, sys\n"
+          "if os.fork() == 0:\n"
+          "    os.setsid()\n"
+          "    if os.fork() == 0:\n"
+          "        os.environ.pop('RAY_ADDRESS', None)\n"
+          "        os.execv('/bin/sleep', ['sleep', '3600'])\n"
+          "    os._exit(0)\n"
+          "print('left one behind')\"")
+
+
+def test_what_a_dropped_groups_job_left_is_killed_before_its_os_user_runs_another_group(
+        local_nodes: psycopg.Connection, local_group: str) -> None:
+    """A job's process that escaped its node's session outlives the drop of its group; before
+    the group's OS user runs the next group's first node, it is killed, so that it cannot reach
+    the new group's processes and token."""
+    db = local_nodes
+    first, second = "it-local-left", "it-local-next"
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (first, '{"object_store_memory_mb": 100}'))
+    try:
+        wait_for_group_state(db, "READY", first)
+        os_user, = db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (first,)).fetchone()
+        uid = pwd.getpwnam(os_user).pw_uid
+        job_id = db.execute("SELECT ray.submit_job(%s, %s)", (first, ESCAPE)).fetchone()[0]
+        assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
+
+        def left() -> list[int]:
+            return [pid for pid in (int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
+                    if proc_uid_or_none(pid) == uid and describe([pid]).endswith(": sleep 3600 ")]
+        escaped = wait_for(left, "the job's process left behind", 30)
+        drop_and_wait(db, first)
+        assert left() == escaped, "the drop could not have seen it"
+        db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+                   (second, '{"object_store_memory_mb": 100}'))
+        assert db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (second,)).fetchone()[0] == os_user
+        wait_for_group_state(db, "READY", second)
+        assert left() == []
+    finally:
+        drop_and_wait(db, first)
+        drop_and_wait(db, second)
 
 
 def test_a_submission_left_open_does_not_hold_the_worker(local_nodes: psycopg.Connection,

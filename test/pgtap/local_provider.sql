@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT ray.create_resource_group('tap-a', 'small', options => '{"object_store_memory_mb": 100, "idle_timeout_seconds": 30}');
 SELECT ray.add_worker_group('tap-a', 'cpu', 'CPU', 'small', 1, 3);
@@ -28,6 +28,12 @@ SELECT ok((SELECT argv @> ARRAY['start', '--block', '--head', '--num-cpus=0', '-
 				   AND argv @> ARRAY['--port=' || n.port_base, '--dashboard-port=' || (n.port_base + 1)]
 		   FROM ray.node n, ray._local_node_command(n.node_id, 0) WHERE n.resource_group = 'tap-a' AND n.kind = 'head'),
 		  'the head schedules and runs nothing, with its dashboard on loopback and its own ports');
+SELECT is((SELECT argv[1:2] FROM ray.node n, ray._local_node_command(n.node_id, 0)
+		   WHERE n.resource_group = 'tap-a' AND n.kind = 'head'),
+		  ARRAY[regexp_replace(current_setting('pg_ray.ray_executable'), 'ray$', 'python3'),
+				ray._node_starter()],
+		  'nodes start through pg_ray''s node starter, by the python3 beside the ray command');
+SELECT ok(ray._node_starter() LIKE '%/extension/pg_ray/pg_ray_node.py', 'the starter is in the extension''s share directory');
 SELECT ok((SELECT env @> ARRAY['RAY_AUTH_MODE=token', 'RAY_AUTH_TOKEN=' || s.token]
 				   AND NOT EXISTS (SELECT FROM unnest(argv) a WHERE a LIKE '%' || s.token || '%')
 		   FROM ray.node n, ray._local_node_command(n.node_id, 0), ray.resource_group_secret s

@@ -32,3 +32,6 @@ SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pg\_ray.%' ORDER
 
 -- a misspelled setting under the reserved prefix is an error
 SET pg_ray.max_worker_per_group = 3;
+-- the pool's names must be names useradd takes, with room for a number
+ALTER SYSTEM SET pg_ray.node_os_user_prefix = 'Pgray-';
+ALTER SYSTEM SET pg_ray.node_os_user_prefix = 'pgray-group-of-a-long-name-';
