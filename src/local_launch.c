@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 
 #include "local_internal.h"
 
@@ -67,11 +68,13 @@ local_launcher_path(void)
 /*
  * local_launch_wait
  *		Run the launcher with argv (argv[0] its path) and wait for it, at
- *		most LOCAL_LAUNCH_WAIT_MS; its exit status, or -1 if it could not be
- *		run, was killed, or is not done by then (it is left to local_reap:
- *		the worker cannot kill what runs as another user).  It gets no
- *		descriptor of the server's but standard error, where it says why it
- *		refused.
+ *		most LOCAL_LAUNCH_WAIT_MS by the clock; its exit status, or -1 if it
+ *		could not be run, was killed, or is not done by then: the pool user
+ *		may slow it down (it acts with that user's effective ids, which let
+ *		the user renice it), so it is killed and reaped then (its real user
+ *		is the server's) and the caller tries again in a later round.  It
+ *		gets no descriptor of the server's but standard error, where it says
+ *		why it refused.
  */
 static int
 local_launch_wait(char **argv)
@@ -79,7 +82,7 @@ local_launch_wait(char **argv)
 	pid_t		pid;
 	int			status;
 	int			null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	long		waited_us = 0;
+	TimestampTz deadline;
 	long		nap_us = 100;
 
 	if (null_fd < 0)
@@ -107,6 +110,7 @@ local_launch_wait(char **argv)
 	close(null_fd);
 	if (pid < 0)
 		return -1;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LOCAL_LAUNCH_WAIT_MS);
 	for (;;)
 	{
 		pid_t		done = waitpid(pid, &status, WNOHANG);
@@ -115,15 +119,17 @@ local_launch_wait(char **argv)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		if (done < 0 && errno != EINTR)
 			return -1;
-		if (waited_us >= LOCAL_LAUNCH_WAIT_MS * 1000L)
+		if (GetCurrentTimestamp() >= deadline)
 		{
+			(void) kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
 			ereport(WARNING,
-					(errmsg("pg_ray_launch %s did not finish within %d ms; the worker goes on without it",
+					(errmsg("pg_ray_launch %s did not finish within %d ms and was killed; a later round tries again",
 							argv[1], LOCAL_LAUNCH_WAIT_MS)));
 			return -1;
 		}
 		pg_usleep(nap_us);
-		waited_us += nap_us;
 		nap_us = Min(nap_us * 2, 20000L);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -184,8 +190,10 @@ local_launch_kill_all(const LocalUser *user)
 /*
  * local_launch_drivers
  *		Whether user runs Ray job drivers of the cluster whose GCS listens on
- *		gcs_port; with sig, their sessions are sent it.  Only user may read
- *		their environments, which say so: the launcher looks, as user.
+ *		gcs_port, or may (the launcher did not finish: a node's slot is not
+ *		released on a guess); with sig, their sessions are sent it.  Only
+ *		user may read their environments, which say so: the launcher looks,
+ *		as user.
  */
 bool
 local_launch_drivers(const LocalUser *user, int gcs_port, int sig)
@@ -205,7 +213,7 @@ local_launch_drivers(const LocalUser *user, int gcs_port, int sig)
 	if (status != 0 && status != 1)
 		ereport(WARNING,
 				(errmsg("pg_ray could not look for the Ray job drivers of OS user \"%s\": the launcher %s",
-						user->name, status < 0 ? "did not run" : "refused"),
+						user->name, status < 0 ? "did not finish" : "refused"),
 				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
-	return status == 1;
+	return status == 1 || status < 0;
 }

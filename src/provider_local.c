@@ -121,14 +121,18 @@ local_signal_node(pid_t session, int sig, const char *marker, const LocalUser *u
  *		Start a node, unless its process is running already (after a restart
  *		of the worker or the server): then adopt it.  The pid is recorded in
  *		the round's transaction; should that not commit, the next round finds
- *		the process by its run directory and adopts it.
+ *		the process by its run directory and adopts it.  But a group's first
+ *		node (no other of its nodes runs) adopts nothing: every process of
+ *		its OS user is killed first, so that nothing left by a group that had
+ *		the user before (which could show any node's run directory on its
+ *		command line) is adopted or outlives the start.
  */
 static void
 local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum, Datum env_datum,
 			const LocalUser *user)
 {
 	char	   *marker = local_marker(run_dir);
-	pid_t		pid = local_find_leader(marker, user);
+	pid_t		pid;
 	Oid			types[3] = {INT8OID, INT4OID, BOOLOID};
 	Datum		values[3];
 	Datum	   *argv_elems;
@@ -142,8 +146,23 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 	char	   *slash;
 	int			busy;
 	bool		isnull;
+	bool		first;
 
 	values[0] = Int64GetDatum(node_id);
+
+	/* the group's first node: nothing of its OS user's may be left from before */
+	pg_ray_spi_exec("SELECT NOT EXISTS (SELECT FROM ray.node o, ray.node n WHERE n.node_id = $1 "
+					"AND o.resource_group = n.resource_group AND o.node_id <> n.node_id AND o.pid IS NOT NULL)",
+					1, types, values, NULL);
+	first = SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (first && !local_launch_kill_all(user))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("processes of OS user \"%s\" are left from before and could not be killed", user->name),
+				 errdetail("A group's first node starts only once nothing else runs as its OS user.")));
+
+	pid = first ? 0 : local_find_leader(marker, user);
 	if (pid > 0)
 	{
 		values[1] = Int32GetDatum((int32) pid);
@@ -161,18 +180,6 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 		pg_ray_spi_exec("SELECT ray._local_ports_busy($1, $2)", 2, busy_types, busy_values, NULL);
 		return;
 	}
-
-	/* the group's first node: nothing of its OS user's may be left from before */
-	pg_ray_spi_exec("SELECT NOT EXISTS (SELECT FROM ray.node o, ray.node n WHERE n.node_id = $1 "
-					"AND o.resource_group = n.resource_group AND o.node_id <> n.node_id AND o.pid IS NOT NULL)",
-					1, types, values, NULL);
-	if (SPI_processed == 1 &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
-		!local_launch_kill_all(user))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("processes of OS user \"%s\" are left from before and could not be killed", user->name),
-				 errdetail("A group's first node starts only once nothing else runs as its OS user.")));
 
 	/* before the token is copied: a refused directory must leave no copy behind */
 	local_make_dir(run_dir, user);

@@ -394,22 +394,25 @@ def test_job_code_on_a_local_group_finds_every_door_shut(local_nodes: psycopg.Co
         drop_and_wait(db, other)
 
 
-# A job that leaves a process behind, out of its node's session and without RAY_ADDRESS.
-ESCAPE = ("python -c \"import os, sys\n"
-          "if os.fork() == 0:\n"
-          "    os.setsid()\n"
-          "    if os.fork() == 0:\n"
-          "        os.environ.pop('RAY_ADDRESS', None)\n"
-          "        os.execv('/bin/sleep', ['sleep', '3600'])\n"
-          "    os._exit(0)\n"
-          "print('left one behind')\"")
+def escape(markers: list[str]) -> str:
+    """A job that leaves a process behind, out of its node's session, without RAY_ADDRESS, and
+    showing the run directories of nodes to come on its command line (a leader to adopt)."""
+    return ("python -c \"import os, sys\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            "        os.environ.pop('RAY_ADDRESS', None)\n"
+            "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(3600)'] + sys.argv[1:])\n"
+            "    os._exit(0)\n"
+            "print('left one behind')\" " + " ".join(markers))
 
 
 def test_what_a_dropped_groups_job_left_is_killed_before_its_os_user_runs_another_group(
         local_nodes: psycopg.Connection, local_group: str) -> None:
     """A job's process that escaped its node's session outlives the drop of its group; before
     the group's OS user runs the next group's first node, it is killed, so that it cannot reach
-    the new group's processes and token."""
+    the new group's processes and token; showing the next nodes' run directories, it is not
+    adopted as the new group's node either."""
     db = local_nodes
     first, second = "it-local-left", "it-local-next"
     db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
@@ -418,12 +421,14 @@ def test_what_a_dropped_groups_job_left_is_killed_before_its_os_user_runs_anothe
         wait_for_group_state(db, "READY", first)
         os_user, = db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (first,)).fetchone()
         uid = pwd.getpwnam(os_user).pw_uid
-        job_id = db.execute("SELECT ray.submit_job(%s, %s)", (first, ESCAPE)).fetchone()[0]
+        next_id = db.execute("SELECT last_value FROM ray.node_id_seq").fetchone()[0] + 1
+        markers = [f"{run_directory(db)}n{i}/" for i in range(next_id, next_id + 20)]
+        job_id = db.execute("SELECT ray.submit_job(%s, %s)", (first, escape(markers))).fetchone()[0]
         assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
 
         def left() -> list[int]:
             return [pid for pid in (int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
-                    if proc_uid_or_none(pid) == uid and describe([pid]).endswith(": sleep 3600 ")]
+                    if proc_uid_or_none(pid) == uid and "time.sleep(3600)" in describe([pid])]
         escaped = wait_for(left, "the job's process left behind", 30)
         drop_and_wait(db, first)
         assert left() == escaped, "the drop could not have seen it"
@@ -431,7 +436,9 @@ def test_what_a_dropped_groups_job_left_is_killed_before_its_os_user_runs_anothe
                    (second, '{"object_store_memory_mb": 100}'))
         assert db.execute("SELECT os_user FROM ray.resource_group WHERE name = %s", (second,)).fetchone()[0] == os_user
         wait_for_group_state(db, "READY", second)
+        # not adopted for the new group's first node, though it shows its run directory: killed
         assert left() == []
+        assert all(n["pid"] not in escaped for n in nodes(db, second))
     finally:
         drop_and_wait(db, first)
         drop_and_wait(db, second)
