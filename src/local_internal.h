@@ -39,6 +39,7 @@ typedef struct LocalUser
 typedef bool (*LocalVisit) (pid_t pid, pid_t session, uid_t uid, void *arg);
 
 /* local_launch.c */
+extern void local_child_setup(int in_fd, int out_fd, int err_fd);
 extern void local_user_lookup(const char *name, LocalUser *user);
 extern char *local_launcher_path(void);
 extern void local_kill(const LocalUser *user, int sig, const pid_t *pids, int count);

@@ -66,6 +66,33 @@ local_launcher_path(void)
 }
 
 /*
+ * local_child_setup
+ *		In a child between fork and exec, with only async-signal-safe calls:
+ *		standard input and output (and error) from these descriptors, no
+ *		other descriptor of the server's, and every signal at its default
+ *		and unblocked, so that nothing of the server leaks into the program.
+ */
+void
+local_child_setup(int in_fd, int out_fd, int err_fd)
+{
+	struct sigaction dfl;
+	sigset_t	none;
+
+	(void) dup2(in_fd, 0);
+	(void) dup2(out_fd, 1);
+	if (err_fd != 2)
+		(void) dup2(err_fd, 2);
+	(void) close_range(3, ~0U, 0);
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		(void) sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	(void) sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/*
  * local_launch_wait
  *		Run the launcher with argv (argv[0] its path) and wait for it, at
  *		most LOCAL_LAUNCH_WAIT_MS by the clock; its exit status, or -1 if it
@@ -90,20 +117,9 @@ local_launch_wait(char **argv)
 	pid = fork();
 	if (pid == 0)
 	{
-		struct sigaction dfl;
-		sigset_t	none;
 		static char *const no_env[] = {NULL};
 
-		(void) dup2(null_fd, 0);
-		(void) dup2(null_fd, 1);
-		(void) close_range(3, ~0U, 0);
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigemptyset(&dfl.sa_mask);
-		for (int sig = 1; sig < NSIG; sig++)
-			(void) sigaction(sig, &dfl, NULL);
-		sigemptyset(&none);
-		(void) sigprocmask(SIG_SETMASK, &none, NULL);
+		local_child_setup(null_fd, null_fd, 2);
 		execve(argv[0], argv, no_env);
 		_exit(127);
 	}

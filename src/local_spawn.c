@@ -294,22 +294,10 @@ local_spawn(const char *run_dir, char **argv, char **envp, const LocalUser *user
 	pid = fork();
 	if (pid == 0)
 	{
-		struct sigaction dfl;
-		sigset_t	none;
 		static const char failed[] = "pg_ray: could not execute the node's launcher\n";
 
 		(void) setsid();
-		(void) dup2(null_fd, 0);
-		(void) dup2(log_fd, 1);
-		(void) dup2(log_fd, 2);
-		(void) close_range(3, ~0U, 0);
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigemptyset(&dfl.sa_mask);
-		for (int sig = 1; sig < NSIG; sig++)
-			(void) sigaction(sig, &dfl, NULL);
-		sigemptyset(&none);
-		(void) sigprocmask(SIG_SETMASK, &none, NULL);
+		local_child_setup(null_fd, log_fd, log_fd);
 		if (chdir("/") == 0)
 			execve(launch_argv[0], launch_argv, envp);
 		if (write(2, failed, sizeof(failed) - 1) < 0)
