@@ -66,6 +66,7 @@ SQL_FUNCTIONS = \
 	sql/resource_groups.sql \
 	sql/external_clusters.sql \
 	sql/jobs.sql \
+	sql/admission.sql \
 	sql/worker_rounds.sql \
 	sql/job_lifecycle.sql \
 	sql/local_nodes.sql \

@@ -597,7 +597,8 @@ COMMENT ON FUNCTION ray.batch_inference_plan(text, text, text, text, text[], tex
 'What ray.batch_inference would do with these arguments, without doing it: columns read, model, options and the target (with the CREATE TABLE it would run).';
 
 /* Queue a planned run as a job of the caller; returns its id. */
-CREATE OR REPLACE FUNCTION ray._submit_batch_inference_impl(resource_group text, run_plan jsonb)
+CREATE OR REPLACE FUNCTION ray._submit_batch_inference_impl(resource_group text, run_plan jsonb,
+															 priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -689,13 +690,20 @@ BEGIN
 				  HINT = 'Wait for it to finish, or write into another table.';
 	END IF;
 
+	PERFORM ray._check_priority(_submit_batch_inference_impl.priority);
+	PERFORM ray._check_queued_quota(rg.name, caller_oid);
+
 	runner := ray._runner_package();
+	-- for admission, a run asks for what its replicas need when there are fewest of them
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
-						 max_attempts, retry_on_failure, target_table, owner_oid)
+						 max_attempts, retry_on_failure, target_table, owner_oid,
+						 priority, cpus_asked, gpus_asked)
 	VALUES (caller, rg.name, 'batch_inference', 'python -m pg_ray_runner',
 			'{"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}',
 			jsonb_build_object('pg_ray_model', format('%s:%s', run_plan -> 'model' ->> 'name', run_plan -> 'model' ->> 'version')),
-			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name, caller_oid)
+			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name, caller_oid,
+			_submit_batch_inference_impl.priority, replicas * replica_cpus,
+			replicas * (run_plan -> 'options' ->> 'num_gpus')::numeric)
 	RETURNING job_id INTO id;
 	INSERT INTO ray.job_package (job_id, package, content)
 	VALUES (id, '_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);
@@ -708,14 +716,15 @@ BEGIN
 	RETURN id;
 END
 $$;
-COMMENT ON FUNCTION ray._submit_batch_inference_impl(text, jsonb) IS
+COMMENT ON FUNCTION ray._submit_batch_inference_impl(text, jsonb, integer) IS
 'The work of ray._submit_batch_inference, as the extension''s owner, for the caller that pg_ray_api recorded.';
 
-CREATE OR REPLACE FUNCTION ray._submit_batch_inference(resource_group text, run_plan jsonb)
+CREATE OR REPLACE FUNCTION ray._submit_batch_inference(resource_group text, run_plan jsonb,
+														priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
-COMMENT ON FUNCTION ray._submit_batch_inference(text, jsonb) IS
+COMMENT ON FUNCTION ray._submit_batch_inference(text, jsonb, integer) IS
 'Queue a batch inference run planned by ray._plan_batch_inference as a job of the caller.';
 
 CREATE OR REPLACE FUNCTION ray.batch_inference(
@@ -728,13 +737,15 @@ CREATE OR REPLACE FUNCTION ray.batch_inference(
 	output_column text DEFAULT 'prediction',
 	mode text DEFAULT 'append',
 	create_target boolean DEFAULT true,
-	options jsonb DEFAULT '{}')
+	options jsonb DEFAULT '{}',
+	priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE sql
 AS $$
 	SELECT ray._submit_batch_inference(resource_group,
 		ray._plan_batch_inference(source, model, target, key, input_columns, output_column,
-								  mode, create_target, options))
+								  mode, create_target, options),
+		priority)
 $$;
-COMMENT ON FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb) IS
+COMMENT ON FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb, integer) IS
 'Score a table or query with a registered model on a resource group; the results are published into target exactly once when the run succeeds. Returns the job id.';

@@ -18,25 +18,35 @@
  * ------------------------------------------------------------------------
  */
 
-/* Ray error types that mean the infrastructure failed, not the user's code. */
-CREATE OR REPLACE FUNCTION ray._is_infrastructure_failure(error_type text)
+/*
+ * Whether Ray failed a run for reasons of its own machinery rather than
+ * the user's code.  JOB_ENTRYPOINT_COMMAND_ERROR, ..._START_ERROR,
+ * RUNTIME_ENV_SETUP_FAILURE and JOB_SUPERVISOR_ACTOR_START_FAILURE (an
+ * invalid runtime_env, for one) are the user's: the command or its setup.
+ * A runtime env whose setup timed out was not wrong, only late: Ray was
+ * busy.
+ */
+CREATE OR REPLACE FUNCTION ray._is_infrastructure_failure(error_type text, message text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	-- JOB_ENTRYPOINT_COMMAND_ERROR, JOB_ENTRYPOINT_COMMAND_START_ERROR,
-	-- RUNTIME_ENV_SETUP_FAILURE and JOB_SUPERVISOR_ACTOR_START_FAILURE (an
-	-- invalid runtime_env, for one) are the user's: the command or its setup
 	SELECT coalesce(error_type IN ('JOB_SUPERVISOR_ACTOR_DIED', 'JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE',
 								   'JOB_SUPERVISOR_ACTOR_START_TIMEOUT',
-								   'JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE'), false)
+								   'JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE')
+					OR (error_type = 'RUNTIME_ENV_SETUP_FAILURE' AND message ~* 'timed? ?out'), false)
 $$;
-COMMENT ON FUNCTION ray._is_infrastructure_failure(text) IS
-'True for the Ray error types that say the run was lost to the infrastructure (its supervisor could not start or died), not failed by the user''s code.';
+COMMENT ON FUNCTION ray._is_infrastructure_failure(text, text) IS
+'True for what Ray reports of a run lost to the infrastructure (its supervisor could not start or died, its runtime env setup timed out), not failed by the user''s code.';
 
 /*
  * Requeue a job whose run was lost, as a new attempt, or fail it when it has
- * used its attempts.
+ * used its attempts.  A run lost before its driver began (Ray could not
+ * start it: its supervisor timed out, the node died first) was never the
+ * user's attempt: it is requeued without spending one, up to
+ * pg_ray.max_ray_requeues times (ray_requeues counts them), so that a busy
+ * Ray does not fail the jobs it has no room for.  The attempts a job has
+ * made are attempts - ray_requeues.
  */
 CREATE OR REPLACE FUNCTION ray._requeue_or_fail(id bigint, why text, what_happened text DEFAULT 'lost')
 RETURNS ray.job
@@ -45,24 +55,34 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	job ray.job;
+	made integer;
 BEGIN
 	SELECT * INTO job FROM ray.job WHERE job_id = id FOR NO KEY UPDATE;
+	made := job.attempts - job.ray_requeues;
 	IF job.stop_requested_at IS NOT NULL THEN
 		RETURN ray._job_transition(id, 'STOPPED', format('stopped by %s (%s)', job.stopped_by, why),
 								   'pg_ray worker');
 	END IF;
-	IF job.attempts < job.max_attempts THEN
+	IF what_happened = 'lost' AND job.state IN ('SUBMITTING', 'PENDING')
+		AND job.ray_requeues < current_setting('pg_ray.max_ray_requeues')::integer THEN
+		UPDATE ray.job SET ray_requeues = ray_requeues + 1 WHERE job_id = id;
 		RETURN ray._job_transition(id, 'QUEUED',
-			format('attempt %s of %s %s: %s; requeued', job.attempts, job.max_attempts, what_happened, why),
+			format('Ray could not start attempt %s of %s: %s; requeued without spending an attempt (%s of pg_ray.max_ray_requeues = %s)',
+				   made, job.max_attempts, why, job.ray_requeues + 1, current_setting('pg_ray.max_ray_requeues')),
+			'pg_ray worker');
+	END IF;
+	IF made < job.max_attempts THEN
+		RETURN ray._job_transition(id, 'QUEUED',
+			format('attempt %s of %s %s: %s; requeued', made, job.max_attempts, what_happened, why),
 			'pg_ray worker');
 	END IF;
 	RETURN ray._job_transition(id, 'FAILED',
-		format('attempt %s of %s %s: %s; no attempts left', job.attempts, job.max_attempts, what_happened, why),
+		format('attempt %s of %s %s: %s; no attempts left', made, job.max_attempts, what_happened, why),
 		'pg_ray worker');
 END
 $$;
 COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text, text) IS
-'A run was lost to the infrastructure: queue the job again as a new attempt, or fail it if it has none left.';
+'A run was lost to the infrastructure: queue the job again (without spending an attempt if Ray could not start it), or fail it if it has no attempts left.';
 
 /*
  * The job row of an attempt still in one of the given states, locked; or
@@ -83,63 +103,57 @@ COMMENT ON FUNCTION ray._current_attempt(bigint, integer, text[]) IS
 'The job if it is still at that attempt and in one of those states (locked), else NULL: the guard against late answers.';
 
 /*
- * Take queued jobs of ready groups into SUBMITTING as a new attempt.  The
- * attempt and its submission id are committed before anything is sent, so
- * a crash after this point is resumed with the same id, never a second one.
- * A group has at most max_jobs jobs in SUBMITTING at once: the rest wait in
- * QUEUED, so that a burst of submissions (or a Ray that answers slowly) is
- * fed to Ray as fast as it takes them, not all at once.
+ * Take one queued job into SUBMITTING as a new attempt.  The attempt and
+ * its submission id are committed before anything is sent, so a crash
+ * after this point is resumed with the same id, never a second one.
  */
-CREATE OR REPLACE FUNCTION ray._begin_attempts(max_jobs integer DEFAULT 50)
-RETURNS integer
+CREATE OR REPLACE FUNCTION ray._begin_attempt(id bigint)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	id bigint;
-	n integer := 0;
 	install text := (SELECT i.id FROM ray.installation i);
 	sid text;
 	failure text;
 BEGIN
-	FOR id IN
-		SELECT j.job_id
-		FROM ray.resource_group g
-		CROSS JOIN LATERAL (
-			SELECT q.job_id FROM ray.job q
-			WHERE q.resource_group = g.name AND q.state = 'QUEUED'
-			ORDER BY q.job_id
-			LIMIT greatest(0, max_jobs - (SELECT count(*) FROM ray.job s
-										  WHERE s.resource_group = g.name AND s.state = 'SUBMITTING'))
-			FOR UPDATE OF q SKIP LOCKED) j
-		WHERE g.state = 'READY' AND g.delete_requested_at IS NULL
-		ORDER BY j.job_id
-	LOOP
-		UPDATE ray.job SET
-			attempts = attempts + 1,
-			ray_submission_id = format('pgray-%s-%s-%s', install, job_id, attempts + 1),
-			ray_job_id = NULL, ray_status = NULL, error_type = NULL, driver_exit_code = NULL,
-			log_error = NULL
-		WHERE job_id = id
-		RETURNING ray_submission_id INTO sid;
-		PERFORM ray._job_transition(id, 'SUBMITTING', format('submitting to Ray as %s', sid),
-									'pg_ray worker');
-		IF (SELECT kind FROM ray.job WHERE job_id = id) = 'batch_inference' THEN
-			BEGIN
-				PERFORM ray._begin_batch_attempt(id);
-			EXCEPTION WHEN OTHERS THEN
-				GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
-				PERFORM ray._job_transition(id, 'FAILED', format('could not prepare the run: %s', failure),
-											'pg_ray worker');
-			END;
-		END IF;
-		n := n + 1;
-	END LOOP;
-	RETURN n;
+	UPDATE ray.job SET
+		attempts = attempts + 1,
+		ray_submission_id = format('pgray-%s-%s-%s', install, job_id, attempts + 1),
+		ray_job_id = NULL, ray_status = NULL, error_type = NULL, driver_exit_code = NULL,
+		log_error = NULL
+	WHERE job_id = id
+	RETURNING ray_submission_id INTO sid;
+	PERFORM ray._job_transition(id, 'SUBMITTING', format('submitting to Ray as %s', sid),
+								'pg_ray worker');
+	IF (SELECT kind FROM ray.job WHERE job_id = id) = 'batch_inference' THEN
+		BEGIN
+			PERFORM ray._begin_batch_attempt(id);
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+			PERFORM ray._job_transition(id, 'FAILED', format('could not prepare the run: %s', failure),
+										'pg_ray worker');
+		END;
+	END IF;
 END
 $$;
+COMMENT ON FUNCTION ray._begin_attempt(bigint) IS
+'Move one queued job to SUBMITTING as a new attempt with its fixed submission id.';
+
+/*
+ * The round's admission (sql/admission.sql): queued jobs of ready groups
+ * that fit go to SUBMITTING, at most max_jobs of a group starting at once
+ * (pg_ray.max_starting_jobs when NULL).
+ */
+CREATE OR REPLACE FUNCTION ray._begin_attempts(max_jobs integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ray._admit_jobs(coalesce(max_jobs, current_setting('pg_ray.max_starting_jobs')::integer))
+$$;
 COMMENT ON FUNCTION ray._begin_attempts(integer) IS
-'Move queued jobs of ready resource groups to SUBMITTING as a new attempt with its fixed submission id, at most max_jobs per group in SUBMITTING at once.';
+'Start the queued jobs that fit (ray._admit_jobs), at most max_jobs of a group starting at once (default pg_ray.max_starting_jobs).';
 
 /*
  * What the worker has to do with Ray now, one row per thing.  The worker
@@ -432,11 +446,11 @@ BEGIN
 		why := (regexp_match(why, '(pg_ray runner: [^\n]* failed: [^\n]*)'))[1];
 	END IF;
 	IF reported_status = 'FAILED' AND job.stop_requested_at IS NULL
-		AND (ray._is_infrastructure_failure(ray_error_type) OR runner_lost
-			 OR (job.retry_on_failure AND job.attempts < job.max_attempts)) THEN
+		AND (ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost
+			 OR (job.retry_on_failure AND job.attempts - job.ray_requeues < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
 			coalesce(ray_error_type, 'a failure'), why),
-			CASE WHEN ray._is_infrastructure_failure(ray_error_type) OR runner_lost THEN 'lost' ELSE 'failed' END);
+			CASE WHEN ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost THEN 'lost' ELSE 'failed' END);
 		RETURN;
 	END IF;
 

@@ -61,7 +61,8 @@ CREATE OR REPLACE FUNCTION ray._submit_job_impl(
 	entrypoint_resources jsonb DEFAULT '{}',
 	max_attempts integer DEFAULT 1,
 	retry_on_failure boolean DEFAULT false,
-	working_dir bytea DEFAULT NULL)
+	working_dir bytea DEFAULT NULL,
+	priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -114,15 +115,21 @@ BEGIN
 	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		PERFORM ray._check_working_dir(_submit_job_impl.working_dir, coalesce(_submit_job_impl.runtime_env, '{}'));
 	END IF;
+	PERFORM ray._check_priority(_submit_job_impl.priority);
+	PERFORM ray._check_queued_quota(rg.name, caller_oid);
 
+	-- for admission, a job that names no CPUs asks for one: its driver is a process of its own
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
-						 entrypoint_resources, max_attempts, retry_on_failure, owner_oid)
+						 entrypoint_resources, max_attempts, retry_on_failure, owner_oid,
+						 priority, cpus_asked, gpus_asked)
 	VALUES (caller, rg.name, 'script', _submit_job_impl.entrypoint,
 			coalesce(_submit_job_impl.runtime_env, '{}'), coalesce(_submit_job_impl.metadata, '{}'),
 			_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
 			_submit_job_impl.entrypoint_memory, coalesce(_submit_job_impl.entrypoint_resources, '{}'),
-			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false), caller_oid)
+			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false), caller_oid,
+			_submit_job_impl.priority, coalesce(_submit_job_impl.entrypoint_num_cpus, 1),
+			coalesce(_submit_job_impl.entrypoint_num_gpus, 0))
 	RETURNING job_id INTO id;
 	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		-- named by content, 40 hex digits as Ray names its own packages
@@ -135,7 +142,7 @@ BEGIN
 	RETURN id;
 END
 $$;
-COMMENT ON FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
+COMMENT ON FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer) IS
 'The work of ray.submit_job, as the extension''s owner, for the caller that pg_ray_api recorded.';
 
 CREATE OR REPLACE FUNCTION ray.submit_job(
@@ -149,11 +156,12 @@ CREATE OR REPLACE FUNCTION ray.submit_job(
 	entrypoint_resources jsonb DEFAULT '{}',
 	max_attempts integer DEFAULT 1,
 	retry_on_failure boolean DEFAULT false,
-	working_dir bytea DEFAULT NULL)
+	working_dir bytea DEFAULT NULL,
+	priority integer DEFAULT 0)
 RETURNS bigint
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
-COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea) IS
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer) IS
 'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
 CREATE OR REPLACE FUNCTION ray._stop_job_impl(job_id bigint)

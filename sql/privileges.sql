@@ -14,7 +14,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
 
 GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
-	ray.model, ray.models, ray.model_grant TO ray_user;
+	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas TO ray_user;
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
@@ -23,7 +23,7 @@ REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
-	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea),
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer),
 	ray.stop_job(bigint),
 	ray.wait_job(bigint, interval),
 	ray.job_logs(bigint),
@@ -39,7 +39,7 @@ TO ray_user;
 GRANT EXECUTE ON FUNCTION ray.zip_directory(text) TO ray_admin;
 -- batch inference is planned as the caller, then queued by the definer
 GRANT EXECUTE ON FUNCTION
-	ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb),
+	ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb, integer),
 	ray.batch_inference_plan(text, text, text, text, text[], text[], text, text, boolean, jsonb),
 	ray._plan_batch_inference(text, text, text, text[], text[], text, text, boolean, jsonb),
 	ray._batch_options(jsonb, text),
@@ -47,7 +47,7 @@ GRANT EXECUTE ON FUNCTION
 	ray._is_numeric_type(text),
 	ray._target_create_statement(text, text, jsonb, text[], text, text, text),
 	ray._format_type(oid, integer),
-	ray._submit_batch_inference(text, jsonb)
+	ray._submit_batch_inference(text, jsonb, integer)
 TO ray_user;
 -- a run's login role asks for its run; they check that it is one
 GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint),
@@ -64,5 +64,7 @@ GRANT EXECUTE ON FUNCTION
 	ray.alter_worker_group(text, text, text, text, integer, integer, integer, numeric, boolean),
 	ray.drop_worker_group(text, text, boolean),
 	ray.grant_usage(text, name),
-	ray.revoke_usage(text, name)
+	ray.revoke_usage(text, name),
+	ray.set_quota(text, name, integer, numeric, numeric, integer, numeric),
+	ray.drop_quota(text, name)
 TO ray_admin;

@@ -36,11 +36,14 @@ CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.resource_group_grant
 	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('grantee', 'grantee_oid');
 CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.model_grant
 	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('grantee', 'grantee_oid', 'granted_by', 'granted_by_oid');
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.quota
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('role', 'role_oid');
 -- rows that logical replication applies are bound as well (it runs replica triggers only)
 ALTER TABLE ray.job ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.model ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.resource_group_grant ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.model_grant ENABLE ALWAYS TRIGGER bind_roles;
+ALTER TABLE ray.quota ENABLE ALWAYS TRIGGER bind_roles;
 
 /*
  * Wake the worker at commit whenever desired state changes.  The node spec
@@ -52,6 +55,9 @@ CREATE OR REPLACE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.no
 CREATE OR REPLACE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.resource_group
 	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
 CREATE OR REPLACE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.worker_group
+	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
+-- a quota raised or dropped lets waiting jobs start
+CREATE OR REPLACE TRIGGER wake_worker AFTER INSERT OR UPDATE OR DELETE ON ray.quota
 	FOR EACH STATEMENT EXECUTE FUNCTION ray._wakeup_trigger();
 -- not for the progress a run reports, which asks nothing of the worker
 CREATE OR REPLACE TRIGGER wake_worker AFTER INSERT OR UPDATE OF state, stop_requested_at OR DELETE ON ray.job

@@ -43,34 +43,98 @@ WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
 COMMENT ON VIEW ray.nodes IS
 'Nodes of the local resource groups the role may use: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
 
+/*
+ * The queue of each group as the worker takes it (ray._queue_order): the
+ * place of each job is counted among every job of its group, but a role
+ * sees only its own jobs (all for ray_admin).
+ */
+CREATE OR REPLACE VIEW ray.queue WITH (security_barrier = true) AS
+SELECT o.resource_group,
+	   o.queue_position,
+	   o.job_id,
+	   j.owner,
+	   j.kind,
+	   o.priority,
+	   o.cpus_asked,
+	   o.gpus_asked,
+	   o.fair_share_key,
+	   j.submitted_at,
+	   j.message AS waiting_for
+FROM ray._queue_order o
+JOIN ray.job j ON j.job_id = o.job_id
+WHERE j.owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
+   OR pg_has_role(current_user, 'ray_admin', 'USAGE');
+COMMENT ON VIEW ray.queue IS
+'Queued jobs of the current role (all for ray_admin) in the order they start in their group: priority, then fair share between roles, then submission; and what each waits for.';
+
 CREATE OR REPLACE VIEW ray.jobs WITH (security_invoker = true) AS
 SELECT
 	job_id,
-	resource_group,
-	owner,
-	kind,
-	state,
-	attempts,
-	max_attempts,
-	submitted_at,
-	started_at,
-	finished_at,
-	finished_at - started_at AS run_time,
-	message,
-	entrypoint,
-	ray_submission_id,
-	error_type,
-	driver_exit_code,
-	rows_processed,
-	rows_total,
-	CASE WHEN rows_total > 0 THEN round(100.0 * rows_processed / rows_total, 1) END AS progress_pct,
-	target_table,
-	rows_written,
-	stop_requested_at,
-	stopped_by
-FROM ray.job;
+	j.resource_group,
+	j.owner,
+	j.kind,
+	j.state,
+	j.attempts,
+	j.max_attempts,
+	j.submitted_at,
+	j.started_at,
+	j.finished_at,
+	j.finished_at - j.started_at AS run_time,
+	j.message,
+	j.entrypoint,
+	j.ray_submission_id,
+	j.error_type,
+	j.driver_exit_code,
+	j.rows_processed,
+	j.rows_total,
+	CASE WHEN j.rows_total > 0 THEN round(100.0 * j.rows_processed / j.rows_total, 1) END AS progress_pct,
+	j.target_table,
+	j.rows_written,
+	j.stop_requested_at,
+	j.stopped_by,
+	j.priority,
+	j.cpus_asked,
+	j.gpus_asked,
+	j.ray_requeues,
+	-- where a queued job is in its group's queue (1: next to start); why it waits is its message
+	q.queue_position
+FROM ray.job j
+LEFT JOIN ray.queue q USING (job_id);
 COMMENT ON VIEW ray.jobs IS
-'Jobs the current role may see (its own; all for ray_admin), with typed columns for psql and BI tools.';
+'Jobs the current role may see (its own; all for ray_admin), with typed columns for psql and BI tools; a queued job''s message says why it waits.';
+
+/*
+ * Quotas with what their roles have in Ray now.  A role sees the quotas of
+ * the roles it belongs to; ray_admin all.
+ */
+CREATE OR REPLACE VIEW ray.quotas WITH (security_barrier = true) AS
+SELECT q.resource_group,
+	   q.role,
+	   q.max_running_jobs,
+	   q.max_cpus,
+	   q.max_gpus,
+	   q.max_queued_jobs,
+	   q.share,
+	   u.running_jobs,
+	   u.cpus_in_use,
+	   u.gpus_in_use,
+	   u.queued_jobs,
+	   q.set_by,
+	   q.set_at
+FROM ray.quota q
+LEFT JOIN pg_roles r ON r.oid = q.role_oid
+CROSS JOIN LATERAL (
+	SELECT count(*) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING'))::integer AS running_jobs,
+		   coalesce(sum(j.cpus_asked) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')), 0) AS cpus_in_use,
+		   coalesce(sum(j.gpus_asked) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')), 0) AS gpus_in_use,
+		   count(*) FILTER (WHERE j.state = 'QUEUED')::integer AS queued_jobs
+	FROM ray.job j JOIN pg_roles o ON o.oid = j.owner_oid
+	WHERE j.resource_group = q.resource_group AND j.state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING')
+	  AND r.oid IS NOT NULL AND pg_has_role(o.oid, r.oid, 'USAGE')) u
+WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+   OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'));
+COMMENT ON VIEW ray.quotas IS
+'Quotas of roles on resource groups (NULL: no limit), their shares in fair share, and what the role and its members have in Ray and queued now.';
 
 CREATE OR REPLACE VIEW ray.job_events WITH (security_invoker = true) AS
 SELECT e.event_id, e.job_id, j.resource_group, j.owner, e.at, e.from_state, e.to_state,

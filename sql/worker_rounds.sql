@@ -89,20 +89,7 @@ BEGIN
 			DELETE FROM ray.resource_group WHERE name = rg.name;
 		END IF;
 	END LOOP;
-
-	-- Queued jobs say what they wait for.
-	-- a job whose row a user's transaction holds gets its message next round
-	UPDATE ray.job j
-	SET message = format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state)
-	FROM ray.resource_group g
-	WHERE g.name = j.resource_group
-	  AND j.job_id IN (
-		SELECT q.job_id FROM ray.job q JOIN ray.resource_group r ON r.name = q.resource_group
-		WHERE q.state = 'QUEUED' AND r.state <> 'READY'
-		  AND q.message IS DISTINCT FROM
-			  format('waiting for resource group "%s" to become ready (it is %s)', r.name, r.state)
-		FOR NO KEY UPDATE OF q SKIP LOCKED);
 END
 $$;
 COMMENT ON FUNCTION ray._worker_reconcile() IS
-'One round of the background worker: remove dropped groups once their jobs are finished and their nodes gone; say what queued jobs wait for.';
+'One round of the background worker: keep role names in step and remove dropped groups once their jobs are finished and their nodes gone (queued jobs say what they wait for in ray._admit_jobs).';

@@ -48,6 +48,9 @@ int			pg_ray_node_stop_timeout_ms = 15000;
 int			pg_ray_observe_interval_ms = 2000;
 int			pg_ray_scale_up_step = 1;
 int			pg_ray_scale_cooldown_s = 10;
+int			pg_ray_max_starting_jobs = 4;
+int			pg_ray_max_ray_requeues = 10;
+int			pg_ray_fair_share_window_s = 3600;
 bool		pg_ray_local_nodes = true;
 bool		pg_ray_stop_nodes_at_shutdown = false;
 char	   *pg_ray_runner_host = NULL;
@@ -310,6 +313,33 @@ pg_ray_define_gucs(void)
 							NULL,
 							&pg_ray_scale_cooldown_s,
 							10, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.max_starting_jobs",
+							"Most jobs of one resource group that are starting in Ray at once.",
+							"Starting is SUBMITTING or PENDING: Ray fails the job supervisors it cannot start in time, so the rest wait in QUEUED.",
+							&pg_ray_max_starting_jobs,
+							4, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.max_ray_requeues",
+							"Most times a job is requeued, without spending an attempt, because Ray could not start its run.",
+							"Past it, such a run is lost like any other and spends one of the job's attempts.",
+							&pg_ray_max_ray_requeues,
+							10, 0, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.fair_share_window",
+							"How far back fair share looks at the CPUs each role's jobs used.",
+							NULL,
+							&pg_ray_fair_share_window_s,
+							3600, 1, 30 * 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

@@ -208,7 +208,15 @@ CREATE TABLE ray.job (
 	target_table text,
 	rows_written bigint,
 	owner_oid oid,				-- the role named owner, bound when the row is made (ray._bind_roles)
-	CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts),
+	-- admission (docs/design.md, "Admission"): higher priorities start first in their group,
+	-- and a job starts when what it asks for fits; runs Ray's own machinery lost before
+	-- their driver began are requeued without spending an attempt, ray_requeues times
+	priority integer NOT NULL DEFAULT 0
+		CONSTRAINT job_priority_check CHECK (priority BETWEEN -1000 AND 1000),
+	cpus_asked numeric NOT NULL DEFAULT 1 CONSTRAINT job_cpus_asked_check CHECK (cpus_asked >= 0),
+	gpus_asked numeric NOT NULL DEFAULT 0 CONSTRAINT job_gpus_asked_check CHECK (gpus_asked >= 0),
+	ray_requeues integer NOT NULL DEFAULT 0 CONSTRAINT job_ray_requeues_check CHECK (ray_requeues >= 0),
+	CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts + ray_requeues),
 	CONSTRAINT job_finished_iff_terminal
 		CHECK ((state IN ('SUCCEEDED', 'FAILED', 'STOPPED')) = (finished_at IS NOT NULL))
 );
@@ -218,6 +226,28 @@ CREATE INDEX job_active_idx ON ray.job (state)
 	WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED');
 CREATE INDEX job_owner_idx ON ray.job (owner_oid, job_id);
 CREATE INDEX job_resource_group_idx ON ray.job (resource_group);
+
+/*
+ * What a role may have of a resource group at once: jobs in Ray, CPUs and
+ * GPUs they ask for, jobs queued; and its share in fair share.  A quota on a
+ * role bounds the jobs of the role and of its members together.
+ */
+CREATE TABLE ray.quota (
+	resource_group text NOT NULL
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	role name NOT NULL,
+	max_running_jobs integer CONSTRAINT quota_max_running_jobs_check CHECK (max_running_jobs >= 0),
+	max_cpus numeric CONSTRAINT quota_max_cpus_check CHECK (max_cpus >= 0),
+	max_gpus numeric CONSTRAINT quota_max_gpus_check CHECK (max_gpus >= 0),
+	max_queued_jobs integer CONSTRAINT quota_max_queued_jobs_check CHECK (max_queued_jobs >= 0),
+	share numeric NOT NULL DEFAULT 1 CONSTRAINT quota_share_check CHECK (share > 0 AND share <= 1000),
+	set_by name NOT NULL,
+	set_at timestamptz NOT NULL DEFAULT now(),
+	role_oid oid,				-- the role named, bound when the row is made (ray._bind_roles)
+	PRIMARY KEY (resource_group, role)
+);
+COMMENT ON TABLE ray.quota IS
+'Quotas of roles on resource groups (NULL: no limit) and their shares in fair share; a role''s members count together.';
 
 /*
  * The working directory a job was submitted with, as the zip Ray's package
@@ -443,3 +473,4 @@ SELECT pg_catalog.pg_extension_config_dump('ray.lost_run', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.model', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.model_grant', '');
 SELECT pg_catalog.pg_extension_config_dump('ray.batch_run', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.quota', '');

@@ -116,3 +116,52 @@ ALTER TABLE ray.resource_group
 
 -- ray._local_plan says each node's OS user (0.1: none)
 DROP FUNCTION ray._local_plan(integer);
+
+-- admission (docs/design.md, "Admission"): priorities, what each job asks for, and runs Ray's
+-- own machinery lost before their driver began, which spend no attempt; jobs queued by 0.1 ask
+-- what 0.2 would have recorded (a batch run: its replicas at most)
+ALTER TABLE ray.job
+	ADD COLUMN priority integer NOT NULL DEFAULT 0
+		CONSTRAINT job_priority_check CHECK (priority BETWEEN -1000 AND 1000),
+	ADD COLUMN cpus_asked numeric NOT NULL DEFAULT 1 CONSTRAINT job_cpus_asked_check CHECK (cpus_asked >= 0),
+	ADD COLUMN gpus_asked numeric NOT NULL DEFAULT 0 CONSTRAINT job_gpus_asked_check CHECK (gpus_asked >= 0),
+	ADD COLUMN ray_requeues integer NOT NULL DEFAULT 0 CONSTRAINT job_ray_requeues_check CHECK (ray_requeues >= 0),
+	DROP CONSTRAINT job_attempts_check,
+	ADD CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts + ray_requeues);
+UPDATE ray.job SET cpus_asked = coalesce(entrypoint_num_cpus, 1), gpus_asked = coalesce(entrypoint_num_gpus, 0)
+WHERE kind = 'script';
+UPDATE ray.job j
+SET cpus_asked = r.replicas * coalesce((b.plan #>> '{options,num_cpus}')::numeric, 1),
+	gpus_asked = r.replicas * coalesce((b.plan #>> '{options,num_gpus}')::numeric, 0)
+FROM ray.batch_run b
+CROSS JOIN LATERAL (
+	SELECT CASE WHEN jsonb_typeof(b.plan #> '{options,concurrency}') = 'array'
+				THEN (b.plan #>> '{options,concurrency,0}')::numeric
+				ELSE coalesce((b.plan #>> '{options,concurrency}')::numeric, 1) END AS replicas) r
+WHERE b.job_id = j.job_id;
+
+CREATE TABLE ray.quota (
+	resource_group text NOT NULL
+		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	role name NOT NULL,
+	max_running_jobs integer CONSTRAINT quota_max_running_jobs_check CHECK (max_running_jobs >= 0),
+	max_cpus numeric CONSTRAINT quota_max_cpus_check CHECK (max_cpus >= 0),
+	max_gpus numeric CONSTRAINT quota_max_gpus_check CHECK (max_gpus >= 0),
+	max_queued_jobs integer CONSTRAINT quota_max_queued_jobs_check CHECK (max_queued_jobs >= 0),
+	share numeric NOT NULL DEFAULT 1 CONSTRAINT quota_share_check CHECK (share > 0 AND share <= 1000),
+	set_by name NOT NULL,
+	set_at timestamptz NOT NULL DEFAULT now(),
+	role_oid oid,				-- the role named, bound when the row is made (ray._bind_roles)
+	PRIMARY KEY (resource_group, role)
+);
+COMMENT ON TABLE ray.quota IS
+'Quotas of roles on resource groups (NULL: no limit) and their shares in fair share; a role''s members count together.';
+SELECT pg_catalog.pg_extension_config_dump('ray.quota', '');
+
+-- submit_job and batch inference take a priority; Ray's verdict on a run is read with its message
+DROP FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea);
+DROP FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea);
+DROP FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb);
+DROP FUNCTION ray._submit_batch_inference(text, jsonb);
+DROP FUNCTION ray._submit_batch_inference_impl(text, jsonb);
+DROP FUNCTION ray._is_infrastructure_failure(text);

@@ -1,0 +1,198 @@
+-- pgTAP: admission.  Jobs wait in QUEUED until their group can run them:
+-- a cap on jobs starting at once, the group's capacity at its largest,
+-- quotas per role, priorities and fair share decide which start, in the
+-- order ray.queue shows, and each waiting job says why.  A run Ray could
+-- not start is requeued without spending an attempt.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION IF NOT EXISTS pg_ray;
+SELECT plan(44);
+
+CREATE ROLE tap_team IN ROLE ray_user;
+CREATE ROLE tap_ann IN ROLE tap_team;
+CREATE ROLE tap_ben IN ROLE tap_team;
+CREATE ROLE tap_cid IN ROLE ray_user;
+CREATE ROLE tap_flood IN ROLE ray_user;
+
+-- as if the worker had found them ready
+CREATE FUNCTION pg_temp.ready(g text) RETURNS void LANGUAGE sql
+AS $$ UPDATE ray.resource_group SET state = 'READY' WHERE name = g $$;
+CREATE FUNCTION pg_temp.in_state(g text, s text) RETURNS integer LANGUAGE sql
+AS $$ SELECT count(*)::integer FROM ray.job WHERE resource_group = g AND state = s $$;
+-- as if Ray had started (or finished) runs
+CREATE FUNCTION pg_temp.move(g text, from_state text, to_state text, n integer DEFAULT 1000) RETURNS void LANGUAGE sql
+AS $$ SELECT count(ray._job_transition(job_id, to_state, 'test', 'test'))
+	  FROM (SELECT job_id FROM ray.job WHERE resource_group = g AND state = from_state ORDER BY job_id LIMIT n) j $$;
+
+-- 1. The starting cap: a group without worker groups (its capacity unknown)
+SELECT ray.create_resource_group('tap-burst');
+SELECT ray.create_resource_group('tap-other');
+SELECT pg_temp.ready('tap-burst'), pg_temp.ready('tap-other');
+SELECT count(ray.submit_job('tap-burst', 'true')) FROM generate_series(1, 30);
+SELECT count(ray.submit_job('tap-other', 'true')) FROM generate_series(1, 3);
+SELECT is(ray._begin_attempts(4), 7, 'four of the burst begin, and the other group''s three');
+SELECT is(pg_temp.in_state('tap-burst', 'SUBMITTING'), 4, 'a burst of 30 jobs: 4 begin');
+SELECT is((SELECT max(job_id) FILTER (WHERE state = 'SUBMITTING') < min(job_id) FILTER (WHERE state = 'QUEUED')
+		   FROM ray.job WHERE resource_group = 'tap-burst'), true, 'the first 4, in order');
+SELECT pg_temp.move('tap-burst', 'SUBMITTING', 'PENDING');
+SELECT is(ray._begin_attempts(4), 0, 'PENDING is still starting: none begins');
+SELECT alike((SELECT message FROM ray.jobs WHERE resource_group = 'tap-burst' AND queue_position = 1),
+			'waiting for a start: resource group "tap-burst" has 4 jobs starting in Ray%', 'the next job says why it waits');
+SELECT pg_temp.move('tap-burst', 'PENDING', 'RUNNING', 3);
+SELECT is(ray._begin_attempts(4), 3, 'as Ray starts 3 drivers, 3 more begin');
+SELECT is((SELECT array_agg(queue_position ORDER BY job_id) FROM ray.queue WHERE resource_group = 'tap-burst'),
+		  (SELECT array_agg(g::bigint) FROM generate_series(1, 23) g), 'ray.queue: the rest in order');
+DELETE FROM ray.job WHERE resource_group IN ('tap-burst', 'tap-other');
+
+-- 2. Capacity: CPUs of the worker groups at max_workers (small: 1 CPU, gpu.small: 4 CPUs and 1 GPU)
+SELECT ray.create_resource_group('tap-cap');
+SELECT ray.add_worker_group('tap-cap', 'cpu', 'CPU', 'small', 1, 2);
+SELECT ray.add_worker_group('tap-cap', 'gpu', 'GPU', 'gpu.small', 1, 1);
+SELECT pg_temp.ready('tap-cap');
+SELECT is((SELECT row(cpus, gpus)::text FROM ray._group_capacity('tap-cap')), '(6,1)', 'capacity: 2 x 1 + 1 x 4 CPUs, 1 GPU');
+SELECT set_config('tap.big', ray.submit_job('tap-cap', 'big', entrypoint_num_cpus => 4)::text, true);
+SELECT set_config('tap.gpu', ray.submit_job('tap-cap', 'gpu', entrypoint_num_gpus => 1, entrypoint_num_cpus => 1)::text, true);
+SELECT set_config('tap.small', ray.submit_job('tap-cap', 'small')::text, true);
+SELECT set_config('tap.gpu2', ray.submit_job('tap-cap', 'gpu2', entrypoint_num_gpus => 1, entrypoint_num_cpus => 0)::text, true);
+SELECT set_config('tap.zero', ray.submit_job('tap-cap', 'zero', entrypoint_num_cpus => 0)::text, true);
+SELECT is((SELECT cpus_asked FROM ray.jobs WHERE job_id = current_setting('tap.small')::bigint), 1::numeric,
+		  'a job that names no CPUs asks for one');
+SELECT is(ray._begin_attempts(10), 4, 'big (4), gpu (1 + 1 GPU) and small (1) fill the 6 CPUs; zero fits anyway');
+SELECT is((SELECT state FROM ray.job WHERE job_id = current_setting('tap.gpu2')::bigint), 'QUEUED',
+		  'a second GPU job waits for the one GPU');
+SELECT alike((SELECT message FROM ray.job WHERE job_id = current_setting('tap.gpu2')::bigint),
+			'waiting for room: resource group "tap-cap" at capacity (6 of 6 CPUs and 1 of 1 GPUs%', 'and says so');
+SELECT is((SELECT state FROM ray.job WHERE job_id = current_setting('tap.zero')::bigint), 'SUBMITTING',
+		  'a job that asks for no CPUs and no GPUs is not held back');
+SELECT pg_temp.move('tap-cap', 'SUBMITTING', 'RUNNING');
+SELECT ray._job_transition(current_setting('tap.big')::bigint, 'SUCCEEDED', 'test', 'test');
+SELECT set_config('tap.huge', ray.submit_job('tap-cap', 'huge', entrypoint_num_cpus => 4, priority => 10)::text, true);
+DELETE FROM ray.worker_group WHERE resource_group = 'tap-cap' AND name = 'gpu';
+SELECT is(ray._begin_attempts(10), 0, 'the group shrank: nothing fits');
+SELECT alike((SELECT message FROM ray.job WHERE job_id = current_setting('tap.huge')::bigint),
+			'waiting for resource group "tap-cap" to grow: the job asks for 4 CPUs and 0 GPUs, its worker groups hold 2 and 0 at most',
+			'a job larger than the group waits for it to grow');
+DELETE FROM ray.job WHERE resource_group = 'tap-cap';
+
+-- 3. Priorities: higher first within a group, then first in, first out
+SELECT ray.create_resource_group('tap-prio');
+SELECT pg_temp.ready('tap-prio');
+SELECT count(ray.submit_job('tap-prio', 'p', priority => p)) FROM unnest(ARRAY[0, 5, -3, 5, 100]) p;
+SELECT is((SELECT array_agg(priority ORDER BY queue_position) FROM ray.queue WHERE resource_group = 'tap-prio'),
+		  ARRAY[100, 5, 5, 0, -3], 'ray.queue orders by priority');
+SELECT ray._begin_attempts(2);
+SELECT is((SELECT array_agg(priority ORDER BY job_id) FROM ray.job WHERE resource_group = 'tap-prio' AND state = 'SUBMITTING'),
+		  ARRAY[5, 100], 'the two highest start first');
+SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => 1001)$$, '22023',
+				 'priority must be from -1000 to 1000, not 1001', 'a priority out of range is refused');
+SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => NULL)$$, '22023',
+				 'priority must be from -1000 to 1000, not NULL', 'so is none');
+DELETE FROM ray.job WHERE resource_group = 'tap-prio';
+
+-- 4. Fair share: a role's late jobs start before the tail of another's flood
+SELECT ray.create_resource_group('tap-fair');
+SELECT ray.grant_usage('tap-fair', 'public');
+SELECT pg_temp.ready('tap-fair');
+SET LOCAL ROLE tap_flood;
+SELECT count(ray.submit_job('tap-fair', 'flood')) FROM generate_series(1, 30);
+RESET ROLE;
+SELECT ray._begin_attempts(2);
+SELECT pg_temp.move('tap-fair', 'SUBMITTING', 'RUNNING');
+SET LOCAL ROLE tap_cid;
+SELECT count(ray.submit_job('tap-fair', 'late')) FROM generate_series(1, 3);
+SELECT is((SELECT array_agg(queue_position ORDER BY job_id) FROM ray.queue), ARRAY[1, 2, 4]::bigint[],
+		  'a role sees only its own place in the queue: after none of the flood, then between the flood''s jobs');
+RESET ROLE;
+SELECT ray._begin_attempts(2);
+SELECT is((SELECT array_agg(owner::text ORDER BY job_id) FROM ray.job WHERE resource_group = 'tap-fair' AND state = 'SUBMITTING'),
+		  ARRAY['tap_cid', 'tap_cid'], 'the late role starts first: the flood has 2 CPUs in Ray');
+SELECT ray.set_quota('tap-fair', 'tap_flood', share => 10);
+SELECT is((SELECT owner::text FROM ray.queue WHERE resource_group = 'tap-fair' AND queue_position = 1), 'tap_flood',
+		  'a larger share puts the flood ahead');
+DELETE FROM ray.quota WHERE resource_group = 'tap-fair';
+DELETE FROM ray.job WHERE resource_group = 'tap-fair';
+
+-- 5. Quotas: a team role bounds its members together
+SELECT ray.create_resource_group('tap-quota');
+SELECT ray.add_worker_group('tap-quota', 'cpu', 'CPU', 'm.2xlarge', 1, 2);
+SELECT ray.grant_usage('tap-quota', 'public');
+SELECT pg_temp.ready('tap-quota');
+SELECT ray.set_quota('tap-quota', 'tap_team', max_running_jobs => 2, max_cpus => 3, max_queued_jobs => 4);
+SET LOCAL ROLE tap_ann;
+SELECT count(ray.submit_job('tap-quota', 'ann')) FROM generate_series(1, 2);
+RESET ROLE;
+SET LOCAL ROLE tap_ben;
+SELECT count(ray.submit_job('tap-quota', 'ben')) FROM generate_series(1, 2);
+SELECT throws_ok($$SELECT ray.submit_job('tap-quota', 'ben')$$, '53400',
+				 'role quota of "tap_team" on resource group "tap-quota" allows no more queued jobs',
+				 'over the queued limit a submission fails at once');
+SELECT is((SELECT max_queued_jobs || ' ' || queued_jobs FROM ray.quotas), '4 4', 'members see their role''s quota and use');
+RESET ROLE;
+SELECT set_config('tap.cid', ray.submit_job('tap-quota', 'cid')::text, true) FROM (SELECT 1) x
+WHERE set_config('role', 'tap_cid', true) IS NOT NULL;
+RESET ROLE;
+SELECT is(ray._begin_attempts(10), 3, 'two of the team and the outsider start');
+SELECT is((SELECT count(*)::integer FROM ray.job WHERE resource_group = 'tap-quota' AND owner IN ('tap_ann', 'tap_ben')
+		   AND state = 'SUBMITTING'), 2, 'the team has 2 jobs in Ray: its quota');
+SELECT is((SELECT message FROM ray.jobs WHERE resource_group = 'tap-quota' AND queue_position = 1),
+		  'waiting for the role quota of tap_team: 2 of 2 running jobs', 'the next says why it waits');
+SELECT ray.set_quota('tap-quota', 'tap_team', max_running_jobs => 5, max_cpus => 3);
+SELECT is(ray._begin_attempts(10), 1, 'raised: one more fits the team''s 3 CPUs');
+SELECT is((SELECT message FROM ray.jobs WHERE resource_group = 'tap-quota' AND queue_position = 1),
+		  'waiting for the role quota of tap_team: 3 of 3 CPUs in use, the job asks for 1', 'CPUs are counted too');
+SELECT ray.drop_quota('tap-quota', 'tap_team');
+SELECT is(ray._begin_attempts(10), 1, 'dropped: the last one starts');
+
+-- bad quota arguments
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'tap_nobody', max_running_jobs => 1)$$, '42704',
+				 'role "tap_nobody" does not exist', 'a quota for no role');
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'public', max_running_jobs => 1)$$, '42704',
+				 'role "public" does not exist', 'public is no role to bound');
+SELECT throws_ok($$SELECT ray.set_quota('tap-nowhere', 'tap_team', max_running_jobs => 1)$$, '42704', NULL,
+				 'a quota on no group');
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'tap_team', max_cpus => -1)$$, '22023',
+				 'max_cpus must be a number of 0 or more, not -1', 'a negative limit');
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'tap_team', max_gpus => 'NaN')$$, '22023',
+				 'max_gpus must be a number of 0 or more, not NaN', 'a limit that is no number');
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'tap_team', share => 0)$$, '22023',
+				 'share must be more than 0 and at most 1000, not 0', 'a share of nothing');
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', NULL, max_running_jobs => 1)$$, '22004',
+				 'role must not be null', 'no role');
+SELECT throws_ok($$SELECT ray.drop_quota('tap-quota', 'tap_team')$$, '42704',
+				 'role "tap_team" has no quota on resource group "tap-quota"', 'dropping a quota that is not there');
+SET LOCAL ROLE tap_ann;
+SELECT throws_ok($$SELECT ray.set_quota('tap-quota', 'tap_ann', max_running_jobs => 100)$$, '42501', NULL,
+				 'a user cannot set a quota');
+RESET ROLE;
+
+-- 6. A run Ray could not start is requeued without spending an attempt, a bounded number of times
+SELECT ray.create_resource_group('tap-overload');
+SELECT pg_temp.ready('tap-overload');
+SELECT set_config('tap.over', ray.submit_job('tap-overload', 'true')::text, true);
+SELECT set_config('tap.user', ray.submit_job('tap-overload', 'false')::text, true);
+SELECT ray._begin_attempts(4);
+SELECT ray._apply_job_info(current_setting('tap.over')::bigint, 1, 'FAILED',
+						   'Job supervisor actor failed to start within 900.0 seconds.',
+						   'JOB_SUPERVISOR_ACTOR_START_TIMEOUT', NULL, 1, 2, NULL);
+SELECT is((SELECT state || ' ' || attempts || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.over')::bigint),
+		  'QUEUED 1 1', 'Ray''s supervisor timeout: queued again, the attempt not spent');
+SELECT alike((SELECT message FROM ray.job_events WHERE job_id = current_setting('tap.over')::bigint ORDER BY event_id DESC LIMIT 1),
+			'Ray could not start attempt 1 of 1: Ray reported JOB_SUPERVISOR_ACTOR_START_TIMEOUT%requeued without spending an attempt (1 of pg_ray.max_ray_requeues = 10)',
+			'the event says so and counts it');
+SELECT ray._begin_attempts(4);
+SELECT is((SELECT ray_submission_id FROM ray.job WHERE job_id = current_setting('tap.over')::bigint),
+		  format('pgray-%s-%s-2', (SELECT id FROM ray.installation), current_setting('tap.over')),
+		  'the next run has a submission id of its own');
+-- as if it had been requeued so nine times more
+UPDATE ray.job SET ray_requeues = 10, attempts = 11 WHERE job_id = current_setting('tap.over')::bigint;
+SELECT ray._apply_job_info(current_setting('tap.over')::bigint, 11, 'FAILED', 'runtime_env setup failed: timed out',
+						   'RUNTIME_ENV_SETUP_FAILURE', NULL, 1, 2, NULL);
+SELECT is((SELECT state FROM ray.job WHERE job_id = current_setting('tap.over')::bigint), 'FAILED',
+		  'past pg_ray.max_ray_requeues the lost run spends the attempt');
+SELECT ray._apply_job_info(current_setting('tap.user')::bigint, 1, 'FAILED', 'exit 1',
+						   'JOB_ENTRYPOINT_COMMAND_ERROR', 1, 1, 2, NULL);
+SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.user')::bigint),
+		  'FAILED 0', 'a failure of the user''s code still fails');
+
+SELECT * FROM finish();
+ROLLBACK;
