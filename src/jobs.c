@@ -125,6 +125,7 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 	MemoryContext caller_context = CurrentMemoryContext;
 	char	   *last_state = NULL;
 	char	   *state = NULL;
+	char	   *last_reason = NULL;
 	int			last_tenth = -1;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -171,7 +172,8 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 		/* prepare first, so that a broadcast during the check is not missed */
 		ConditionVariablePrepareToSleep(cv);
 
-		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total FROM ray.jobs WHERE job_id = $1",
+		/* the table, not ray.jobs: its queue positions are not needed here */
+		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total, message FROM ray.job WHERE job_id = $1",
 									1, types, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read job " INT64_FORMAT ": SPI code %d", job_id, ret);
@@ -182,21 +184,39 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 					 errhint("List your jobs with SELECT job_id, state FROM ray.jobs.")));
 		{
 			char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			char	   *message = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+			bool		state_changed;
+			bool		reason_changed;
 
-			/* keep nothing of a pass but the state: a wait may last hours */
+			/* keep nothing of a pass but the state and why it waits: a wait may last hours */
 			if (state != NULL && state != last_state)
 				pfree(state);
 			state = MemoryContextStrdup(caller_context, value);
 			pfree(value);
 			wait_job_report_progress(job_id, SPI_tuptable, &last_tenth);
+
+			/* a queued job's message says what it waits for: said once each time it changes */
+			state_changed = last_state == NULL || strcmp(state, last_state) != 0;
+			reason_changed = strcmp(state, "QUEUED") == 0 && message != NULL &&
+				(last_reason == NULL || strcmp(message, last_reason) != 0);
+			if ((state_changed && (last_state != NULL || !wait_job_is_terminal(state))) || reason_changed)
+				ereport(NOTICE,
+						(errmsg("job " INT64_FORMAT " is %s%s", job_id,
+								state_changed ? "" : "still ", state),
+						 reason_changed ? errdetail_internal("%s", message) : 0));
+			if (reason_changed || state_changed)
+			{
+				if (last_reason != NULL)
+					pfree(last_reason);
+				last_reason = reason_changed ? MemoryContextStrdup(caller_context, message) : NULL;
+			}
+			if (message != NULL)
+				pfree(message);
 			SPI_freetuptable(SPI_tuptable);
 		}
 
 		if (last_state == NULL || strcmp(state, last_state) != 0)
 		{
-			if (last_state != NULL || !wait_job_is_terminal(state))
-				ereport(NOTICE,
-						(errmsg("job " INT64_FORMAT " is %s", job_id, state)));
 			if (last_state != NULL)
 				pfree(last_state);
 			last_state = state;

@@ -221,7 +221,8 @@ job_list(int argc, char **argv)
 			" AND ($2::text IS NULL OR state = upper($2))"
 			" ORDER BY job_id DESC LIMIT nullif($3::bigint, 0)) j";
 		const char *select_rows =
-			"SELECT job_id, resource_group, owner, state, extract(epoch FROM submitted_at),"
+			"SELECT job_id, resource_group, owner,"
+			" state || coalesce(' #' || queue_position, ''), extract(epoch FROM submitted_at),"
 			" extract(epoch FROM coalesce(finished_at, now()) - started_at),"
 			" CASE WHEN kind = 'batch_inference' THEN 'batch inference into ' || target_table"
 			"      ELSE entrypoint END"
@@ -302,10 +303,14 @@ job_status(int argc, char **argv)
 							  " extract(epoch FROM j.submitted_at), extract(epoch FROM j.started_at),"
 							  " extract(epoch FROM j.finished_at),"
 							  " extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at),"
-							  " j.attempts || ' of ' || j.max_attempts, j.message, j.ray_submission_id,"
+							  " (j.attempts - j.ray_requeues) || ' of ' || j.max_attempts"
+							  "      || CASE WHEN j.ray_requeues > 0 THEN ' (and ' || j.ray_requeues"
+							  "      || ' run(s) Ray could not start, requeued)' ELSE '' END,"
+							  " j.message, j.ray_submission_id,"
 							  " CASE WHEN j.rows_total IS NOT NULL THEN j.rows_processed || ' of ' || j.rows_total"
 							  "      || ' rows scored (' || coalesce(j.progress_pct, 0) || '%)' END,"
-							  " j.rows_written, j.driver_exit_code, j.stopped_by"
+							  " j.rows_written, j.driver_exit_code, j.stopped_by, j.priority,"
+							  " j.queue_position || ' in the queue of resource group ' || j.resource_group"
 							  " FROM ray.jobs j WHERE j.job_id = $1", 1, params);
 	}
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
@@ -329,12 +334,13 @@ job_status(int argc, char **argv)
 	{
 		static const char *const labels[] = {NULL, "Resource group", "Owner", "Kind", "Entrypoint",
 			"Submitted", "Started", "Finished", "Run time", "Attempts", "Message",
-		"Ray submission", "Progress", "Rows written", "Exit code", "Stopped by"};
+		"Ray submission", "Progress", "Rows written", "Exit code", "Stopped by", "Priority",
+		"Queue position"};
 		const char *params[1] = {id};
 		PGresult   *events;
 
 		printf("Job %s: %s\n", id, PQgetvalue(result, 0, 0));
-		for (int c = 1; c < 16; c++)
+		for (int c = 1; c < 18; c++)
 		{
 			char	   *value;
 

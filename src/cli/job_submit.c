@@ -37,6 +37,7 @@ enum
 	OPT_MEMORY,
 	OPT_RESOURCES,
 	OPT_MAX_ATTEMPTS,
+	OPT_PRIORITY,
 	OPT_NO_WAIT
 };
 
@@ -129,6 +130,7 @@ typedef struct SubmitRequest
 	const char *memory;
 	const char *resources;
 	const char *max_attempts;
+	const char *priority;
 	bool		no_wait;
 	OutputFormat format;
 	char	   *entrypoint;
@@ -190,16 +192,17 @@ job_submit_connected(PGconn *conn, SubmitRequest *r)
 	}
 
 	{
-		const char *params[10] = {r->group, r->entrypoint, r->runtime_env, r->metadata, r->num_cpus,
-		r->num_gpus, r->memory, r->resources, r->max_attempts, r->zip};
+		const char *params[11] = {r->group, r->entrypoint, r->runtime_env, r->metadata, r->num_cpus,
+		r->num_gpus, r->memory, r->resources, r->max_attempts, r->zip, r->priority};
 
 		result = cli_exec_binary_param(conn,
 									   "SELECT ray.submit_job(resource_group => $1, entrypoint => $2, "
 									   "runtime_env => coalesce($3::jsonb, '{}'), metadata => coalesce($4::jsonb, '{}'), "
 									   "entrypoint_num_cpus => $5::numeric, entrypoint_num_gpus => $6::numeric, "
 									   "entrypoint_memory => $7::bigint, entrypoint_resources => coalesce($8::jsonb, '{}'), "
-									   "max_attempts => coalesce($9::integer, 1), working_dir => $10::bytea)",
-									   10, params, 9, (int) r->zip_length);
+									   "max_attempts => coalesce($9::integer, 1), working_dir => $10::bytea, "
+									   "priority => coalesce($11::integer, 0))",
+									   11, params, 9, (int) r->zip_length);
 	}
 	if (PQresultStatus(result) != PGRES_TUPLES_OK)
 	{
@@ -254,6 +257,7 @@ job_submit_help(void)
 		   "      --entrypoint-memory=BYTES memory for the entrypoint\n"
 		   "      --entrypoint-resources=JSON  custom resources for the entrypoint\n"
 		   "      --max-attempts=N          runs to try if Ray's infrastructure fails (default 1)\n"
+		   "      --priority=N              -1000 to 1000; higher starts first in its group (default 0)\n"
 		   "      --no-wait                 print the job id on stdout and return at once\n\n"
 		   "Unless --no-wait, the driver log is printed on stdout as it grows and the job's\n"
 		   "states on stderr; the exit status is 0 only if the job succeeded.  ^C stops\n"
@@ -280,6 +284,7 @@ cli_job_submit(int argc, char **argv)
 		{"entrypoint-memory", required_argument, NULL, OPT_MEMORY},
 		{"entrypoint-resources", required_argument, NULL, OPT_RESOURCES},
 		{"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+		{"priority", required_argument, NULL, OPT_PRIORITY},
 		{"no-wait", no_argument, NULL, OPT_NO_WAIT},
 		{NULL, 0, NULL, 0}
 	};
@@ -293,6 +298,7 @@ cli_job_submit(int argc, char **argv)
 	const char *memory = NULL;
 	const char *resources = NULL;
 	const char *max_attempts = NULL;
+	const char *priority = NULL;
 	bool		no_wait = false;
 	SubmitRequest request = {0};
 	PGconn	   *conn;
@@ -337,6 +343,9 @@ cli_job_submit(int argc, char **argv)
 			case OPT_MAX_ATTEMPTS:
 				max_attempts = optarg;
 				break;
+			case OPT_PRIORITY:
+				priority = optarg;
+				break;
 			case OPT_NO_WAIT:
 				no_wait = true;
 				break;
@@ -365,6 +374,7 @@ cli_job_submit(int argc, char **argv)
 	request.memory = memory;
 	request.resources = resources;
 	request.max_attempts = max_attempts;
+	request.priority = priority;
 	request.no_wait = no_wait;
 	request.format = options.format;
 	request.entrypoint = cli_shell_join(argc - optind, argv + optind);

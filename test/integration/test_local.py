@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import psycopg
 import pytest
 
-from conftest import (ROOT, connect, drop_and_wait, reload_settings, wait_for, wait_for_state,
+from conftest import (ROOT, as_role, connect, drop_and_wait, reload_settings, wait_for, wait_for_state,
                       wait_for_worker)
 
 GROUP = "it-local"
@@ -302,6 +302,110 @@ def test_a_job_runs_on_the_local_group(local_nodes: psycopg.Connection, local_gr
     assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
     # at once, whether or not the worker has saved the log yet
     assert "nodes 2" in db.execute("SELECT ray.job_logs(%s)", (job_id,)).fetchone()[0]
+
+
+def ray_active_runs(db: psycopg.Connection, name: str = GROUP) -> list[str]:
+    """Submission ids of the runs Ray itself lists as PENDING or RUNNING on a group."""
+    url = db.execute("SELECT dashboard_url FROM ray.resource_group WHERE name = %s", (name,)).fetchone()[0]
+    request = urllib.request.Request(url + "/api/jobs/", headers={"Authorization": f"Bearer {group_token(db, name)}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        runs = json.loads(response.read())
+    return [r["submission_id"] for r in runs if r["status"] in ("PENDING", "RUNNING") and r.get("submission_id")]
+
+
+def start_order(db: psycopg.Connection, job_ids: list[int]) -> list[int]:
+    """The jobs in the order they first went to Ray (their first SUBMITTING event)."""
+    rows = db.execute("SELECT job_id FROM ray.job_event WHERE job_id = ANY (%s) AND to_state = 'SUBMITTING' "
+                      "GROUP BY job_id ORDER BY min(event_id)", (job_ids,)).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def admission_roles(local_nodes: psycopg.Connection) -> Iterator[list[str]]:
+    """Three roles that share the group: one floods it, two come late."""
+    db = local_nodes
+    roles = ["it_flood", "it_late", "it_later"]
+    for role in roles:
+        db.execute(f"DROP ROLE IF EXISTS {role}")
+        db.execute(f"CREATE ROLE {role} IN ROLE ray_user")
+    yield roles
+    db = connect()
+    db.execute("DELETE FROM ray.quota WHERE role = ANY (%s)", (roles,))
+    for role in roles:
+        db.execute(f"REASSIGN OWNED BY {role} TO postgres")
+        db.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_flood_larger_than_the_group_all_succeeds_and_a_late_role_goes_first(
+        local_nodes: psycopg.Connection, local_group: str, admission_roles: list[str]) -> None:
+    """Twice as many jobs as the group holds at once, then three of another role a moment
+    later: none fails, none waits in Ray (each starts as a slot frees), and the late role's
+    jobs start before the flood's tail (fair share), whatever their arrival."""
+    db = local_nodes
+    flood = [as_role(db, "it_flood", "SELECT ray.submit_job(%s, 'sleep 1')", (GROUP,))[0] for _ in range(16)]
+    wait_for(lambda: db.execute("SELECT count(*) FROM ray.job WHERE job_id = ANY (%s) AND state <> 'QUEUED'",
+                                (flood,)).fetchone()[0] >= 2, "the flood to start")
+    late = [as_role(db, "it_late", "SELECT ray.submit_job(%s, 'true')", (GROUP,))[0] for _ in range(3)]
+    # while it runs, Ray never holds more runs than the group has CPUs (2), each job asking for one
+    seen = 0
+
+    def drained() -> bool:
+        nonlocal seen
+        active = ray_active_runs(db)
+        assert len(active) <= 2, f"Ray has {len(active)} runs at once: {active}"
+        seen = max(seen, len(active))
+        return db.execute("SELECT bool_and(state IN ('SUCCEEDED', 'FAILED', 'STOPPED')) FROM ray.job "
+                          "WHERE job_id = ANY (%s)", (flood + late,)).fetchone()[0]
+
+    wait_for(drained, "the flood and the late jobs to end", 300)
+    states = dict(db.execute("SELECT state, count(*) FROM ray.job WHERE job_id = ANY (%s) GROUP BY state",
+                             (flood + late,)).fetchall())
+    assert states == {"SUCCEEDED": 19}, states
+    order = start_order(db, flood + late)
+    assert max(order.index(j) for j in late) < order.index(flood[-1]), \
+        f"the late role's jobs started at {[order.index(j) for j in late]}, the flood's last at {order.index(flood[-1])}"
+
+
+def test_a_roles_quota_is_never_exceeded_in_ray(local_nodes: psycopg.Connection, local_group: str,
+                                                admission_roles: list[str]) -> None:
+    """With a quota of one running job, Ray's own job list never shows two of the role's runs,
+    its queued limit refuses a submission at once, and a raised quota lets the rest go."""
+    db = local_nodes
+    db.execute("SELECT ray.set_quota(%s, 'it_later', max_running_jobs => 1, max_queued_jobs => 5)", (GROUP,))
+    install = db.execute("SELECT id FROM ray.installation").fetchone()[0]
+    jobs = [as_role(db, "it_later", "SELECT ray.submit_job(%s, 'sleep 1')", (GROUP,))[0] for _ in range(5)]
+    # over the queued limit at once, unless the worker started one meanwhile
+    with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="allows no more queued jobs"):
+        for _ in range(2):
+            jobs.append(as_role(db, "it_later", "SELECT ray.submit_job(%s, 'sleep 1')", (GROUP,))[0])
+    mine = tuple(f"pgray-{install}-{j}-" for j in jobs)
+    quota_seen = set()
+
+    def done() -> bool:
+        active = [sid for sid in ray_active_runs(db) if sid.startswith(mine)]
+        assert len(active) <= 1, f"the role has {len(active)} runs in Ray at once: {active}"
+        waiting = db.execute("SELECT message FROM ray.jobs WHERE job_id = ANY (%s) AND state = 'QUEUED'",
+                             (jobs,)).fetchall()
+        quota_seen.update(m for (m,) in waiting if m and "role quota" in m)
+        return db.execute("SELECT bool_and(state = 'SUCCEEDED') FROM ray.job WHERE job_id = ANY (%s)",
+                          (jobs,)).fetchone()[0]
+
+    wait_for(done, "the role's jobs to succeed one at a time", 300)
+    assert "waiting for the role quota of it_later: 1 of 1 running jobs" in quota_seen, quota_seen
+    db.execute("SELECT ray.drop_quota(%s, 'it_later')", (GROUP,))
+
+
+def test_higher_priorities_start_first(local_nodes: psycopg.Connection, local_group: str) -> None:
+    """Behind two jobs that fill the group, jobs queued together start by priority."""
+    db = local_nodes
+    blockers = [db.execute("SELECT ray.submit_job(%s, 'sleep 4')", (GROUP,)).fetchone()[0] for _ in range(2)]
+    wait_for(lambda: all(wait_for_state(db, j, {"PENDING", "RUNNING"}) for j in blockers), "the blockers to start")
+    with db.transaction():
+        queued = {p: db.execute("SELECT ray.submit_job(%s, 'true', priority => %s)", (GROUP, p)).fetchone()[0]
+                  for p in (0, 7, -2, 3)}
+    for job_id in queued.values():
+        assert wait_for_state(db, job_id, {"SUCCEEDED", "FAILED"}, 180) == "SUCCEEDED"
+    assert start_order(db, list(queued.values())) == [queued[7], queued[3], queued[0], queued[-2]]
 
 
 # What job code on a local group tries against the database host.  Each door must stay shut

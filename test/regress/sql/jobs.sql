@@ -70,7 +70,10 @@ SELECT ray.wait_job(:gpu_job, interval '-1 second');
 SELECT ray.wait_job(:gpu_job, interval '-178000000 years -1 month');
 SELECT ray.wait_job(:gpu_job, interval '178000000 years');
 SELECT ray.wait_job(999999, interval '1 second');
+-- what it waits for (DETAIL) is the worker's to say, when it has looked
+\set VERBOSITY terse
 SELECT ray.wait_job(:gpu_job, interval '0');
+\set VERBOSITY default
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT ray.wait_job(:gpu_job, interval '1 second');
 ROLLBACK;
