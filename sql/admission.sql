@@ -71,7 +71,7 @@ used AS (
 	GROUP BY j.resource_group, j.owner_oid, st.win_s
 ),
 queued AS (
-	SELECT j.job_id, j.resource_group, j.owner_oid, j.priority, j.cpus_asked, j.gpus_asked,
+	SELECT j.job_id, j.resource_group, j.owner_oid, j.priority, j.cpus_asked, j.gpus_asked, j.worker_group,
 		   coalesce(sum(greatest(j.cpus_asked, 0.1)) OVER (
 				PARTITION BY j.resource_group, j.owner_oid ORDER BY j.priority DESC, j.job_id
 				ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cpus_ahead
@@ -93,7 +93,8 @@ keyed AS (
 )
 SELECT k.job_id, k.resource_group, k.owner_oid, k.priority, k.cpus_asked, k.gpus_asked, k.fair_share_key,
 	   row_number() OVER (PARTITION BY k.resource_group ORDER BY k.priority DESC, k.fair_share_key, k.job_id)
-		   AS queue_position
+		   AS queue_position,
+	   k.worker_group
 FROM keyed k;
 COMMENT ON VIEW ray._queue_order IS
 'Every queued job with its place in its group''s queue: priority, then fair share between owners, then first in, first out. For the worker and ray.queue.';
@@ -133,6 +134,40 @@ AS $$
 $$;
 COMMENT ON FUNCTION ray._quota_exceeded(text, oid, numeric, numeric) IS
 'Why one more job of a role asking for these CPUs and GPUs would exceed a quota on a group, or NULL if none would be.';
+
+/*
+ * The custom resource each worker node of a local group has 1000 of, named
+ * after its worker group: what a job or task asks a sliver of to run there,
+ * and what tells the autoscaler which worker group a demand is for.
+ */
+CREATE OR REPLACE FUNCTION ray._worker_group_resource(worker_group text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jsonb_build_object('pgray-worker-group:' || worker_group, 0.001) $$;
+COMMENT ON FUNCTION ray._worker_group_resource(text) IS
+'What a job asks of Ray to run on a worker group: a thousandth of the group''s own resource (NULL for none).';
+
+/* A job's worker group, if it names one: one of its resource group's. */
+CREATE OR REPLACE FUNCTION ray._check_job_worker_group(group_name text, worker_group text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF worker_group IS NOT NULL AND NOT EXISTS (
+		SELECT FROM ray.worker_group w WHERE w.resource_group = group_name AND w.name = worker_group) THEN
+		RAISE EXCEPTION 'worker group "%" does not exist in resource group "%"', worker_group, group_name
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = coalesce((SELECT 'Its worker groups: ' || string_agg(w.name, ', ' ORDER BY w.name) || '.'
+									 FROM ray.worker_group w WHERE w.resource_group = group_name),
+									'It has no worker groups.'),
+				  HINT = 'Leave worker_group out to let Ray place the job on any node of the group.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION ray._check_job_worker_group(text, text) IS
+'Raise an error unless a job''s worker group, if it names one, is one of its resource group''s.';
 
 /* A job's priority: a whole number from -1000 to 1000, higher first. */
 CREATE OR REPLACE FUNCTION ray._check_priority(priority integer)
@@ -190,6 +225,35 @@ END
 $$;
 COMMENT ON FUNCTION ray._check_queued_quota(text, oid) IS
 'Raise an error when a role''s quota on a group allows no more queued jobs of it.';
+
+/*
+ * Why a job for one worker group would not fit it now, or NULL: the CPUs
+ * and GPUs of the worker group at max_workers, less what the jobs in Ray
+ * that asked for it ask for.
+ */
+CREATE OR REPLACE FUNCTION ray._worker_group_full(group_name text, worker_group text, cpus numeric, gpus numeric)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('waiting for room in worker group "%s" of resource group "%s" (%s of %s CPUs and %s of %s GPUs asked for by its jobs in Ray)',
+				  w.name, w.resource_group, u.cpus::float8, (w.max_workers * s.num_cpus)::float8,
+				  u.gpus::float8, (w.max_workers * ceil(s.num_gpus))::float8)
+	FROM ray.worker_group w
+	JOIN ray.node_spec s ON s.name = w.spec
+	CROSS JOIN LATERAL (
+		SELECT coalesce(sum(j.cpus_asked), 0) AS cpus, coalesce(sum(j.gpus_asked), 0) AS gpus
+		FROM ray.job j
+		WHERE j.resource_group = w.resource_group AND j.worker_group = w.name
+		  AND j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')) u
+	WHERE w.resource_group = group_name AND w.name = _worker_group_full.worker_group
+	  AND ((_worker_group_full.cpus > 0 AND u.cpus + _worker_group_full.cpus > w.max_workers * s.num_cpus)
+		   OR (_worker_group_full.gpus > 0
+			   AND u.gpus + _worker_group_full.gpus > w.max_workers * ceil(s.num_gpus)
+								 * (w.resource_type = 'GPU')::integer))
+$$;
+COMMENT ON FUNCTION ray._worker_group_full(text, text, numeric, numeric) IS
+'Why a job for one worker group does not fit it now (its capacity at max_workers less its jobs in Ray), or NULL.';
 
 /*
  * Start what fits: for each ready group, down its queue in ray.queue's
@@ -252,7 +316,11 @@ BEGIN
 							  g.name, cpus_used::float8, g.cpus::float8, gpus_used::float8, g.gpus::float8);
 				cpus_held := cpus_held OR q.cpus_asked > 0;
 				gpus_held := gpus_held OR q.gpus_asked > 0;
-			ELSE
+			ELSIF q.worker_group IS NOT NULL AND g.cpus IS NOT NULL THEN
+				-- a job for one worker group also fits that group's room, and holds nobody back
+				why := ray._worker_group_full(g.name, q.worker_group, q.cpus_asked, q.gpus_asked);
+			END IF;
+			IF why IS NULL THEN
 				why := ray._quota_exceeded(g.name, q.owner_oid, q.cpus_asked, q.gpus_asked);
 				IF why IS NOT NULL THEN
 					why := 'waiting for the ' || why;

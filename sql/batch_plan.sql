@@ -29,7 +29,7 @@ AS $$
 DECLARE
 	known constant text[] := ARRAY['batch_size', 'concurrency', 'num_cpus', 'num_gpus', 'output',
 								   'output_type', 'partitions', 'shard_key', 'max_attempts',
-								   'read_concurrency', 'write_concurrency', 'missing_inputs'];
+								   'read_concurrency', 'write_concurrency', 'missing_inputs', 'worker_group'];
 	io_option text;
 	unknown text;
 	result jsonb;
@@ -115,6 +115,12 @@ BEGIN
 		RAISE EXCEPTION 'missing_inputs must be "model" or "null"'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = 'Rows with a NULL, NaN or infinite input go to the model as they are ("model", the default), or are scored as NULL without it ("null").';
+	END IF;
+	IF result ? 'worker_group' AND (jsonb_typeof(result -> 'worker_group') <> 'string'
+									OR result ->> 'worker_group' !~ '^[a-z][a-z0-9_-]{0,47}$') THEN
+		RAISE EXCEPTION 'worker_group must be the name of a worker group of the resource group'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'The model replicas run on that worker group''s nodes alone.';
 	END IF;
 	IF model_kind = 'vllm' AND (result ->> 'num_gpus')::numeric = 0 THEN
 		result := result || '{"num_gpus": 1}';
@@ -614,6 +620,7 @@ DECLARE
 	node_cpus numeric;
 	replica_cpus numeric;
 	replicas numeric;
+	worker_group_name text;
 	runner bytea;
 	busy record;
 	id bigint;
@@ -633,8 +640,12 @@ BEGIN
 	run_plan := jsonb_set(run_plan, '{model}', (run_plan -> 'model') || (
 		SELECT jsonb_build_object('owner', m.owner, 'registered_at', m.created_at) FROM ray.model m
 		WHERE m.name = run_plan -> 'model' ->> 'name' AND m.version = (run_plan -> 'model' ->> 'version')::integer));
+	-- replicas asked to run on one worker group fit its nodes alone
+	worker_group_name := run_plan -> 'options' ->> 'worker_group';
+	PERFORM ray._check_job_worker_group(rg.name, worker_group_name);
 	IF (run_plan -> 'options' ->> 'num_gpus')::numeric > 0 AND NOT EXISTS (
-		SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
+		SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU'
+										AND w.name = coalesce(worker_group_name, w.name)) THEN
 		RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('Model %s (%s) asks for %s GPUs per replica.', run_plan -> 'model' ->> 'name',
@@ -645,7 +656,7 @@ BEGIN
 	-- Replicas the group can never hold would wait in Ray forever.
 	SELECT sum(w.max_workers * s.num_cpus), max(s.num_cpus) INTO group_cpus, node_cpus
 	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
-	WHERE w.resource_group = rg.name;
+	WHERE w.resource_group = rg.name AND w.name = coalesce(worker_group_name, w.name);
 	replica_cpus := (run_plan -> 'options' ->> 'num_cpus')::numeric;
 	IF jsonb_typeof(run_plan -> 'options' -> 'concurrency') = 'null' THEN
 		run_plan := jsonb_set(run_plan, '{options,concurrency}', to_jsonb(
@@ -697,13 +708,13 @@ BEGIN
 	-- for admission, a run asks for what its replicas need when there are fewest of them
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 max_attempts, retry_on_failure, target_table, owner_oid,
-						 priority, cpus_asked, gpus_asked)
+						 priority, cpus_asked, gpus_asked, worker_group)
 	VALUES (caller, rg.name, 'batch_inference', 'python -m pg_ray_runner',
 			'{"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}',
 			jsonb_build_object('pg_ray_model', format('%s:%s', run_plan -> 'model' ->> 'name', run_plan -> 'model' ->> 'version')),
 			(run_plan -> 'options' ->> 'max_attempts')::integer, false, target_name, caller_oid,
 			_submit_batch_inference_impl.priority, replicas * replica_cpus,
-			replicas * (run_plan -> 'options' ->> 'num_gpus')::numeric)
+			replicas * (run_plan -> 'options' ->> 'num_gpus')::numeric, worker_group_name)
 	RETURNING job_id INTO id;
 	INSERT INTO ray.job_package (job_id, package, content)
 	VALUES (id, '_ray_pkg_' || left(encode(sha256(runner), 'hex'), 40) || '.zip', runner);

@@ -113,10 +113,12 @@ COMMENT ON FUNCTION ray._apply_local_nodes(text, jsonb, text) IS
  * actors and placement group bundles that wait because no node has room
  * scale their worker group up, by at most pg_ray.scale_up_step nodes per
  * pg_ray.scale_cooldown; nodes that ran nothing for the group's
- * idle_timeout_seconds are stopped, down to min_workers.  A CPU-only bundle
- * is for the CPU worker groups (a GPU group takes it only when no CPU group
- * could), a bundle that asks for GPUs for the GPU groups, so CPU and GPU
- * groups scale independently.  Every decision is an event with its reason.
+ * idle_timeout_seconds are stopped, down to min_workers.  Each bundle is
+ * demand for exactly one worker group: the one it asks for by its resource
+ * (pgray-worker-group:<name>), else the best fit.  A CPU-only bundle is for
+ * the CPU worker groups (a GPU group takes it only when no CPU group could),
+ * a bundle that asks for GPUs for the GPU groups, so CPU and GPU groups
+ * scale independently.  Every decision is an event with its reason.
  */
 CREATE OR REPLACE FUNCTION ray._apply_cluster_status(group_name text, status jsonb)
 RETURNS void
@@ -130,6 +132,7 @@ DECLARE
 	report jsonb := status #> '{data,clusterStatus,loadMetricsReport}';
 	idle_timeout integer;
 	demand jsonb;
+	wanted jsonb;
 	add integer;
 	stopped integer;
 BEGIN
@@ -162,27 +165,36 @@ BEGIN
 		  FROM jsonb_array_elements(coalesce(report -> 'pgDemand', '[]')) p,
 			   jsonb_array_elements(coalesce(p #> '{0,bundles}', '[]')) b) x;
 
+	-- each bundle is for one worker group: the one it names (pgray-worker-group:<name>), else
+	-- the best fit, as Ray's autoscaler bin-packs: a group of its kind (GPU bundles need GPU
+	-- groups; CPU bundles go to GPU groups only where no CPU group could hold them) that can
+	-- still grow, with the smallest nodes that hold it
+	SELECT coalesce(jsonb_object_agg(a.worker_group, a.nodes), '{}') INTO wanted
+	FROM (SELECT pick.name AS worker_group,
+				 sum(d.count * greatest(coalesce((d.bundle ->> 'CPU')::numeric, 0) / nullif(pick.num_cpus, 0),
+										coalesce((d.bundle ->> 'GPU')::numeric, 0) / nullif(pick.gpus, 0),
+										0.0001)) AS nodes
+		  FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)
+		  CROSS JOIN LATERAL (
+			  SELECT w.name, s.num_cpus, ceil(s.num_gpus) AS gpus
+			  FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
+			  WHERE w.resource_group = group_name
+				AND coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
+				AND coalesce((d.bundle ->> 'GPU')::numeric, 0) <= ceil(s.num_gpus) * (w.resource_type = 'GPU')::integer
+				AND coalesce((d.bundle ->> 'memory')::numeric, 0) <= s.memory_mb * 1048576.0
+				AND NOT EXISTS (SELECT FROM jsonb_object_keys(d.bundle) k
+								WHERE k NOT IN ('CPU', 'GPU', 'memory', 'object_store_memory',
+												'pgray-worker-group:' || w.name))
+			  ORDER BY (coalesce((d.bundle ->> 'GPU')::numeric, 0) > 0) = (w.resource_type = 'GPU') DESC,
+					   w.desired_workers < w.max_workers DESC,
+					   s.num_cpus, ceil(s.num_gpus), s.memory_mb, w.name
+			  LIMIT 1) pick
+		  GROUP BY pick.name) a;
+
 	FOR wg IN
 		SELECT w.*, s.num_cpus AS cpus, s.memory_mb, ceil(s.num_gpus)::integer AS gpus,
 			   -- demand this worker group is the one to serve, in nodes' worth
-			   (SELECT coalesce(sum(d.count * greatest(
-						coalesce((d.bundle ->> 'CPU')::numeric, 0) / nullif(s.num_cpus, 0),
-						coalesce((d.bundle ->> 'GPU')::numeric, 0) / nullif(ceil(s.num_gpus), 0),
-						0.0001)), 0)
-				FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)
-				WHERE coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
-				  AND coalesce((d.bundle ->> 'GPU')::numeric, 0) <= ceil(s.num_gpus)
-				  AND coalesce((d.bundle ->> 'memory')::numeric, 0) <= s.memory_mb * 1048576.0
-				  AND NOT EXISTS (SELECT FROM jsonb_object_keys(d.bundle) k
-								  WHERE k NOT IN ('CPU', 'GPU', 'memory', 'object_store_memory'))
-				  AND (coalesce((d.bundle ->> 'GPU')::numeric, 0) > 0) = (w.resource_type = 'GPU')
-				   OR (w.resource_type = 'GPU' AND coalesce((d.bundle ->> 'GPU')::numeric, 0) = 0
-					   AND coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
-					   AND NOT EXISTS (
-						   SELECT FROM ray.worker_group c JOIN ray.node_spec cs ON cs.name = c.spec
-						   WHERE c.resource_group = w.resource_group AND c.resource_type = 'CPU'
-							 AND cs.num_cpus >= coalesce((d.bundle ->> 'CPU')::numeric, 0)))
-			   ) AS wanted_nodes,
+			   coalesce((wanted ->> w.name)::numeric, 0) AS wanted_nodes,
 			   (SELECT string_agg(format('%s x%s', d.bundle, d.count), ', ') FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)) AS demand,
 			   (SELECT count(*) FROM ray.node nd WHERE nd.resource_group = w.resource_group
 				  AND nd.worker_group = w.name AND nd.stop_requested_at IS NULL

@@ -62,7 +62,8 @@ CREATE OR REPLACE FUNCTION ray._submit_job_impl(
 	max_attempts integer DEFAULT 1,
 	retry_on_failure boolean DEFAULT false,
 	working_dir bytea DEFAULT NULL,
-	priority integer DEFAULT 0)
+	priority integer DEFAULT 0,
+	worker_group text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -83,10 +84,14 @@ BEGIN
 	-- hold.  A group without worker groups yet is taken at its word.
 	PERFORM ray._check_entrypoint_amounts(_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
 										  _submit_job_impl.entrypoint_memory);
+	PERFORM ray._check_job_worker_group(rg.name, _submit_job_impl.worker_group);
 	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
 		IF coalesce(_submit_job_impl.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
-			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU') THEN
-			RAISE EXCEPTION 'resource group "%" has no GPU workers', rg.name
+			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU'
+							AND w.name = coalesce(_submit_job_impl.worker_group, w.name)) THEN
+			RAISE EXCEPTION 'resource group "%" has no GPU workers%', rg.name,
+				CASE WHEN _submit_job_impl.worker_group IS NOT NULL
+					 THEN format(' in worker group "%s"', _submit_job_impl.worker_group) ELSE '' END
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = format('The job asks for entrypoint_num_gpus = %s.', _submit_job_impl.entrypoint_num_gpus),
 					  HINT = 'Add a GPU worker group with ray.add_worker_group, or submit without entrypoint_num_gpus.';
@@ -94,6 +99,7 @@ BEGIN
 		IF NOT EXISTS (
 			SELECT FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 			WHERE w.resource_group = rg.name
+			  AND w.name = coalesce(_submit_job_impl.worker_group, w.name)
 			  AND coalesce(_submit_job_impl.entrypoint_num_cpus, 0) <= s.num_cpus
 			  AND coalesce(_submit_job_impl.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
 			  AND coalesce(_submit_job_impl.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
@@ -107,7 +113,8 @@ BEGIN
 																s.memory_mb, w.name),
 														 '; ' ORDER BY w.name)
 									   FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
-									   WHERE w.resource_group = rg.name)),
+									   WHERE w.resource_group = rg.name
+										 AND w.name = coalesce(_submit_job_impl.worker_group, w.name))),
 					  HINT = 'Ask for less, or add a worker group of a larger spec.';
 		END IF;
 	END IF;
@@ -118,18 +125,21 @@ BEGIN
 	PERFORM ray._check_priority(_submit_job_impl.priority);
 	PERFORM ray._check_queued_quota(rg.name, caller_oid);
 
-	-- for admission, a job that names no CPUs asks for one: its driver is a process of its own
+	-- for admission, a job that names no CPUs asks for one: its driver is a process of its own;
+	-- a job for one worker group asks Ray for a sliver of that group's own resource
 	INSERT INTO ray.job (owner, resource_group, kind, entrypoint, runtime_env, metadata,
 						 entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
 						 entrypoint_resources, max_attempts, retry_on_failure, owner_oid,
-						 priority, cpus_asked, gpus_asked)
+						 priority, cpus_asked, gpus_asked, worker_group)
 	VALUES (caller, rg.name, 'script', _submit_job_impl.entrypoint,
 			coalesce(_submit_job_impl.runtime_env, '{}'), coalesce(_submit_job_impl.metadata, '{}'),
 			_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
-			_submit_job_impl.entrypoint_memory, coalesce(_submit_job_impl.entrypoint_resources, '{}'),
+			_submit_job_impl.entrypoint_memory,
+			coalesce(_submit_job_impl.entrypoint_resources, '{}')
+				|| coalesce(ray._worker_group_resource(_submit_job_impl.worker_group), '{}'),
 			_submit_job_impl.max_attempts, coalesce(_submit_job_impl.retry_on_failure, false), caller_oid,
 			_submit_job_impl.priority, coalesce(_submit_job_impl.entrypoint_num_cpus, 1),
-			coalesce(_submit_job_impl.entrypoint_num_gpus, 0))
+			coalesce(_submit_job_impl.entrypoint_num_gpus, 0), _submit_job_impl.worker_group)
 	RETURNING job_id INTO id;
 	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		-- named by content, 40 hex digits as Ray names its own packages
@@ -142,7 +152,7 @@ BEGIN
 	RETURN id;
 END
 $$;
-COMMENT ON FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer) IS
+COMMENT ON FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer, text) IS
 'The work of ray.submit_job, as the extension''s owner, for the caller that pg_ray_api recorded.';
 
 CREATE OR REPLACE FUNCTION ray.submit_job(
@@ -157,11 +167,12 @@ CREATE OR REPLACE FUNCTION ray.submit_job(
 	max_attempts integer DEFAULT 1,
 	retry_on_failure boolean DEFAULT false,
 	working_dir bytea DEFAULT NULL,
-	priority integer DEFAULT 0)
+	priority integer DEFAULT 0,
+	worker_group text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
-COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer) IS
+COMMENT ON FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer, text) IS
 'Queue a Ray job on a resource group, as ray job submit does; returns the job id. The background worker submits it.';
 
 CREATE OR REPLACE FUNCTION ray._stop_job_impl(job_id bigint)

@@ -403,7 +403,10 @@ BEGIN
 		END IF;
 	ELSE
 		SELECT * INTO head FROM ray.node WHERE resource_group = n.resource_group AND kind = 'head';
-		argv := argv || ARRAY['--address=127.0.0.1:' || head.port_base];
+		-- a custom resource (for jobs and tasks to ask for, and for the
+		-- autoscaler to know whose demand it is) and a label name the worker group
+		argv := argv || ARRAY['--address=127.0.0.1:' || head.port_base,
+			'--resources=' || jsonb_build_object('pgray-worker-group:' || n.worker_group, 1000)::text];
 		-- Workers of a GPU group share the host's GPUs by the distribution
 		-- unit: with a unit of 1/3, three workers in a row get the same GPU.
 		-- The GPUs of the host are counted by the worker (host_gpus); with
@@ -427,7 +430,8 @@ BEGIN
 		-- Ray opens its temp dir to everyone (0777): a directory under the
 		-- node's own, which is its OS user's alone
 		'--temp-dir=' || n.run_dir || '/r/',
-		'--labels=pgray-node=' || n.node_id,
+		'--labels=pgray-node=' || n.node_id
+			|| CASE WHEN n.kind = 'worker' THEN ',pgray-worker-group=' || n.worker_group ELSE '' END,
 		'--disable-usage-stats', '--log-style=record'];
 END
 $$;

@@ -23,7 +23,7 @@ REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
-	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer),
+	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer, text),
 	ray.stop_job(bigint),
 	ray.wait_job(bigint, interval),
 	ray.job_logs(bigint),

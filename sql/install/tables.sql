@@ -216,6 +216,7 @@ CREATE TABLE ray.job (
 	cpus_asked numeric NOT NULL DEFAULT 1 CONSTRAINT job_cpus_asked_check CHECK (cpus_asked >= 0),
 	gpus_asked numeric NOT NULL DEFAULT 0 CONSTRAINT job_gpus_asked_check CHECK (gpus_asked >= 0),
 	ray_requeues integer NOT NULL DEFAULT 0 CONSTRAINT job_ray_requeues_check CHECK (ray_requeues >= 0),
+	worker_group text,			-- the worker group the job asked to run on (its entrypoint or its replicas)
 	CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts + ray_requeues),
 	CONSTRAINT job_finished_iff_terminal
 		CHECK ((state IN ('SUCCEEDED', 'FAILED', 'STOPPED')) = (finished_at IS NOT NULL))

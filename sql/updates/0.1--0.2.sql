@@ -126,6 +126,7 @@ ALTER TABLE ray.job
 	ADD COLUMN cpus_asked numeric NOT NULL DEFAULT 1 CONSTRAINT job_cpus_asked_check CHECK (cpus_asked >= 0),
 	ADD COLUMN gpus_asked numeric NOT NULL DEFAULT 0 CONSTRAINT job_gpus_asked_check CHECK (gpus_asked >= 0),
 	ADD COLUMN ray_requeues integer NOT NULL DEFAULT 0 CONSTRAINT job_ray_requeues_check CHECK (ray_requeues >= 0),
+	ADD COLUMN worker_group text,			-- the worker group the job asked to run on (its entrypoint or its replicas)
 	DROP CONSTRAINT job_attempts_check,
 	ADD CONSTRAINT job_attempts_check CHECK (attempts BETWEEN 0 AND max_attempts + ray_requeues);
 UPDATE ray.job SET cpus_asked = coalesce(entrypoint_num_cpus, 1), gpus_asked = coalesce(entrypoint_num_gpus, 0)
@@ -160,8 +161,6 @@ SELECT pg_catalog.pg_extension_config_dump('ray.quota', '');
 
 -- submit_job and batch inference take a priority; Ray's verdict on a run is read with its message
 DROP FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea);
-DROP FUNCTION ray._submit_job_impl(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea);
 DROP FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb);
 DROP FUNCTION ray._submit_batch_inference(text, jsonb);
-DROP FUNCTION ray._submit_batch_inference_impl(text, jsonb);
 DROP FUNCTION ray._is_infrastructure_failure(text);

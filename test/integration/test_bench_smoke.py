@@ -44,3 +44,15 @@ def test_load_benchmark_runs_and_accounts_for_every_job(ray_head: RayHead, db: p
     assert [r.split(",")[0:2] for r in rows[1:]] == [["stand-in", "200"], ["real Ray", "20"]]
     assert db.execute("SELECT count(*) FROM ray.job WHERE resource_group IN ('load-fake', 'load-real')"
                       ).fetchone()[0] == 0
+
+
+def test_admission_benchmark_runs(db: psycopg.Connection, tmp_path: Path) -> None:
+    # 12 jobs of one role, 2 each of two late ones, through pg_ray and straight to Ray
+    drop_local_groups(db)
+    result = subprocess.run([sys.executable, str(ROOT / "bench/admission.py"), "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = (tmp_path / "admission_smoke.csv").read_text().splitlines()
+    assert rows[0].startswith("way,jobs,succeeded,failed,ray_requeues,makespan_s")
+    assert [r.split(",")[0:3] for r in rows[1:]][0] == ["pg_ray", "16", "16"]
+    assert db.execute("SELECT count(*) FROM ray.job WHERE resource_group = 'bench-admission'").fetchone()[0] == 0

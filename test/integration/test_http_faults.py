@@ -233,11 +233,13 @@ def test_a_slow_cluster_does_not_stall_another(db: psycopg.Connection, fake: Fak
     assert job_state(db, stuck) == "PENDING"
 
 
-def test_a_worker_waiting_on_connections_that_hang_is_idle(db: psycopg.Connection, fake: FakeRay) -> None:
+def test_a_worker_waiting_on_connections_that_hang_is_idle(db: psycopg.Connection, fake: FakeRay,
+                                                           settings: Callable[[str, str], None]) -> None:
     """With its connections to Ray hanging in SYN-SENT (a dashboard whose
     accept queue is full drops the SYNs), the worker waits for them instead
-    of running round after round: 60 jobs, 50 of them SUBMITTING (the cap),
-    each with a check that cannot connect."""
+    of running round after round: 60 jobs, 50 of them SUBMITTING (the
+    starting cap, raised for the test), each with a check that cannot connect."""
+    settings("pg_ray.max_starting_jobs", "50")
     group = register(db, fake)
     port = int(fake.url.rsplit(":", 1)[1])
     fake.stop()

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(44);
+SELECT plan(56);
 
 CREATE ROLE tap_team IN ROLE ray_user;
 CREATE ROLE tap_ann IN ROLE tap_team;
@@ -193,6 +193,59 @@ SELECT ray._apply_job_info(current_setting('tap.user')::bigint, 1, 'FAILED', 'ex
 						   'JOB_ENTRYPOINT_COMMAND_ERROR', 1, 1, 2, NULL);
 SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.user')::bigint),
 		  'FAILED 0', 'a failure of the user''s code still fails');
+
+-- 7. Placement: a job asks for a worker group; each demand grows exactly one worker group
+SELECT ray.create_resource_group('tap-place');
+SELECT ray.add_worker_group('tap-place', 'small', 'CPU', 'small', 1, 3);
+SELECT ray.add_worker_group('tap-place', 'big', 'CPU', 'm.xlarge', 1, 1);
+SELECT ray.add_worker_group('tap-place', 'gpu', 'GPU', 'gpu.small', 1, 2);
+SELECT pg_temp.ready('tap-place');
+SELECT throws_ok($$SELECT ray.submit_job('tap-place', 'x', worker_group => 'huge')$$, '42704',
+				 'worker group "huge" does not exist in resource group "tap-place"', 'a worker group the group lacks');
+SELECT throws_ok($$SELECT ray.submit_job('tap-place', 'x', worker_group => 'small', entrypoint_num_cpus => 4)$$, '22023',
+				 'no worker node of resource group "tap-place" can hold the entrypoint',
+				 'the fit check looks at the worker group asked for alone');
+SELECT throws_ok($$SELECT ray.submit_job('tap-place', 'x', worker_group => 'big', entrypoint_num_gpus => 1)$$, '22023',
+				 'resource group "tap-place" has no GPU workers in worker group "big"', 'GPUs of a CPU worker group');
+SELECT set_config('tap.pinned', ray.submit_job('tap-place', 'x', worker_group => 'big', entrypoint_num_cpus => 3)::text, true);
+SELECT is((SELECT entrypoint_resources || jsonb_build_object('wg', worker_group) FROM ray.job
+		   WHERE job_id = current_setting('tap.pinned')::bigint),
+		  '{"pgray-worker-group:big": 0.001, "wg": "big"}'::jsonb, 'Ray is asked for a sliver of the group''s own resource');
+SELECT set_config('tap.pinned2', ray.submit_job('tap-place', 'x', worker_group => 'big', entrypoint_num_cpus => 2)::text, true);
+SELECT set_config('tap.free', ray.submit_job('tap-place', 'x', entrypoint_num_cpus => 2)::text, true);
+SELECT is(ray._begin_attempts(10), 2, 'the second job for "big" waits for it; a job for any node does not');
+SELECT is((SELECT message FROM ray.job WHERE job_id = current_setting('tap.pinned2')::bigint),
+		  'waiting for room in worker group "big" of resource group "tap-place" (3 of 4 CPUs and 0 of 0 GPUs asked for by its jobs in Ray)',
+		  'and says so');
+DELETE FROM ray.job WHERE resource_group = 'tap-place';
+SELECT ray._local_reconcile_nodes();
+SELECT ok((SELECT argv @> ARRAY['--resources={"pgray-worker-group:big": 1000}', '--labels=pgray-node=' || n.node_id || ',pgray-worker-group=big']
+		   FROM ray.node n, ray._local_node_command(n.node_id, 0)
+		   WHERE n.resource_group = 'tap-place' AND n.worker_group = 'big'),
+		  'a worker node carries its worker group as a resource and a label');
+UPDATE ray.node SET pid = 1, started_at = now(), ray_state = 'ALIVE', ray_node_id = 'ab' || node_id
+WHERE resource_group = 'tap-place';
+CREATE FUNCTION pg_temp.demand(bundle text) RETURNS void LANGUAGE sql
+AS $$ UPDATE ray.worker_group SET last_scaled_at = NULL WHERE resource_group = 'tap-place';
+	  SELECT ray._apply_cluster_status('tap-place', format('{"data": {"clusterStatus": {"loadMetricsReport": {
+		"resourceDemand": [[%s, 1]], "usageByNode": {}}}}}', bundle)::jsonb) $$;
+CREATE FUNCTION pg_temp.desired() RETURNS text LANGUAGE sql
+AS $$ SELECT string_agg(name || '=' || desired_workers, ' ' ORDER BY name) FROM ray.worker_group
+	  WHERE resource_group = 'tap-place' $$;
+SELECT pg_temp.demand('{"CPU": 1.0}');
+SELECT is(pg_temp.desired(), 'big=1 gpu=1 small=2', 'one CPU of demand grows one worker group: the smallest that holds it');
+UPDATE ray.node SET pid = 1, started_at = now(), ray_state = 'ALIVE', ray_node_id = 'ab' || node_id
+WHERE resource_group = 'tap-place';
+SELECT pg_temp.demand('{"CPU": 2.0}');
+SELECT is(pg_temp.desired(), 'big=1 gpu=1 small=2', 'two CPUs: only "big" holds them, and it is at its maximum');
+SELECT pg_temp.demand('{"CPU": 1.0, "pgray-worker-group:gpu": 0.001}');
+SELECT is(pg_temp.desired(), 'big=1 gpu=2 small=2', 'demand that names its worker group grows that one');
+UPDATE ray.node SET pid = 1, started_at = now(), ray_state = 'ALIVE', ray_node_id = 'ab' || node_id
+WHERE resource_group = 'tap-place';
+SELECT pg_temp.demand('{"CPU": 1.0, "pgray-worker-group:other": 0.001}');
+SELECT is(pg_temp.desired(), 'big=1 gpu=2 small=2', 'demand for a worker group the group lacks grows none');
+SELECT pg_temp.demand('{"CPU": 1.0}');
+SELECT is(pg_temp.desired(), 'big=1 gpu=2 small=3', 'and small keeps taking what fits it');
 
 SELECT * FROM finish();
 ROLLBACK;

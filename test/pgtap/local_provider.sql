@@ -39,7 +39,7 @@ SELECT ok((SELECT env @> ARRAY['RAY_AUTH_MODE=token', 'RAY_AUTH_TOKEN=' || s.tok
 		   FROM ray.node n, ray._local_node_command(n.node_id, 0), ray.resource_group_secret s
 		   WHERE n.resource_group = 'tap-a' AND n.kind = 'head' AND s.resource_group = 'tap-a'),
 		  'the token travels in the environment, never on the command line');
-SELECT ok((SELECT argv @> ARRAY['--address=127.0.0.1:' || h.port_base, '--labels=pgray-node=' || w.node_id,
+SELECT ok((SELECT argv @> ARRAY['--address=127.0.0.1:' || h.port_base, '--labels=pgray-node=' || w.node_id || ',pgray-worker-group=cpu',
 								'--num-cpus=1', '--num-gpus=0']
 		   FROM ray.node w, ray.node h, ray._local_node_command(w.node_id, 0)
 		   WHERE w.resource_group = 'tap-a' AND w.worker_group = 'cpu' AND h.resource_group = 'tap-a' AND h.kind = 'head'),

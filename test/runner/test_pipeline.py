@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pg_ray_runner.__main__ import main
 from pg_ray_runner.db import Database
-from pg_ray_runner.pipeline import RunError, open_snapshot, score
+from pg_ray_runner.pipeline import RunError, open_snapshot, score, worker_group_resources
 from pg_ray_runner.spec import RunSpec
 
 ROWS = 20_000
@@ -241,3 +241,8 @@ def test_http_failure_names_the_row_key(db: Database, source: None, put_run: Cal
     assert err[-1].startswith("pg_ray runner: job 9 attempt 1 failed: ModelError: row with id=1")
     assert err[-1].endswith("failed after 2 attempts: HTTP 503: {\"error\": {\"message\": \"fake failure 503\"}}")
     assert server.requests >= 2
+
+
+def test_replicas_of_a_run_for_a_worker_group_ask_for_its_resource() -> None:
+    assert worker_group_resources({"worker_group": "gpu"}) == {"resources": {"pgray-worker-group:gpu": 0.001}}
+    assert worker_group_resources({"num_cpus": 1}) == {}

@@ -202,6 +202,14 @@ def io_concurrency(options: dict[str, Any], name: str, parallelism: int) -> int:
 IO_NUM_CPUS = 0
 
 
+def worker_group_resources(options: dict[str, Any]) -> dict[str, Any]:
+    """The replicas' share of their worker group's own resource, when the run names one:
+    each worker node of a local group has 1000 of "pgray-worker-group:<name>"."""
+    if not options.get("worker_group"):
+        return {}
+    return {"resources": {f"pgray-worker-group:{options['worker_group']}": 0.001}}
+
+
 def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: bytes | None,
                   read_concurrency: int) -> ray.data.Dataset:
     """Read the partitions and score them; what is left is to write the result."""
@@ -233,6 +241,7 @@ def build_dataset(spec: RunSpec, db: Database, snapshot: Snapshot, model_data: b
         num_cpus=float(options.get("num_cpus", 1)),
         num_gpus=num_gpus,
         **({"memory": float(options["memory"])} if options.get("memory") else {}),
+        **worker_group_resources(options),
     )
 
 

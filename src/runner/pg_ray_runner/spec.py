@@ -20,7 +20,7 @@ _BOOLEAN_TYPES = {"boolean", "bool"}
 # handed to the model kind, so a run can override, say, a prompt.
 RUN_OPTIONS = frozenset({"batch_size", "concurrency", "num_cpus", "num_gpus", "memory", "output",
                          "output_type", "partitions", "shard_key", "max_attempts",
-                         "read_concurrency", "write_concurrency", "missing_inputs"})
+                         "read_concurrency", "write_concurrency", "missing_inputs", "worker_group"})
 
 
 def base_type(pg_type: str) -> str:

@@ -63,6 +63,9 @@ SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARR
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], mode => 'merge');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '[]');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"batch_sise": 1}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"worker_group": 5}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"worker_group": "nope"}');
+SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], priority => 2000);
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"batch_size": 0}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"concurrency": [3, 2]}');
 SELECT ray.batch_inference('bi', 'impressions', 'ctr', 'p', input_columns => ARRAY['age'], options => '{"output": "logit"}');
