@@ -408,6 +408,30 @@ def test_higher_priorities_start_first(local_nodes: psycopg.Connection, local_gr
     assert start_order(db, list(queued.values())) == [queued[7], queued[3], queued[0], queued[-2]]
 
 
+def driver_node(db: psycopg.Connection, job_id: int) -> str:
+    """The node Ray ran a job's driver on, as Ray's job record says."""
+    url, sid = db.execute("SELECT g.dashboard_url, j.ray_submission_id FROM ray.job j "
+                          "JOIN ray.resource_group g ON g.name = j.resource_group WHERE j.job_id = %s",
+                          (job_id,)).fetchone()
+    request = urllib.request.Request(f"{url}/api/jobs/{sid}", headers={"Authorization": f"Bearer {group_token(db)}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["driver_node_id"]
+
+
+def test_a_job_for_a_worker_group_runs_on_its_nodes(local_nodes: psycopg.Connection, local_group: str) -> None:
+    """submit_job(worker_group => ...) puts the driver on that worker group's nodes (by the
+    resource each of them has); without it, a driver that asks for no CPUs runs on the head."""
+    db = local_nodes
+    pinned, free = [db.execute("SELECT ray.submit_job(%s, 'true', entrypoint_num_cpus => 0, worker_group => %s)",
+                               (GROUP, worker_group)).fetchone()[0] for worker_group in ("cpu", None)]
+    for job_id in (pinned, free):
+        assert db.execute("SELECT ray.wait_job(%s, '3 minutes')", (job_id,)).fetchone()[0] == "SUCCEEDED"
+    nodes = dict(db.execute("SELECT ray_node_id, coalesce(worker_group, kind) FROM ray.node "
+                            "WHERE resource_group = %s AND ray_node_id IS NOT NULL", (GROUP,)).fetchall())
+    assert nodes[driver_node(db, pinned)] == "cpu"
+    assert nodes[driver_node(db, free)] == "head"
+
+
 # What job code on a local group tries against the database host.  Each door must stay shut
 # for the reason given (a part of the error); the script checks that itself and where its
 # driver runs (a driver on a worker node keeps no log yet, docs/design.md), prints what it
