@@ -10,6 +10,11 @@ group smaller than the flood, through pg_ray and straight to Ray.
             call here, which would pace the flood for Ray), A's at once,
             B's and C's --late-after seconds later.
 
+  cap sweep jobs that ask for no CPU (so that the group's capacity does not
+            bind, and every driver runs on the head) through pg_ray with
+            pg_ray.max_starting_jobs at each of --caps: how fast they get
+            through and how many Ray could not start, to choose the default.
+
 The group: a local group whose head runs no tasks and one worker group of
 1 to 2 `small` workers (1 CPU each).  Reported for each way: jobs that
 failed, each role's queue wait (submission to the run's start: pg_ray's
@@ -126,6 +131,36 @@ def run_ray(url: str, token: str, flood: int, late: int, late_after: float) -> d
             "start": start}
 
 
+def set_starting_cap(db: psycopg.Connection, cap: str | None) -> None:
+    if cap is None:
+        db.execute("ALTER SYSTEM RESET pg_ray.max_starting_jobs")
+    else:
+        db.execute(f"ALTER SYSTEM SET pg_ray.max_starting_jobs = {int(cap)}")
+    db.execute("SELECT pg_reload_conf()")
+    want = cap or "4"
+    wait_until(lambda: connect().execute("SHOW pg_ray.max_starting_jobs").fetchone()[0] == want,
+               f"pg_ray.max_starting_jobs to be {want}")
+
+
+def run_cap(db: psycopg.Connection, cap: int, jobs: int) -> dict:
+    """jobs drivers that ask for no CPU, through pg_ray with the starting cap at cap."""
+    set_starting_cap(db, str(cap))
+    first = db.execute("SELECT coalesce(max(job_id), 0) FROM ray.job").fetchone()[0]
+    start = time.time()
+    db.execute("SELECT count(ray.submit_job(%s, 'true', entrypoint_num_cpus => 0)) FROM generate_series(1, %s)",
+               (GROUP, jobs))
+    wait_until(lambda: db.execute("SELECT count(*) = 0 FROM ray.job WHERE resource_group = %s AND job_id > %s "
+                                  "AND state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')", (GROUP, first)).fetchone()[0],
+               "every job to end", timeout=3600, every=0.5)
+    succeeded, failed, requeues, end = db.execute(
+        "SELECT count(*) FILTER (WHERE state = 'SUCCEEDED'), count(*) FILTER (WHERE state = 'FAILED'), "
+        "sum(ray_requeues), extract(epoch FROM max(finished_at)) FROM ray.job WHERE resource_group = %s AND job_id > %s",
+        (GROUP, first)).fetchone()
+    seconds = float(end) - start
+    return {"cap": cap, "jobs": jobs, "succeeded": succeeded, "failed": failed, "ray_requeues": int(requeues or 0),
+            "seconds": round(seconds, 2), "jobs_per_s": round(jobs / seconds, 2)}
+
+
 def summarise(way: str, result: dict) -> dict:
     jobs = result["jobs"]
     row = {"way": way, "jobs": len(jobs),
@@ -147,9 +182,11 @@ def main() -> None:
         parser.add_argument("--flood", type=int, default=300, help="jobs of role A")
         parser.add_argument("--late", type=int, default=10, help="jobs of roles B and C each")
         parser.add_argument("--late-after", type=float, default=5.0, help="seconds between the flood and B, C")
+        parser.add_argument("--caps", default="1,2,4,8,16", help="pg_ray.max_starting_jobs values of the sweep")
+        parser.add_argument("--cap-jobs", type=int, default=40, help="jobs of each step of the sweep")
     args, _ = arguments(__doc__.splitlines()[0], 1, more)
     if args.smoke:
-        args.flood, args.late, args.late_after = 12, 2, 1.0
+        args.flood, args.late, args.late_after, args.caps, args.cap_jobs = 12, 2, 1.0, "4", 4
 
     db = connect()
     local_nodes = db.execute("SHOW pg_ray.local_nodes").fetchone()[0]
@@ -175,6 +212,10 @@ def main() -> None:
         print(pg_ray, flush=True)
         ray = summarise("Ray Jobs API", run_ray(url, token, args.flood, args.late, args.late_after))
         print(ray, flush=True)
+        sweep = []
+        for cap in (int(c) for c in args.caps.split(",")):
+            sweep.append(run_cap(db, cap, args.cap_jobs))
+            print(sweep[-1], flush=True)
         ray_version = subprocess.run([str(VENV / "bin/ray"), "--version"], capture_output=True,
                                      text=True).stdout.split()[-1]
         pg_version = db.execute("SHOW server_version").fetchone()[0]
@@ -183,6 +224,7 @@ def main() -> None:
                    "WHERE name = %s AND delete_requested_at IS NULL", (GROUP,))
         wait_until(lambda: group_state(db) is None, "the group to be dropped", timeout=300, every=0.5)
         db.execute("DELETE FROM ray.job WHERE resource_group = %s", (GROUP,))
+        set_starting_cap(db, None)
         for role in ROLES:
             db.execute(f"DROP ROLE IF EXISTS {role}")
         db.execute(f"ALTER SYSTEM SET pg_ray.local_nodes = '{local_nodes}'")
@@ -192,6 +234,9 @@ def main() -> None:
 
     rows = [pg_ray, ray]
     name = write_csv(args, "admission", rows)
+    write_csv(args, "admission_caps", sweep)
+    sweep_table = "\n".join(f"| {r['cap']} | {r['jobs']} | {r['succeeded']} | {r['failed']} | {r['ray_requeues']} | "
+                            f"{r['seconds']:.1f} | {r['jobs_per_s']:.2f} |" for r in sweep)
     table = "\n".join(
         f"| {r['way']} | {r['jobs']} | {r['succeeded']} | {r['failed']}"
         f"{' (' + r['failure_types'] + ')' if r['failure_types'] else ''} | {r['ray_requeues']} | "
@@ -216,7 +261,17 @@ Makespan: from the first submission to the last job's end.
 | --- | ---: | ---: | --- | ---: | --- | --- | --- | ---: |
 {table}
 
-Run with `scripts/bench` (all benchmarks) or `bench/admission.py [--flood N --late N --late-after S]`;
+## The starting cap
+
+{args.cap_jobs} jobs (`true`) that ask for no CPU, so that only pg_ray.max_starting_jobs holds them
+back and every driver runs on the head, through pg_ray at each cap; from their submission to the
+last one's end.
+
+| pg_ray.max_starting_jobs | jobs | succeeded | failed | requeued (Ray could not start them) | seconds | jobs/s |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+{sweep_table}
+
+Run with `scripts/bench` (all benchmarks) or `bench/admission.py [--flood N --late N --late-after S --caps 1,2,4]`;
 `--smoke` for a small run that only checks it works.
 """)
 

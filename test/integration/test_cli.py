@@ -18,7 +18,7 @@ from typing import Iterator
 import psycopg
 import pytest
 
-from conftest import CLIENT as BIN, client_env, cluster_settings, run_client, wait_for_state
+from conftest import CLIENT as BIN, client_env, cluster_settings, run_client, wait_for, wait_for_state
 
 ROLES = ("cli_alice", "cli_bob", "cli_carol")
 run = run_client
@@ -378,3 +378,21 @@ def test_group_list_and_status(ray_group: str) -> None:
     report = json.loads(run("group", "status", ray_group, "--format", "json").stdout)
     assert report["name"] == ray_group and "Node status" in report["ray_status"]
     assert report["ray_status_error"] is None
+
+
+def test_queued_jobs_show_their_place_priority_and_why_they_wait(db: psycopg.Connection, group: str) -> None:
+    """On a group that never becomes ready (local nodes are off here), jobs queue:
+    job list shows each one's place, job status its priority, place and reason."""
+    low, high = (int(run("job", "submit", "-g", group, "--no-wait", "--priority", priority,
+                         "--", "true").stdout) for priority in ("0", "5"))
+    listed = {line.split()[0]: line for line in run("job", "list", "-g", group).stdout.splitlines()[1:]}
+    assert "QUEUED #1" in listed[str(high)] and "QUEUED #2" in listed[str(low)]
+    wait_for(lambda: db.execute("SELECT message LIKE 'waiting for resource group%%' FROM ray.job WHERE job_id = %s",
+                                (high,)).fetchone()[0], "the worker to say why the job waits")
+    status = run("job", "status", str(high)).stdout
+    assert "Priority        5" in status
+    assert f"Queue position  1 in the queue of resource group {group}" in status
+    assert f'waiting for resource group "{group}" to become ready' in status
+    refused = run("job", "submit", "-g", group, "--no-wait", "--priority", "5000", "--", "true")
+    assert refused.returncode != 0 and "priority must be from -1000 to 1000, not 5000" in refused.stderr
+    db.execute("SELECT ray.stop_job(j) FROM unnest(%s::bigint[]) j", ([low, high],))

@@ -271,6 +271,18 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
         groups = [json.loads(r, parse_float=str) for r in after["ray.resource_group"]]
         os_users = {g["name"]: (g["provider"], g.pop("os_user")) for g in groups}
         after["ray.resource_group"] = sorted(json.dumps(g) for g in groups)
+        # jobs what admission needs (0.2): priority 0, no requeues by Ray, no worker group, and what
+        # each asks for: a script its entrypoint's CPUs and GPUs (one CPU if none), a batch run its replicas'
+        jobs = [json.loads(r, parse_float=str) for r in after["ray.job"]]
+        admission = {j["job_id"]: tuple(j.pop(k) for k in ("priority", "ray_requeues", "worker_group",
+                                                          "cpus_asked", "gpus_asked")) for j in jobs}
+        after["ray.job"] = sorted(json.dumps(j) for j in jobs)
+        expected_asks = dict(db.execute(
+            "SELECT j.job_id, CASE WHEN j.kind = 'script'"
+            " THEN ARRAY[coalesce(j.entrypoint_num_cpus, 1), coalesce(j.entrypoint_num_gpus, 0)]"
+            " ELSE ARRAY[(b.plan #>> '{options,concurrency}')::numeric * (b.plan #>> '{options,num_cpus}')::numeric,"
+            " (b.plan #>> '{options,concurrency}')::numeric * (b.plan #>> '{options,num_gpus}')::numeric] END"
+            " FROM ray.job j LEFT JOIN ray.batch_run b USING (job_id)").fetchall())
         # and owners and grantees their OIDs, those of the roles of their names
         misbound = misbound_role_oids(db)
         unpinned = db.execute("SELECT count(*) FROM ray.batch_run b JOIN ray.job j USING (job_id)"
@@ -283,6 +295,9 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
     assert all(user is None for provider, user in os_users.values() if provider != "local")
     assert misbound == []
     assert unpinned == 0
+    assert {job_id: a[:3] for job_id, a in admission.items()} == {job_id: (0, 0, None) for job_id in admission}
+    assert {job_id: [float(x) for x in a[3:]] for job_id, a in admission.items()} == \
+        {job_id: [float(x) for x in expected_asks[job_id]] for job_id in admission}
     assert db.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_ray'").fetchone()[0] == release.newest
     with db.transaction():
         db.execute("DROP EXTENSION pg_ray CASCADE")
