@@ -255,6 +255,7 @@ straight to the group's Jobs API, as `ray job submit --no-wait` does (the CLI
 itself takes about 8 s a call on this machine, which would pace the flood).
 Queue wait: from submission to the run's start (pg_ray: the job's first
 `SUBMITTING`; Ray: its first status other than PENDING, polled every 0.25 s).
+A job Ray failed counts as waiting until it failed.
 Makespan: from the first submission to the last job's end.
 
 | way | jobs | succeeded | failed | requeued by pg_ray (Ray could not start them) | A wait p50 / p95 (s) | B wait p50 / p95 (s) | C wait p50 / p95 (s) | makespan (s) |

@@ -37,6 +37,32 @@ COMMENT ON FUNCTION ray._group_capacity(text) IS
 'The CPUs and GPUs a local group''s worker groups hold at max_workers; NULL where pg_ray does not know (external groups, groups without workers).';
 
 /*
+ * Whether a quota on role applies to member: member is the role, or
+ * inherits its rights through memberships that someone other than the
+ * granted role itself made.  In PostgreSQL 15 every role may grant
+ * membership in itself; counting those would let a throttled user put its
+ * own quota (and a share of 0.01) on whomever it grants itself to, and
+ * watch their jobs in its counts.
+ */
+CREATE OR REPLACE FUNCTION ray._quota_applies(member oid, role oid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE above(oid) AS (
+		SELECT member
+		UNION
+		SELECT m.roleid
+		FROM above a
+		JOIN pg_roles r ON r.oid = a.oid AND r.rolinherit
+		JOIN pg_auth_members m ON m.member = a.oid AND m.grantor <> m.roleid
+	)
+	SELECT member IS NOT NULL AND role IS NOT NULL AND EXISTS (SELECT FROM above WHERE above.oid = role)
+$$;
+COMMENT ON FUNCTION ray._quota_applies(oid, oid) IS
+'Whether a quota on role applies to member: the role itself, or a member inheriting from it through memberships the role did not grant itself.';
+
+/*
  * The queue of every group in the order its jobs start: higher priorities
  * first; within a priority, by fair share, then first in, first out.  Fair
  * share is weighted fair queueing on CPUs: each owner's next job gets the
@@ -45,8 +71,9 @@ COMMENT ON FUNCTION ray._group_capacity(text) IS
  * its share, and the lowest key goes first.  Starting a job adds what it
  * asks to its owner's key just as the next job's key counted it, so the
  * order does not change as the worker starts jobs down it: the order is
- * the one the worker follows and the one ray.queue shows.  A job that asks
- * for no CPUs counts a tenth of one, so that it still takes its turn.  An
+ * the one the worker follows and the one ray.queue shows.  A job counts at
+ * least one CPU: one that asks for none still has a driver, and takes its
+ * turn like the others.  An
  * owner's share is that of its own quota row, else the largest of the
  * roles it is a member of, else 1.
  *
@@ -59,20 +86,29 @@ WITH settings AS (
 		   extract(epoch FROM current_setting('pg_ray.fair_share_window')::interval) AS win_s
 ),
 used AS (
-	SELECT j.resource_group, j.owner_oid,
-		   coalesce(sum(greatest(j.cpus_asked, 0.1)) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')), 0)
-			   AS cpus_in_ray,
-		   coalesce(sum(greatest(j.cpus_asked, 0.1) * greatest(0, extract(epoch FROM
-					least(coalesce(j.finished_at, now()), now()) - greatest(j.started_at, now() - st.win))))
-				FILTER (WHERE j.started_at IS NOT NULL), 0) / st.win_s AS cpus_recent
-	FROM ray.job j, settings st
-	WHERE (j.state IN ('SUBMITTING', 'PENDING', 'RUNNING', 'PUBLISHING') OR j.finished_at > now() - st.win)
-	  AND j.resource_group IN (SELECT q.resource_group FROM ray.job q WHERE q.state = 'QUEUED')
-	GROUP BY j.resource_group, j.owner_oid, st.win_s
+	-- jobs in Ray or publishing now (job_active_idx), and those that ended within the window
+	-- (job_finished_at_idx): never a scan of the whole history
+	SELECT u.resource_group, u.owner_oid, sum(u.in_ray) AS cpus_in_ray, sum(u.cpu_seconds) / st.win_s AS cpus_recent
+	FROM (SELECT j.resource_group, j.owner_oid,
+				 CASE WHEN j.state IN ('SUBMITTING', 'PENDING', 'RUNNING') THEN greatest(j.cpus_asked, 1) ELSE 0 END
+					 AS in_ray,
+				 CASE WHEN j.started_at IS NOT NULL
+					  THEN greatest(j.cpus_asked, 1) * greatest(0, extract(epoch FROM now() - greatest(j.started_at, now() - st.win)))
+					  ELSE 0 END AS cpu_seconds
+		  FROM ray.job j, settings st
+		  WHERE j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED', 'QUEUED')
+		  UNION ALL
+		  SELECT j.resource_group, j.owner_oid, 0,
+				 greatest(j.cpus_asked, 1) * greatest(0, extract(epoch FROM
+					 least(j.finished_at, now()) - greatest(j.started_at, now() - st.win)))
+		  FROM ray.job j, settings st
+		  WHERE j.finished_at > now() - st.win AND j.started_at IS NOT NULL) u, settings st
+	WHERE u.resource_group IN (SELECT q.resource_group FROM ray.job q WHERE q.state = 'QUEUED')
+	GROUP BY u.resource_group, u.owner_oid, st.win_s
 ),
 queued AS (
 	SELECT j.job_id, j.resource_group, j.owner_oid, j.priority, j.cpus_asked, j.gpus_asked, j.worker_group,
-		   coalesce(sum(greatest(j.cpus_asked, 0.1)) OVER (
+		   coalesce(sum(greatest(j.cpus_asked, 1)) OVER (
 				PARTITION BY j.resource_group, j.owner_oid ORDER BY j.priority DESC, j.job_id
 				ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS cpus_ahead
 	FROM ray.job j
@@ -83,10 +119,9 @@ keyed AS (
 		   round((coalesce(u.cpus_in_ray, 0) + coalesce(u.cpus_recent, 0) + q.cpus_ahead)
 				 / coalesce((SELECT s.share FROM ray.quota s
 							 WHERE s.resource_group = q.resource_group AND s.role_oid = q.owner_oid),
-							(SELECT max(s.share) FROM ray.quota s JOIN pg_roles r ON r.oid = s.role_oid
+							(SELECT max(s.share) FROM ray.quota s
 							 WHERE s.resource_group = q.resource_group
-							   AND EXISTS (SELECT FROM pg_roles o WHERE o.oid = q.owner_oid)
-							   AND pg_has_role(q.owner_oid, r.oid, 'USAGE')),
+							   AND ray._quota_applies(q.owner_oid, s.role_oid)),
 							1), 6) AS fair_share_key
 	FROM queued q
 	LEFT JOIN used u ON u.resource_group = q.resource_group AND u.owner_oid IS NOT DISTINCT FROM q.owner_oid
@@ -119,15 +154,13 @@ AS $$
 			ELSE format('role quota of %I: %s of %s GPUs in use, the job asks for %s', q.role,
 						u.gpus::float8, q.max_gpus::float8, _quota_exceeded.gpus::float8) END
 	FROM ray.quota q
-	JOIN pg_roles r ON r.oid = q.role_oid
 	CROSS JOIN LATERAL (
 		SELECT count(*) AS jobs, coalesce(sum(j.cpus_asked), 0) AS cpus, coalesce(sum(j.gpus_asked), 0) AS gpus
-		FROM ray.job j JOIN pg_roles o ON o.oid = j.owner_oid
+		FROM ray.job j
 		WHERE j.resource_group = q.resource_group AND j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')
-		  AND pg_has_role(o.oid, r.oid, 'USAGE')) u
+		  AND ray._quota_applies(j.owner_oid, q.role_oid)) u
 	WHERE q.resource_group = group_name
-	  AND EXISTS (SELECT FROM pg_roles o WHERE o.oid = _quota_exceeded.role_oid)
-	  AND pg_has_role(_quota_exceeded.role_oid, r.oid, 'USAGE')
+	  AND ray._quota_applies(_quota_exceeded.role_oid, q.role_oid)
 	  AND (u.jobs + 1 > q.max_running_jobs OR u.cpus + _quota_exceeded.cpus > q.max_cpus OR u.gpus + _quota_exceeded.gpus > q.max_gpus)
 	ORDER BY q.role
 	LIMIT 1
@@ -169,49 +202,80 @@ $$;
 COMMENT ON FUNCTION ray._check_job_worker_group(text, text) IS
 'Raise an error unless a job''s worker group, if it names one, is one of its resource group''s.';
 
-/* A job's priority: a whole number from -1000 to 1000, higher first. */
-CREATE OR REPLACE FUNCTION ray._check_priority(priority integer)
+/*
+ * A job's priority: a whole number from -1000 to 1000, higher first.  A
+ * priority above 0 puts a role's jobs ahead of other roles', so it is an
+ * admin's to allow: a role may ask up to the largest max_priority of the
+ * quotas on the group of the roles it is a member of (0 without one); an
+ * admin, anything.
+ */
+CREATE OR REPLACE FUNCTION ray._check_priority(priority integer, group_name text, submitter oid)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	allowed integer;
 BEGIN
 	IF priority IS NULL OR priority NOT BETWEEN -1000 AND 1000 THEN
 		RAISE EXCEPTION 'priority must be from -1000 to 1000, not %', coalesce(priority::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Higher priorities start first within a resource group; the default is 0.';
 	END IF;
+	IF priority <= 0 OR ray._is_admin(submitter) THEN
+		RETURN;
+	END IF;
+	SELECT coalesce(max(q.max_priority), 0) INTO allowed
+	FROM ray.quota q
+	WHERE q.resource_group = group_name AND ray._quota_applies(submitter, q.role_oid);
+	IF priority > allowed THEN
+		RAISE EXCEPTION 'priority % is above what the role may ask for on resource group "%"', priority, group_name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('Its quotas allow priorities up to %s.', allowed),
+				  HINT = 'A ray_admin can allow more with ray.set_quota(..., max_priority => N).';
+	END IF;
 END
 $$;
-COMMENT ON FUNCTION ray._check_priority(integer) IS
-'Raise an error unless a job''s priority is a whole number from -1000 to 1000.';
+COMMENT ON FUNCTION ray._check_priority(integer, text, oid) IS
+'Raise an error unless a job''s priority is from -1000 to 1000 and, above 0, allowed to its owner by a quota.';
 
 /*
  * Refuse a new job of the caller's when a quota's max_queued_jobs is
- * reached.  Submissions of one group are counted one at a time (an
- * advisory lock), so that two sessions cannot both take the last place.
+ * reached.  Submissions to a group with such a quota are counted one at a
+ * time, behind a lock on its quota rows (which no user may lock), so that
+ * two sessions cannot both take the last place; and only in READ
+ * COMMITTED, where the count sees what the session before committed.
  */
 CREATE OR REPLACE FUNCTION ray._check_queued_quota(group_name text, submitter oid)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
 AS $$
 DECLARE
 	q record;
 BEGIN
-	IF NOT EXISTS (SELECT FROM ray.quota WHERE resource_group = group_name AND max_queued_jobs IS NOT NULL) THEN
+	IF NOT EXISTS (SELECT FROM ray.quota qt WHERE qt.resource_group = group_name AND qt.max_queued_jobs IS NOT NULL
+				   AND ray._quota_applies(submitter, qt.role_oid)) THEN
 		RETURN;
 	END IF;
-	PERFORM pg_advisory_xact_lock(hashtext('pg_ray queued quota ' || group_name));
+	IF current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'a job cannot be queued under a limit of queued jobs in a % transaction',
+			upper(current_setting('transaction_isolation'))
+			USING ERRCODE = 'active_sql_transaction',
+				  DETAIL = format('A quota on resource group "%s" limits the queued jobs of the role; such a transaction would not see the jobs other sessions queued.', group_name),
+				  HINT = 'Submit in a READ COMMITTED transaction, or outside a transaction block.';
+	END IF;
+	PERFORM FROM ray.quota qt WHERE qt.resource_group = group_name AND qt.max_queued_jobs IS NOT NULL
+	ORDER BY qt.role FOR UPDATE;
 	SELECT qt.role, qt.max_queued_jobs, n.queued INTO q
 	FROM ray.quota qt
-	JOIN pg_roles r ON r.oid = qt.role_oid
 	CROSS JOIN LATERAL (
-		SELECT count(*) AS queued FROM ray.job j JOIN pg_roles o ON o.oid = j.owner_oid
+		SELECT count(*) AS queued FROM ray.job j
 		WHERE j.resource_group = qt.resource_group AND j.state = 'QUEUED'
-		  AND pg_has_role(o.oid, r.oid, 'USAGE')) n
+		  AND ray._quota_applies(j.owner_oid, qt.role_oid)) n
 	WHERE qt.resource_group = group_name AND qt.max_queued_jobs IS NOT NULL
-	  AND pg_has_role(submitter, r.oid, 'USAGE') AND n.queued >= qt.max_queued_jobs
+	  AND ray._quota_applies(submitter, qt.role_oid) AND n.queued >= qt.max_queued_jobs
 	ORDER BY qt.role
 	LIMIT 1;
 	IF FOUND THEN
@@ -258,12 +322,15 @@ COMMENT ON FUNCTION ray._worker_group_full(text, text, numeric, numeric) IS
 /*
  * Start what fits: for each ready group, down its queue in ray.queue's
  * order, take jobs into SUBMITTING (ray._begin_attempt) while fewer than
- * max_starting are starting, and while what each asks for fits what the
- * group holds at its largest, less what its jobs in Ray ask for.  A job
+ * max_starting are starting (SUBMITTING, or PENDING for at most 30 s),
+ * and while what each asks for fits what the group holds at its largest,
+ * less what its jobs in Ray ask for.  A job
  * over its role's quota is passed over; one that does not fit holds back
  * those behind it that ask for the same kind of resource, so that a large
  * job is not starved by small ones.  Every job that waits says why in its
- * message.  Returns the number of jobs started.
+ * message.  Only the first 1000 of a group's queue are looked at in a
+ * round, so that what one user queues cannot make every round long.
+ * Returns the number of jobs started.
  */
 CREATE OR REPLACE FUNCTION ray._admit_jobs(max_starting integer)
 RETURNS integer
@@ -282,6 +349,8 @@ DECLARE
 	why text;
 	waiting_ids bigint[];
 	waiting_reasons text[];
+	over_quota jsonb;
+	quota_key text;
 BEGIN
 	FOR g IN
 		SELECT r.name, r.state, r.delete_requested_at, c.cpus, c.gpus
@@ -289,16 +358,22 @@ BEGIN
 		WHERE EXISTS (SELECT FROM ray.job j WHERE j.resource_group = r.name AND j.state = 'QUEUED')
 		ORDER BY r.name
 	LOOP
-		SELECT count(*) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING')),
+		-- a run PENDING in Ray for longer than 30 s waits for resources, not for its start: it no
+		-- longer counts, or a few jobs that ask for what the group lacks would hold up every start
+		SELECT count(*) FILTER (WHERE j.state = 'SUBMITTING'
+									OR (j.state = 'PENDING' AND j.state_changed_at > now() - interval '30 seconds')),
 			   coalesce(sum(j.cpus_asked), 0), coalesce(sum(j.gpus_asked), 0)
 		INTO starting, cpus_used, gpus_used
 		FROM ray.job j
 		WHERE j.resource_group = g.name AND j.state IN ('SUBMITTING', 'PENDING', 'RUNNING');
 		cpus_held := false;
 		gpus_held := false;
+		over_quota := '{}';
 		waiting_ids := '{}';
 		waiting_reasons := '{}';
-		FOR q IN SELECT o.* FROM ray._queue_order o WHERE o.resource_group = g.name ORDER BY o.queue_position LOOP
+		-- the head of the queue: what could start this round, whatever a user queued behind it
+		FOR q IN SELECT o.* FROM ray._queue_order o WHERE o.resource_group = g.name AND o.queue_position <= 1000
+				 ORDER BY o.queue_position LOOP
 			why := NULL;
 			IF g.delete_requested_at IS NOT NULL OR g.state <> 'READY' THEN
 				why := format('waiting for resource group "%s" to become ready (it is %s)', g.name, g.state);
@@ -321,9 +396,17 @@ BEGIN
 				why := ray._worker_group_full(g.name, q.worker_group, q.cpus_asked, q.gpus_asked);
 			END IF;
 			IF why IS NULL THEN
-				why := ray._quota_exceeded(g.name, q.owner_oid, q.cpus_asked, q.gpus_asked);
-				IF why IS NOT NULL THEN
-					why := 'waiting for the ' || why;
+				-- starts only add to what quotas count: a verdict of "over" holds for the round
+				-- (a count of jobs over for the owner whatever the job asks; CPUs, GPUs for what it asks)
+				quota_key := format('%s/%s/%s', q.owner_oid, q.cpus_asked, q.gpus_asked);
+				why := coalesce(over_quota ->> q.owner_oid::text, over_quota ->> quota_key);
+				IF why IS NULL THEN
+					why := ray._quota_exceeded(g.name, q.owner_oid, q.cpus_asked, q.gpus_asked);
+					IF why IS NOT NULL THEN
+						why := 'waiting for the ' || why;
+						over_quota := over_quota || jsonb_build_object(
+							CASE WHEN why LIKE '% running jobs' THEN q.owner_oid::text ELSE quota_key END, why);
+					END IF;
 				END IF;
 			END IF;
 
@@ -370,7 +453,8 @@ CREATE OR REPLACE FUNCTION ray._set_quota_impl(
 	max_cpus numeric DEFAULT NULL,
 	max_gpus numeric DEFAULT NULL,
 	max_queued_jobs integer DEFAULT NULL,
-	share numeric DEFAULT 1)
+	share numeric DEFAULT 1,
+	max_priority integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -400,6 +484,11 @@ BEGIN
 					  HINT = 'Give NULL for no limit.';
 		END IF;
 	END LOOP;
+	IF max_priority NOT BETWEEN -1000 AND 1000 THEN
+		RAISE EXCEPTION 'max_priority must be from -1000 to 1000, not %', max_priority
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give NULL to allow priorities up to 0, the default.';
+	END IF;
 	IF share IS NULL OR NOT (share > 0 AND share <= 1000) OR share = 'NaN' THEN
 		RAISE EXCEPTION 'share must be more than 0 and at most 1000, not %', coalesce(share::text, 'NULL')
 			USING ERRCODE = 'invalid_parameter_value',
@@ -408,17 +497,18 @@ BEGIN
 	-- a quota that bears the name of a role renamed since is that role's: it takes its name now
 	PERFORM ray._sync_role_name_column('ray.quota', ARRAY['resource_group'], 'role', 'role_oid');
 	INSERT INTO ray.quota AS q (resource_group, role, max_running_jobs, max_cpus, max_gpus,
-								max_queued_jobs, share, set_by, role_oid)
+								max_queued_jobs, max_priority, share, set_by, role_oid)
 	VALUES (rg.name, _set_quota_impl.role, _set_quota_impl.max_running_jobs, _set_quota_impl.max_cpus,
-			_set_quota_impl.max_gpus, _set_quota_impl.max_queued_jobs, _set_quota_impl.share,
-			ray._caller(), ray._role_oid(_set_quota_impl.role))
+			_set_quota_impl.max_gpus, _set_quota_impl.max_queued_jobs, _set_quota_impl.max_priority,
+			_set_quota_impl.share, ray._caller(), ray._role_oid(_set_quota_impl.role))
 	ON CONFLICT ON CONSTRAINT quota_pkey DO UPDATE
 		SET max_running_jobs = excluded.max_running_jobs, max_cpus = excluded.max_cpus,
 			max_gpus = excluded.max_gpus, max_queued_jobs = excluded.max_queued_jobs,
+			max_priority = excluded.max_priority,
 			share = excluded.share, set_by = excluded.set_by, set_at = now(), role_oid = excluded.role_oid;
 END
 $$;
-COMMENT ON FUNCTION ray._set_quota_impl(text, name, integer, numeric, numeric, integer, numeric) IS
+COMMENT ON FUNCTION ray._set_quota_impl(text, name, integer, numeric, numeric, integer, numeric, integer) IS
 'The work of ray.set_quota, as the extension''s owner, for the caller that pg_ray_api recorded.';
 
 CREATE OR REPLACE FUNCTION ray.set_quota(
@@ -428,12 +518,13 @@ CREATE OR REPLACE FUNCTION ray.set_quota(
 	max_cpus numeric DEFAULT NULL,
 	max_gpus numeric DEFAULT NULL,
 	max_queued_jobs integer DEFAULT NULL,
-	share numeric DEFAULT 1)
+	share numeric DEFAULT 1,
+	max_priority integer DEFAULT NULL)
 RETURNS void
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
-COMMENT ON FUNCTION ray.set_quota(text, name, integer, numeric, numeric, integer, numeric) IS
-'Set the quota of a role (and its members together) on a resource group: jobs in Ray, CPUs, GPUs, queued jobs (NULL: no limit), and its share in fair share. Replaces the role''s earlier quota there.';
+COMMENT ON FUNCTION ray.set_quota(text, name, integer, numeric, numeric, integer, numeric, integer) IS
+'Set the quota of a role (and its members together) on a resource group: jobs in Ray, CPUs, GPUs, queued jobs (NULL: no limit), the highest priority its jobs may ask (NULL: 0), and its share in fair share. Replaces the role''s earlier quota there.';
 
 CREATE OR REPLACE FUNCTION ray._drop_quota_impl(resource_group text, role name)
 RETURNS void

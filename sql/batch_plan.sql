@@ -701,7 +701,7 @@ BEGIN
 				  HINT = 'Wait for it to finish, or write into another table.';
 	END IF;
 
-	PERFORM ray._check_priority(_submit_batch_inference_impl.priority);
+	PERFORM ray._check_priority(_submit_batch_inference_impl.priority, rg.name, caller_oid);
 	PERFORM ray._check_queued_quota(rg.name, caller_oid);
 
 	runner := ray._runner_package();

@@ -22,9 +22,9 @@
  * Whether Ray failed a run for reasons of its own machinery rather than
  * the user's code.  JOB_ENTRYPOINT_COMMAND_ERROR, ..._START_ERROR,
  * RUNTIME_ENV_SETUP_FAILURE and JOB_SUPERVISOR_ACTOR_START_FAILURE (an
- * invalid runtime_env, for one) are the user's: the command or its setup.
- * A runtime env whose setup timed out was not wrong, only late: Ray was
- * busy.
+ * invalid runtime_env, for one) are the user's: the command or its setup;
+ * but a runtime env whose setup timed out was not wrong, only late (Ray's
+ * own words at the start of the message, which user text cannot precede).
  */
 CREATE OR REPLACE FUNCTION ray._is_infrastructure_failure(error_type text, message text)
 RETURNS boolean
@@ -34,19 +34,38 @@ AS $$
 	SELECT coalesce(error_type IN ('JOB_SUPERVISOR_ACTOR_DIED', 'JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE',
 								   'JOB_SUPERVISOR_ACTOR_START_TIMEOUT',
 								   'JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE')
-					OR (error_type = 'RUNTIME_ENV_SETUP_FAILURE' AND message ~* 'timed? ?out'), false)
+					OR ray._is_start_failure(error_type, message), false)
 $$;
 COMMENT ON FUNCTION ray._is_infrastructure_failure(text, text) IS
 'True for what Ray reports of a run lost to the infrastructure (its supervisor could not start or died, its runtime env setup timed out), not failed by the user''s code.';
 
 /*
+ * Whether Ray says it could not start a run: its supervisor found no room
+ * or no time to start, or its runtime env setup timed out.  The driver never
+ * began, so it was not the user's attempt.  A supervisor that died is not
+ * among them: the user's own driver can kill it.
+ */
+CREATE OR REPLACE FUNCTION ray._is_start_failure(error_type text, message text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(error_type IN ('JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE', 'JOB_SUPERVISOR_ACTOR_START_TIMEOUT')
+					OR (error_type = 'RUNTIME_ENV_SETUP_FAILURE'
+						AND message ~ '^runtime_env setup failed: Failed to set up runtime environment\.\s+Failed to install runtime_env within the timeout of [0-9]+ seconds\.'),
+					false)
+$$;
+COMMENT ON FUNCTION ray._is_start_failure(text, text) IS
+'True when Ray reports that it could not start a run (no room or time for its supervisor, runtime env setup timed out): the driver never began.';
+
+/*
  * Requeue a job whose run was lost, as a new attempt, or fail it when it has
- * used its attempts.  A run lost before its driver began (Ray could not
- * start it: its supervisor timed out, the node died first) was never the
- * user's attempt: it is requeued without spending one, up to
- * pg_ray.max_ray_requeues times (ray_requeues counts them), so that a busy
- * Ray does not fail the jobs it has no room for.  The attempts a job has
- * made are attempts - ray_requeues.
+ * used its attempts.  A run that never started (what_happened 'not started':
+ * Ray could not start it, or its cluster lost it while it was SUBMITTING or
+ * PENDING) was not the user's attempt: it is requeued without spending one,
+ * up to pg_ray.max_ray_requeues times (ray_requeues counts them), so that a
+ * busy Ray does not fail the jobs it has no room for; past that it is lost
+ * like any other.  The attempts a job has made are attempts - ray_requeues.
  */
 CREATE OR REPLACE FUNCTION ray._requeue_or_fail(id bigint, why text, what_happened text DEFAULT 'lost')
 RETURNS ray.job
@@ -63,13 +82,15 @@ BEGIN
 		RETURN ray._job_transition(id, 'STOPPED', format('stopped by %s (%s)', job.stopped_by, why),
 								   'pg_ray worker');
 	END IF;
-	IF what_happened = 'lost' AND job.state IN ('SUBMITTING', 'PENDING')
-		AND job.ray_requeues < current_setting('pg_ray.max_ray_requeues')::integer THEN
-		UPDATE ray.job SET ray_requeues = ray_requeues + 1 WHERE job_id = id;
-		RETURN ray._job_transition(id, 'QUEUED',
-			format('Ray could not start attempt %s of %s: %s; requeued without spending an attempt (%s of pg_ray.max_ray_requeues = %s)',
-				   made, job.max_attempts, why, job.ray_requeues + 1, current_setting('pg_ray.max_ray_requeues')),
-			'pg_ray worker');
+	IF what_happened = 'not started' THEN
+		IF job.ray_requeues < current_setting('pg_ray.max_ray_requeues')::integer THEN
+			UPDATE ray.job SET ray_requeues = ray_requeues + 1 WHERE job_id = id;
+			RETURN ray._job_transition(id, 'QUEUED',
+				format('Ray could not start attempt %s of %s: %s; requeued without spending an attempt (%s of pg_ray.max_ray_requeues = %s)',
+					   made, job.max_attempts, why, job.ray_requeues + 1, current_setting('pg_ray.max_ray_requeues')),
+				'pg_ray worker');
+		END IF;
+		what_happened := 'lost';
 	END IF;
 	IF made < job.max_attempts THEN
 		RETURN ray._job_transition(id, 'QUEUED',
@@ -82,7 +103,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ray._requeue_or_fail(bigint, text, text) IS
-'A run was lost to the infrastructure: queue the job again (without spending an attempt if Ray could not start it), or fail it if it has no attempts left.';
+'A run was lost to the infrastructure: queue the job again (without spending an attempt if it never started), or fail it if it has no attempts left.';
 
 /*
  * The job row of an attempt still in one of the given states, locked; or
@@ -238,7 +259,10 @@ BEGIN
 	SELECT ray_submission_id, resource_group, job_id, attempts
 	FROM ray.job WHERE job_id = id AND ray_submission_id IS NOT NULL
 	ON CONFLICT DO NOTHING;
-	RETURN ray._requeue_or_fail(id, why);
+	-- a run still SUBMITTING or PENDING had not begun: it was not the user's attempt
+	RETURN ray._requeue_or_fail(id, why, CASE WHEN (SELECT state FROM ray.job WHERE job_id = id)
+												   IN ('SUBMITTING', 'PENDING')
+											  THEN 'not started' ELSE 'lost' END);
 END
 $$;
 COMMENT ON FUNCTION ray._forget_run(bigint, text) IS
@@ -450,7 +474,9 @@ BEGIN
 			 OR (job.retry_on_failure AND job.attempts - job.ray_requeues < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
 			coalesce(ray_error_type, 'a failure'), why),
-			CASE WHEN ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost THEN 'lost' ELSE 'failed' END);
+			CASE WHEN ray._is_start_failure(ray_error_type, ray_message) THEN 'not started'
+				 WHEN ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost THEN 'lost'
+				 ELSE 'failed' END);
 		RETURN;
 	END IF;
 
@@ -500,7 +526,7 @@ DECLARE
 	job ray.job := ray._current_attempt(id, attempt, ARRAY['PENDING', 'RUNNING']);
 BEGIN
 	IF job.job_id IS NOT NULL THEN
-		PERFORM ray._requeue_or_fail(id, why);
+		PERFORM ray._requeue_or_fail(id, why, CASE WHEN job.state = 'PENDING' THEN 'not started' ELSE 'lost' END);
 	END IF;
 END
 $$;

@@ -85,6 +85,14 @@ BEGIN
 	PERFORM ray._check_entrypoint_amounts(_submit_job_impl.entrypoint_num_cpus, _submit_job_impl.entrypoint_num_gpus,
 										  _submit_job_impl.entrypoint_memory);
 	PERFORM ray._check_job_worker_group(rg.name, _submit_job_impl.worker_group);
+	IF (CASE WHEN jsonb_typeof(_submit_job_impl.entrypoint_resources) = 'object'
+			 THEN EXISTS (SELECT FROM jsonb_object_keys(_submit_job_impl.entrypoint_resources) k WHERE k ~* '^pgray')
+			 ELSE false END) THEN
+		RAISE EXCEPTION 'entrypoint_resources must not name pg_ray''s own resources'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Resources whose names start with "pgray" are pg_ray''s.',
+				  HINT = 'Run the job on a worker group with worker_group => ''name''.';
+	END IF;
 	IF EXISTS (SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name) THEN
 		IF coalesce(_submit_job_impl.entrypoint_num_gpus, 0) > 0 AND NOT EXISTS (
 			SELECT FROM ray.worker_group w WHERE w.resource_group = rg.name AND w.resource_type = 'GPU'
@@ -122,7 +130,7 @@ BEGIN
 	IF _submit_job_impl.working_dir IS NOT NULL THEN
 		PERFORM ray._check_working_dir(_submit_job_impl.working_dir, coalesce(_submit_job_impl.runtime_env, '{}'));
 	END IF;
-	PERFORM ray._check_priority(_submit_job_impl.priority);
+	PERFORM ray._check_priority(_submit_job_impl.priority, rg.name, caller_oid);
 	PERFORM ray._check_queued_quota(rg.name, caller_oid);
 
 	-- for admission, a job that names no CPUs asks for one: its driver is a process of its own;

@@ -49,6 +49,8 @@ GRANT EXECUTE ON FUNCTION
 	ray._format_type(oid, integer),
 	ray._submit_batch_inference(text, jsonb, integer)
 TO ray_user;
+-- the views of the queue and the quotas ask it for the role that reads them (it reads public catalogs)
+GRANT EXECUTE ON FUNCTION ray._quota_applies(oid, oid) TO ray_user;
 -- a run's login role asks for its run; they check that it is one
 GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint),
 	ray._run_read(bigint, bigint, integer, integer), ray._run_read_query(bigint, bigint, integer, integer),
@@ -65,6 +67,6 @@ GRANT EXECUTE ON FUNCTION
 	ray.drop_worker_group(text, text, boolean),
 	ray.grant_usage(text, name),
 	ray.revoke_usage(text, name),
-	ray.set_quota(text, name, integer, numeric, numeric, integer, numeric),
+	ray.set_quota(text, name, integer, numeric, numeric, integer, numeric, integer),
 	ray.drop_quota(text, name)
 TO ray_admin;

@@ -114,6 +114,7 @@ SELECT q.resource_group,
 	   q.max_cpus,
 	   q.max_gpus,
 	   q.max_queued_jobs,
+	   q.max_priority,
 	   q.share,
 	   u.running_jobs,
 	   u.cpus_in_use,
@@ -122,17 +123,16 @@ SELECT q.resource_group,
 	   q.set_by,
 	   q.set_at
 FROM ray.quota q
-LEFT JOIN pg_roles r ON r.oid = q.role_oid
 CROSS JOIN LATERAL (
 	SELECT count(*) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING'))::integer AS running_jobs,
 		   coalesce(sum(j.cpus_asked) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')), 0) AS cpus_in_use,
 		   coalesce(sum(j.gpus_asked) FILTER (WHERE j.state IN ('SUBMITTING', 'PENDING', 'RUNNING')), 0) AS gpus_in_use,
 		   count(*) FILTER (WHERE j.state = 'QUEUED')::integer AS queued_jobs
-	FROM ray.job j JOIN pg_roles o ON o.oid = j.owner_oid
+	FROM ray.job j
 	WHERE j.resource_group = q.resource_group AND j.state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING')
-	  AND r.oid IS NOT NULL AND pg_has_role(o.oid, r.oid, 'USAGE')) u
+	  AND ray._quota_applies(j.owner_oid, q.role_oid)) u
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'));
+   OR ray._quota_applies((SELECT c.oid FROM pg_roles c WHERE c.rolname = current_user), q.role_oid);
 COMMENT ON VIEW ray.quotas IS
 'Quotas of roles on resource groups (NULL: no limit), their shares in fair share, and what the role and its members have in Ray and queued now.';
 

@@ -227,11 +227,14 @@ CREATE INDEX job_active_idx ON ray.job (state)
 	WHERE state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED');
 CREATE INDEX job_owner_idx ON ray.job (owner_oid, job_id);
 CREATE INDEX job_resource_group_idx ON ray.job (resource_group);
+-- fair share reads the jobs that ended within pg_ray.fair_share_window
+CREATE INDEX job_finished_at_idx ON ray.job (finished_at) WHERE finished_at IS NOT NULL;
 
 /*
  * What a role may have of a resource group at once: jobs in Ray, CPUs and
- * GPUs they ask for, jobs queued; and its share in fair share.  A quota on a
- * role bounds the jobs of the role and of its members together.
+ * GPUs they ask for, jobs queued; the highest priority its jobs may have;
+ * and its share in fair share.  A quota on a role bounds the jobs of the
+ * role and of its members together.
  */
 CREATE TABLE ray.quota (
 	resource_group text NOT NULL
@@ -241,6 +244,7 @@ CREATE TABLE ray.quota (
 	max_cpus numeric CONSTRAINT quota_max_cpus_check CHECK (max_cpus >= 0),
 	max_gpus numeric CONSTRAINT quota_max_gpus_check CHECK (max_gpus >= 0),
 	max_queued_jobs integer CONSTRAINT quota_max_queued_jobs_check CHECK (max_queued_jobs >= 0),
+	max_priority integer CONSTRAINT quota_max_priority_check CHECK (max_priority BETWEEN -1000 AND 1000),
 	share numeric NOT NULL DEFAULT 1 CONSTRAINT quota_share_check CHECK (share > 0 AND share <= 1000),
 	set_by name NOT NULL,
 	set_at timestamptz NOT NULL DEFAULT now(),

@@ -141,6 +141,9 @@ CROSS JOIN LATERAL (
 				ELSE coalesce((b.plan #>> '{options,concurrency}')::numeric, 1) END AS replicas) r
 WHERE b.job_id = j.job_id;
 
+-- fair share reads the jobs that ended within pg_ray.fair_share_window
+CREATE INDEX job_finished_at_idx ON ray.job (finished_at) WHERE finished_at IS NOT NULL;
+
 CREATE TABLE ray.quota (
 	resource_group text NOT NULL
 		REFERENCES ray.resource_group (name) ON UPDATE CASCADE ON DELETE CASCADE,
@@ -149,6 +152,7 @@ CREATE TABLE ray.quota (
 	max_cpus numeric CONSTRAINT quota_max_cpus_check CHECK (max_cpus >= 0),
 	max_gpus numeric CONSTRAINT quota_max_gpus_check CHECK (max_gpus >= 0),
 	max_queued_jobs integer CONSTRAINT quota_max_queued_jobs_check CHECK (max_queued_jobs >= 0),
+	max_priority integer CONSTRAINT quota_max_priority_check CHECK (max_priority BETWEEN -1000 AND 1000),
 	share numeric NOT NULL DEFAULT 1 CONSTRAINT quota_share_check CHECK (share > 0 AND share <= 1000),
 	set_by name NOT NULL,
 	set_at timestamptz NOT NULL DEFAULT now(),

@@ -390,6 +390,12 @@ def test_a_roles_quota_is_never_exceeded_in_ray(local_nodes: psycopg.Connection,
         return db.execute("SELECT bool_and(state = 'SUCCEEDED') FROM ray.job WHERE job_id = ANY (%s)",
                           (jobs,)).fetchone()[0]
 
+    # a snapshot older than the others' submissions could not count them: refused
+    with connect() as other:
+        other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        other.execute("SET ROLE it_later")
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction, match="REPEATABLE READ transaction"):
+            other.execute("SELECT ray.submit_job(%s, 'true')", (GROUP,))
     wait_for(done, "the role's jobs to succeed one at a time", 300)
     assert "waiting for the role quota of it_later: 1 of 1 running jobs" in quota_seen, quota_seen
     db.execute("SELECT ray.drop_quota(%s, 'it_later')", (GROUP,))

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(56);
+SELECT plan(68);
 
 CREATE ROLE tap_team IN ROLE ray_user;
 CREATE ROLE tap_ann IN ROLE tap_team;
@@ -42,6 +42,8 @@ SELECT pg_temp.move('tap-burst', 'PENDING', 'RUNNING', 3);
 SELECT is(ray._begin_attempts(4), 3, 'as Ray starts 3 drivers, 3 more begin');
 SELECT is((SELECT array_agg(queue_position ORDER BY job_id) FROM ray.queue WHERE resource_group = 'tap-burst'),
 		  (SELECT array_agg(g::bigint) FROM generate_series(1, 23) g), 'ray.queue: the rest in order');
+UPDATE ray.job SET state_changed_at = now() - interval '31 seconds' WHERE resource_group = 'tap-burst' AND state = 'PENDING';
+SELECT is(ray._begin_attempts(4), 1, 'a run PENDING for over 30 s waits for resources, not its start: one more begins');
 DELETE FROM ray.job WHERE resource_group IN ('tap-burst', 'tap-other');
 
 -- 2. Capacity: CPUs of the worker groups at max_workers (small: 1 CPU, gpu.small: 4 CPUs and 1 GPU)
@@ -87,6 +89,21 @@ SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => 1001)$$, '
 				 'priority must be from -1000 to 1000, not 1001', 'a priority out of range is refused');
 SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => NULL)$$, '22023',
 				 'priority must be from -1000 to 1000, not NULL', 'so is none');
+-- a priority above 0 is an admin's to allow
+SELECT ray.grant_usage('tap-prio', 'public');
+SET LOCAL ROLE tap_ann;
+SELECT lives_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => -5)$$, 'a user may lower the priority of its jobs');
+SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => 1)$$, '42501',
+				 'priority 1 is above what the role may ask for on resource group "tap-prio"', 'but not raise it by itself');
+RESET ROLE;
+SELECT ray.set_quota('tap-prio', 'tap_team', max_priority => 5);
+SET LOCAL ROLE tap_ann;
+SELECT lives_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => 5)$$, 'a quota of its role allows up to 5');
+SELECT throws_ok($$SELECT ray.submit_job('tap-prio', 'p', priority => 6)$$, '42501', NULL, 'and no more');
+RESET ROLE;
+SELECT throws_ok($$SELECT ray.set_quota('tap-prio', 'tap_team', max_priority => 1001)$$, '22023',
+				 'max_priority must be from -1000 to 1000, not 1001', 'a max_priority out of range');
+DELETE FROM ray.quota WHERE resource_group = 'tap-prio';
 DELETE FROM ray.job WHERE resource_group = 'tap-prio';
 
 -- 4. Fair share: a role's late jobs start before the tail of another's flood
@@ -185,7 +202,8 @@ SELECT is((SELECT ray_submission_id FROM ray.job WHERE job_id = current_setting(
 		  'the next run has a submission id of its own');
 -- as if it had been requeued so nine times more
 UPDATE ray.job SET ray_requeues = 10, attempts = 11 WHERE job_id = current_setting('tap.over')::bigint;
-SELECT ray._apply_job_info(current_setting('tap.over')::bigint, 11, 'FAILED', 'runtime_env setup failed: timed out',
+SELECT ray._apply_job_info(current_setting('tap.over')::bigint, 11, 'FAILED',
+						   E'runtime_env setup failed: Failed to set up runtime environment.\nFailed to install runtime_env within the timeout of 600 seconds. Consider increasing the timeout',
 						   'RUNTIME_ENV_SETUP_FAILURE', NULL, 1, 2, NULL);
 SELECT is((SELECT state FROM ray.job WHERE job_id = current_setting('tap.over')::bigint), 'FAILED',
 		  'past pg_ray.max_ray_requeues the lost run spends the attempt');
@@ -193,6 +211,34 @@ SELECT ray._apply_job_info(current_setting('tap.user')::bigint, 1, 'FAILED', 'ex
 						   'JOB_ENTRYPOINT_COMMAND_ERROR', 1, 1, 2, NULL);
 SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.user')::bigint),
 		  'FAILED 0', 'a failure of the user''s code still fails');
+SELECT set_config('tap.died', ray.submit_job('tap-overload', 'true', max_attempts => 2)::text, true);
+SELECT set_config('tap.env', ray.submit_job('tap-overload', 'true')::text, true);
+SELECT ray._begin_attempts(4);
+SELECT ray._apply_job_info(current_setting('tap.died')::bigint, 1, 'FAILED', 'Job supervisor actor died',
+						   'JOB_SUPERVISOR_ACTOR_DIED', NULL, 1, 2, NULL);
+SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.died')::bigint),
+		  'QUEUED 0', 'a supervisor that died (the driver can kill it) is lost and spends the attempt');
+SELECT ray._apply_job_info(current_setting('tap.env')::bigint, 1, 'FAILED',
+						   'runtime_env setup failed: No matching distribution found for timedout; timed out',
+						   'RUNTIME_ENV_SETUP_FAILURE', NULL, 1, 2, NULL);
+SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.env')::bigint),
+		  'FAILED 0', 'a runtime_env the user got wrong is the user''s, whatever words it brings');
+DELETE FROM ray.job WHERE resource_group = 'tap-overload';
+
+-- 8. What a hostile user might try
+SELECT throws_ok($$SELECT ray.submit_job('tap-quota', 'x', entrypoint_resources => '{"pgray-worker-group:cpu": 1000}')$$,
+				 '22023', 'entrypoint_resources must not name pg_ray''s own resources', 'pg_ray''s resources are its own');
+SELECT ray.set_quota('tap-quota', 'tap_cid', max_running_jobs => 0, max_queued_jobs => 0, share => 0.01);
+-- as tap_cid logged in would make it in PostgreSQL 15 (a role may grant itself in its own session)
+GRANT tap_cid TO tap_ann GRANTED BY tap_cid;
+SELECT is(ray._quota_applies('tap_ann'::regrole, 'tap_cid'::regrole), false,
+		  'a quota does not follow a membership its role granted itself');
+SET LOCAL ROLE tap_ann;
+SELECT lives_ok($$SELECT ray.submit_job('tap-quota', 'ann')$$, 'so the victim is not held by it');
+SELECT is((SELECT count(*)::integer FROM ray.quotas WHERE role = 'tap_cid'), 0, 'nor does it see that quota''s counts');
+RESET ROLE;
+DELETE FROM ray.job WHERE resource_group = 'tap-quota';
+
 
 -- 7. Placement: a job asks for a worker group; each demand grows exactly one worker group
 SELECT ray.create_resource_group('tap-place');
