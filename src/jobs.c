@@ -172,8 +172,13 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 		/* prepare first, so that a broadcast during the check is not missed */
 		ConditionVariablePrepareToSleep(cv);
 
-		/* the table, not ray.jobs: its queue positions are not needed here */
-		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total, message FROM ray.job WHERE job_id = $1",
+		/*
+		 * The table, not ray.jobs: its queue positions are not needed here.
+		 * Whether this transaction queued the job: its row's xmin is ours.
+		 */
+		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total, message, "
+									"xmin::text::bigint = txid_current_if_assigned() % 4294967296 "
+									"FROM ray.job WHERE job_id = $1",
 									1, types, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read job " INT64_FORMAT ": SPI code %d", job_id, ret);
@@ -194,6 +199,21 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 			state = MemoryContextStrdup(caller_context, value);
 			pfree(value);
 			wait_job_report_progress(job_id, SPI_tuptable, &last_tenth);
+
+			/* the worker cannot see a job before the transaction that queued it commits */
+			if (last_state == NULL && timeout_us > 0 && strcmp(state, "QUEUED") == 0)
+			{
+				char	   *queued_here = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+
+				if (queued_here != NULL && strcmp(queued_here, "t") == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("job " INT64_FORMAT " was queued in this transaction and cannot start before it commits",
+									job_id),
+							 errdetail("The background worker sees the job only once the transaction that queued it has committed."),
+							 errhint("Commit first, then wait in a later transaction: SELECT ray.wait_job(" INT64_FORMAT ");",
+									 job_id)));
+			}
 
 			/* a queued job's message says what it waits for: said once each time it changes */
 			state_changed = last_state == NULL || strcmp(state, last_state) != 0;

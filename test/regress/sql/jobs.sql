@@ -138,3 +138,15 @@ SELECT ray.zip_directory('relative/path');
 SELECT ray.zip_directory('/nonexistent/pg_ray');
 SELECT ray.zip_directory('/etc/hostname');
 SELECT ray.drop_resource_group('wd', force => true);
+
+-- a job cannot start before the transaction that queued it commits: waiting for it there is an
+-- error at once, not an hour of QUEUED; looking once is not
+SELECT ray.create_resource_group('same-tx');
+SELECT ray.wait_job(ray.submit_job('same-tx', 'true'), interval '1 hour');
+BEGIN;
+SELECT ray.submit_job('same-tx', 'true') AS same_tx_job \gset
+\set VERBOSITY terse
+SELECT ray.wait_job(:same_tx_job, interval '0');
+\set VERBOSITY default
+ROLLBACK;
+SELECT ray.drop_resource_group('same-tx', force => true);
