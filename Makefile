@@ -27,6 +27,7 @@ OBJS = \
 	src/dispatch_submit.o \
 	src/dispatch_apply.o \
 	src/jobs.o \
+	src/row_holder.o \
 	src/package.o \
 	src/batch.o \
 	src/run_read.o \

@@ -27,7 +27,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT nullif(sum(w.max_workers * s.num_cpus), 0),
 		   CASE WHEN sum(w.max_workers * s.num_cpus) > 0
-				THEN coalesce(sum(w.max_workers * ceil(s.num_gpus)) FILTER (WHERE w.resource_type = 'GPU'), 0) END
+				THEN coalesce(sum(w.max_workers * ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit)), 0) END
 	FROM ray.resource_group g
 	JOIN ray.worker_group w ON w.resource_group = g.name
 	JOIN ray.node_spec s ON s.name = w.spec
@@ -302,7 +302,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT format('waiting for room in worker group "%s" of resource group "%s" (%s of %s CPUs and %s of %s GPUs asked for by its jobs in Ray)',
 				  w.name, w.resource_group, u.cpus::float8, (w.max_workers * s.num_cpus)::float8,
-				  u.gpus::float8, (w.max_workers * ceil(s.num_gpus))::float8)
+				  u.gpus::float8, (w.max_workers * ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit))::float8)
 	FROM ray.worker_group w
 	JOIN ray.node_spec s ON s.name = w.spec
 	CROSS JOIN LATERAL (
@@ -313,8 +313,8 @@ AS $$
 	WHERE w.resource_group = group_name AND w.name = _worker_group_full.worker_group
 	  AND ((_worker_group_full.cpus > 0 AND u.cpus + _worker_group_full.cpus > w.max_workers * s.num_cpus)
 		   OR (_worker_group_full.gpus > 0
-			   AND u.gpus + _worker_group_full.gpus > w.max_workers * ceil(s.num_gpus)
-								 * (w.resource_type = 'GPU')::integer))
+			   AND u.gpus + _worker_group_full.gpus
+				  > w.max_workers * ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit)))
 $$;
 COMMENT ON FUNCTION ray._worker_group_full(text, text, numeric, numeric) IS
 'Why a job for one worker group does not fit it now (its capacity at max_workers less its jobs in Ray), or NULL.';

@@ -618,6 +618,9 @@ DECLARE
 	target_name text;
 	group_cpus numeric;
 	node_cpus numeric;
+	group_gpus numeric;
+	node_gpus numeric;
+	replica_gpus numeric;
 	replica_cpus numeric;
 	replicas numeric;
 	worker_group_name text;
@@ -654,10 +657,14 @@ BEGIN
 	END IF;
 
 	-- Replicas the group can never hold would wait in Ray forever.
-	SELECT sum(w.max_workers * s.num_cpus), max(s.num_cpus) INTO group_cpus, node_cpus
+	SELECT sum(w.max_workers * s.num_cpus), max(s.num_cpus),
+		   sum(w.max_workers * ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit)),
+		   max(ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit))
+	INTO group_cpus, node_cpus, group_gpus, node_gpus
 	FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 	WHERE w.resource_group = rg.name AND w.name = coalesce(worker_group_name, w.name);
 	replica_cpus := (run_plan -> 'options' ->> 'num_cpus')::numeric;
+	replica_gpus := (run_plan -> 'options' ->> 'num_gpus')::numeric;
 	IF jsonb_typeof(run_plan -> 'options' -> 'concurrency') = 'null' THEN
 		run_plan := jsonb_set(run_plan, '{options,concurrency}', to_jsonb(
 			CASE WHEN group_cpus IS NULL OR replica_cpus = 0 THEN 2
@@ -672,12 +679,25 @@ BEGIN
 				  DETAIL = format('Its largest worker nodes have %s CPUs.', node_cpus),
 				  HINT = 'Lower num_cpus, or add a worker group of a larger spec.';
 	END IF;
+	IF node_gpus IS NOT NULL AND replica_gpus > node_gpus THEN
+		RAISE EXCEPTION 'a model replica needs % GPUs, more than any node of resource group "%" has', replica_gpus, rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Its worker nodes have at most %s GPUs in Ray each (a node of a group with a GPU distribution unit has one, a share of a physical GPU).', node_gpus),
+				  HINT = 'Lower num_gpus: replicas share a GPU with fractions such as 0.5.';
+	END IF;
 	IF group_cpus IS NOT NULL AND replicas * replica_cpus > group_cpus THEN
 		RAISE EXCEPTION 'the model replicas need % CPUs, more than resource group "%" can have', replicas * replica_cpus, rg.name
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('concurrency %s times num_cpus %s; its worker groups have at most %s CPUs in all.',
 								  replicas, replica_cpus, group_cpus),
 				  HINT = 'Lower concurrency or num_cpus, or raise max_workers.';
+	END IF;
+	IF group_gpus IS NOT NULL AND replicas * replica_gpus > group_gpus THEN
+		RAISE EXCEPTION 'the model replicas need % GPUs, more than resource group "%" can have', replicas * replica_gpus, rg.name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('concurrency %s times num_gpus %s; its worker groups have at most %s GPUs in all.',
+								  replicas, replica_gpus, group_gpus),
+				  HINT = 'Lower concurrency or num_gpus, or raise max_workers of a GPU worker group.';
 	END IF;
 
 	-- One unfinished run per target: a nightly schedule that fires again

@@ -176,23 +176,23 @@ BEGIN
 										0.0001)) AS nodes
 		  FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)
 		  CROSS JOIN LATERAL (
-			  SELECT w.name, s.num_cpus, ceil(s.num_gpus) AS gpus
+			  SELECT w.name, s.num_cpus, ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit) AS gpus
 			  FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
 			  WHERE w.resource_group = group_name
 				AND coalesce((d.bundle ->> 'CPU')::numeric, 0) <= s.num_cpus
-				AND coalesce((d.bundle ->> 'GPU')::numeric, 0) <= ceil(s.num_gpus) * (w.resource_type = 'GPU')::integer
+				AND coalesce((d.bundle ->> 'GPU')::numeric, 0) <= ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit)
 				AND coalesce((d.bundle ->> 'memory')::numeric, 0) <= s.memory_mb * 1048576.0
 				AND NOT EXISTS (SELECT FROM jsonb_object_keys(d.bundle) k
 								WHERE k NOT IN ('CPU', 'GPU', 'memory', 'object_store_memory',
 												'pgray-worker-group:' || w.name))
 			  ORDER BY (coalesce((d.bundle ->> 'GPU')::numeric, 0) > 0) = (w.resource_type = 'GPU') DESC,
 					   w.desired_workers < w.max_workers DESC,
-					   s.num_cpus, ceil(s.num_gpus), s.memory_mb, w.name
+					   s.num_cpus, ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit), s.memory_mb, w.name
 			  LIMIT 1) pick
 		  GROUP BY pick.name) a;
 
 	FOR wg IN
-		SELECT w.*, s.num_cpus AS cpus, s.memory_mb, ceil(s.num_gpus)::integer AS gpus,
+		SELECT w.*, s.num_cpus AS cpus, s.memory_mb, ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit) AS gpus,
 			   -- demand this worker group is the one to serve, in nodes' worth
 			   coalesce((wanted ->> w.name)::numeric, 0) AS wanted_nodes,
 			   (SELECT string_agg(format('%s x%s', d.bundle, d.count), ', ') FROM jsonb_to_recordset(demand) AS d(bundle jsonb, count integer)) AS demand,

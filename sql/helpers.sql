@@ -25,6 +25,27 @@ COMMENT ON FUNCTION ray._is_admin(oid) IS
 'True if the role has the privileges of ray_admin (superusers do).';
 
 /*
+ * The GPUs one worker node of a worker group has in Ray: the one reading of
+ * a GPU spec and the group's distribution unit that node startup, the
+ * autoscaler, admission and the fit checks of jobs and batch runs all use.
+ * Ray counts a node's GPUs in whole numbers, so a node with a distribution
+ * unit (a share of one physical GPU, at most 1) has one GPU in Ray, which
+ * is that share: 1/unit such nodes are placed on each physical GPU.
+ * Without a unit a node has its spec's GPUs, rounded up.
+ */
+CREATE OR REPLACE FUNCTION ray._worker_node_gpus(resource_type text, spec_gpus numeric, distribution_unit numeric)
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN resource_type <> 'GPU' THEN 0
+				WHEN distribution_unit IS NOT NULL THEN 1
+				ELSE ceil(spec_gpus)::integer END
+$$;
+COMMENT ON FUNCTION ray._worker_node_gpus(text, numeric, numeric) IS
+'The GPUs one worker node has in Ray: 0 for CPU groups, 1 (a share of one physical GPU) with a distribution unit, else its spec''s, rounded up.';
+
+/*
  * The OID of the role that has a name now (0 for 'public', as in an ACL;
  * NULL for no role).
  */

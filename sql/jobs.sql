@@ -109,7 +109,7 @@ BEGIN
 			WHERE w.resource_group = rg.name
 			  AND w.name = coalesce(_submit_job_impl.worker_group, w.name)
 			  AND coalesce(_submit_job_impl.entrypoint_num_cpus, 0) <= s.num_cpus
-			  AND coalesce(_submit_job_impl.entrypoint_num_gpus, 0) <= coalesce(w.gpu_distribution_unit, s.num_gpus)
+			  AND coalesce(_submit_job_impl.entrypoint_num_gpus, 0) <= ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit)
 			  AND coalesce(_submit_job_impl.entrypoint_memory, 0) <= s.memory_mb * 1048576) THEN
 			RAISE EXCEPTION 'no worker node of resource group "%" can hold the entrypoint', rg.name
 				USING ERRCODE = 'invalid_parameter_value',
@@ -117,7 +117,7 @@ BEGIN
 									  coalesce(_submit_job_impl.entrypoint_num_cpus, 0), coalesce(_submit_job_impl.entrypoint_num_gpus, 0),
 									  coalesce(_submit_job_impl.entrypoint_memory, 0),
 									  (SELECT string_agg(format('%s CPUs, %s GPUs and %s MB (%s)', s.num_cpus,
-																round(coalesce(w.gpu_distribution_unit, s.num_gpus), 3)::float8,
+																ray._worker_node_gpus(w.resource_type, s.num_gpus, w.gpu_distribution_unit),
 																s.memory_mb, w.name),
 														 '; ' ORDER BY w.name)
 									   FROM ray.worker_group w JOIN ray.node_spec s ON s.name = w.spec
@@ -290,3 +290,45 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray.job_logs(bigint) IS
 'The driver log of a job: saved when it ended, fetched live from Ray while it runs.';
+
+/*
+ * What in the calling transaction would keep the background worker from
+ * acting on a job until the transaction ends, so that ray.wait_job there
+ * would wait in vain: the job queued in it (the worker cannot see it), the
+ * job's row or its resource group's row changed or locked in it (the
+ * worker's updates would block; ray.submit_job and ray.batch_inference lock
+ * the group FOR SHARE), or a lock on a catalog table that the worker's
+ * writes conflict with (LOCK TABLE in SHARE mode or stronger).  NULL when
+ * nothing.  It says nothing of other transactions, so any ray_user may ask.
+ */
+CREATE OR REPLACE FUNCTION ray._wait_job_obstacle(job_id bigint, OUT obstacle text, OUT object text)
+RETURNS record
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT o.obstacle, o.object
+	FROM ray.job j
+	CROSS JOIN LATERAL (
+		SELECT 'queued' AS obstacle, NULL::text AS object, 1 AS rank
+		FROM ray.job_event e
+		WHERE e.job_id = j.job_id AND e.from_state IS NULL
+		  AND ray._row_held_here('ray.job_event', e.ctid) IS NOT NULL
+		UNION ALL
+		SELECT 'job ' || ray._row_held_here('ray.job', j.ctid), NULL, 2
+		WHERE ray._row_held_here('ray.job', j.ctid) IS NOT NULL
+		UNION ALL
+		SELECT 'resource group ' || ray._row_held_here('ray.resource_group', g.ctid), g.name, 3
+		FROM ray.resource_group g
+		WHERE g.name = j.resource_group AND ray._row_held_here('ray.resource_group', g.ctid) IS NOT NULL
+		UNION ALL
+		SELECT 'table lock', format('%s (%s)', c.oid::regclass, l.mode), 4
+		FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+		WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+		  AND c.relnamespace = 'ray'::regnamespace
+		  AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) o
+	WHERE j.job_id = _wait_job_obstacle.job_id
+	ORDER BY o.rank, o.object
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION ray._wait_job_obstacle(bigint) IS
+'What in the calling transaction keeps the worker from acting on a job until it ends (for ray.wait_job), or NULL.';

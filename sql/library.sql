@@ -130,3 +130,10 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'pg_ray_run_count';
 COMMENT ON FUNCTION ray._run_count() IS
 'For a runner: the rows of its source in the transaction''s snapshot, counted as the run''s owner.';
+
+CREATE OR REPLACE FUNCTION ray._row_held_here(rel regclass, row_tid tid)
+RETURNS text
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'pg_ray_row_held_here';
+COMMENT ON FUNCTION ray._row_held_here(regclass, tid) IS
+'changed if this transaction made the row version at row_tid, locked if it locks, updated or deleted it, else NULL.';

@@ -85,9 +85,9 @@ BEGIN
 	RETURN jsonb_build_object(
 		'spec', spec.name, 'resource_type', wg.resource_type,
 		'num_cpus', spec.num_cpus, 'memory_mb', spec.memory_mb,
-		-- Ray takes whole GPUs per node; the distribution unit says how many
-		-- workers share one physical GPU (see _local_node_command)
-		'num_gpus', CASE WHEN wg.resource_type = 'GPU' THEN ceil(spec.num_gpus)::integer ELSE 0 END,
+		-- with a distribution unit, one GPU in Ray that is a share of a
+		-- physical one (see _local_node_command)
+		'num_gpus', ray._worker_node_gpus(wg.resource_type, spec.num_gpus, wg.gpu_distribution_unit),
 		'gpu_distribution_unit', wg.gpu_distribution_unit,
 		'disk_gb', wg.disk_gb,
 		'object_store_mb', ray._object_store_mb(rg.options, spec.memory_mb));

@@ -51,6 +51,8 @@ GRANT EXECUTE ON FUNCTION
 TO ray_user;
 -- the views of the queue and the quotas ask it for the role that reads them (it reads public catalogs)
 GRANT EXECUTE ON FUNCTION ray._quota_applies(oid, oid) TO ray_user;
+-- ray.wait_job, which runs as its caller, asks it about the caller's own transaction
+GRANT EXECUTE ON FUNCTION ray._wait_job_obstacle(bigint) TO ray_user;
 -- a run's login role asks for its run; they check that it is one
 GRANT EXECUTE ON FUNCTION ray._run_spec(), ray._run_model_data(), ray._run_progress(bigint, bigint),
 	ray._run_read(bigint, bigint, integer, integer), ray._run_read_query(bigint, bigint, integer, integer),

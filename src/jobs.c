@@ -109,6 +109,68 @@ wait_job_timeout_us(const Interval *interval)
 }
 
 /*
+ * wait_job_refuse_obstacle
+ *		Refuse to wait for a job that the background worker cannot act on
+ *		before the calling transaction ends (see ray._wait_job_obstacle):
+ *		such a wait would last its whole timeout and see nothing.  Called
+ *		with SPI connected, before the first sleep; leaves the caller's
+ *		SPI_tuptable as it was.
+ */
+static void
+wait_job_refuse_obstacle(int64 job_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+	char	   *obstacle;
+	char	   *object;
+	char		hint[128];
+	SPITupleTable *caller_table = SPI_tuptable;
+
+	if (SPI_execute_with_args("SELECT obstacle, object FROM ray._wait_job_obstacle($1)",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the transaction of ray.wait_job");
+	obstacle = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
+	if (obstacle == NULL)
+	{
+		/* the caller goes on reading its own result */
+		SPI_freetuptable(SPI_tuptable);
+		SPI_tuptable = caller_table;
+		return;
+	}
+	object = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	snprintf(hint, sizeof(hint),
+			 "Commit first, then wait in a later transaction: SELECT ray.wait_job(" INT64_FORMAT ");",
+			 job_id);
+
+	if (strcmp(obstacle, "queued") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " was queued in this transaction and cannot start before it commits",
+						job_id),
+				 errdetail("The background worker sees the job only once the transaction that queued it has committed."),
+				 errhint("%s", hint)));
+	if (strncmp(obstacle, "job ", 4) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " was %s in this transaction, and the background worker cannot act on it before it ends",
+						job_id, obstacle + 4),
+				 errdetail("The worker's update of the job would wait for this transaction's lock on its row."),
+				 errhint("%s", hint)));
+	if (strncmp(obstacle, "resource group ", 15) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("resource group \"%s\" was %s in this transaction, and the background worker cannot act on its jobs before it ends",
+						object, obstacle + 15),
+				 errdetail("ray.submit_job and ray.batch_inference lock the resource group of the job they queue until the transaction ends."),
+				 errhint("%s", hint)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("this transaction holds a lock on %s that the background worker needs", object),
+			 errdetail("The worker cannot change jobs before the transaction ends."),
+			 errhint("%s", hint)));
+}
+
+/*
  * pg_ray_wait_job
  *		ray.wait_job(job_id, timeout): wait until the job has finished or the
  *		timeout has passed; return its state then.  State changes are
@@ -174,10 +236,8 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 
 		/*
 		 * The table, not ray.jobs: its queue positions are not needed here.
-		 * Whether this transaction queued the job: its row's xmin is ours.
 		 */
-		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total, message, "
-									"xmin::text::bigint = txid_current_if_assigned() % 4294967296 "
+		ret = SPI_execute_with_args("SELECT state, rows_processed, rows_total, message "
 									"FROM ray.job WHERE job_id = $1",
 									1, types, values, NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
@@ -200,20 +260,9 @@ pg_ray_wait_job(PG_FUNCTION_ARGS)
 			pfree(value);
 			wait_job_report_progress(job_id, SPI_tuptable, &last_tenth);
 
-			/* the worker cannot see a job before the transaction that queued it commits */
-			if (last_state == NULL && timeout_us > 0 && strcmp(state, "QUEUED") == 0)
-			{
-				char	   *queued_here = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
-
-				if (queued_here != NULL && strcmp(queued_here, "t") == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("job " INT64_FORMAT " was queued in this transaction and cannot start before it commits",
-									job_id),
-							 errdetail("The background worker sees the job only once the transaction that queued it has committed."),
-							 errhint("Commit first, then wait in a later transaction: SELECT ray.wait_job(" INT64_FORMAT ");",
-									 job_id)));
-			}
+			/* nothing in this transaction may keep the worker from the job */
+			if (last_state == NULL && timeout_us > 0 && !wait_job_is_terminal(state))
+				wait_job_refuse_obstacle(job_id);
 
 			/* a queued job's message says what it waits for: said once each time it changes */
 			state_changed = last_state == NULL || strcmp(state, last_state) != 0;

@@ -149,4 +149,31 @@ SELECT ray.submit_job('same-tx', 'true') AS same_tx_job \gset
 SELECT ray.wait_job(:same_tx_job, interval '0');
 \set VERBOSITY default
 ROLLBACK;
+-- nor for a committed job while this transaction holds what the worker needs to move it
+SELECT ray.submit_job('same-tx', 'true') AS committed_job \gset
+BEGIN;
+SELECT ray.submit_job('same-tx', 'true') IS NOT NULL AS queued;
+SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+BEGIN;
+UPDATE ray.job SET message = message WHERE job_id = :committed_job;
+SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+BEGIN;
+SELECT job_id FROM ray.job WHERE job_id = :committed_job FOR KEY SHARE;
+SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+BEGIN;
+LOCK TABLE ray.job_event IN SHARE MODE;
+SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+-- a job queued in a subtransaction is this transaction's too
+DO $$
+BEGIN
+	BEGIN
+		PERFORM ray.wait_job(ray.submit_job('same-tx', 'true'), interval '1 hour');
+	EXCEPTION WHEN division_by_zero THEN NULL;
+	END;
+END
+$$;
 SELECT ray.drop_resource_group('same-tx', force => true);
