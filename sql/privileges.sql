@@ -14,7 +14,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
 
 GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
-	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas TO ray_user;
+	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas, ray.resource_group_events TO ray_user;
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;

@@ -8,6 +8,21 @@
  * Copyright (c) 2026, pg_ray developers
  */
 
+/*
+ * The resource groups the querying role may use through a grant (to it, to
+ * a role it has, or to PUBLIC): ray._can_use without its admin case, for
+ * the views below, which read it with their owner's rights (a function
+ * would read the grants with the caller's).  pg_has_role asks about the
+ * role that queries.  Granted to nobody.
+ */
+CREATE OR REPLACE VIEW ray._granted_groups WITH (security_barrier = true) AS
+SELECT DISTINCT g.resource_group
+FROM ray.resource_group_grant g
+LEFT JOIN pg_roles r ON r.oid = g.grantee_oid
+WHERE g.grantee_oid = 0 OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'));
+COMMENT ON VIEW ray._granted_groups IS
+'The resource groups the querying role was granted usage of, directly, through a role it has, or through PUBLIC.';
+
 /* The nodes of local resource groups as Ray and pg_ray see them. */
 -- a security barrier: the caller's conditions must not see rows of groups it may not use
 CREATE OR REPLACE VIEW ray.nodes WITH (security_barrier = true) AS
@@ -34,12 +49,9 @@ SELECT n.resource_group,
 	   n.stop_reason,
 	   n.last_exit
 FROM ray.node n
--- a role sees the nodes of the groups it may use (ray._can_use, read here with the
--- view owner's rights; pg_has_role asks about the role that queries)
+-- a role sees the nodes of the groups it may use
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR EXISTS (SELECT FROM ray.resource_group_grant g LEFT JOIN pg_roles r ON r.oid = g.grantee_oid
-			  WHERE g.resource_group = n.resource_group
-				AND (g.grantee_oid = 0 OR (r.oid IS NOT NULL AND pg_has_role(current_user, r.oid, 'USAGE'))));
+   OR n.resource_group IN (SELECT resource_group FROM ray._granted_groups);
 COMMENT ON VIEW ray.nodes IS
 'Nodes of the local resource groups the role may use: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
 
@@ -185,3 +197,25 @@ SELECT name, version, kind, uri, length(data) AS data_bytes, options, owner, cre
 FROM ray.model;
 COMMENT ON VIEW ray.models IS
 'Models the current role may see (its own; all for ray_admin), without their bytes.';
+
+/*
+ * The history of the resource groups a role may use: each state change, scale
+ * step, node start, exit, restart and stop, with its reason, so that users
+ * see why their group grew, shrank or became DEGRADED.  The events of a group
+ * that is gone are for admins only: nobody holds a grant on it any more.
+ */
+-- a security barrier: the caller's conditions must not see events of groups it may not use
+CREATE OR REPLACE VIEW ray.resource_group_events WITH (security_barrier = true) AS
+SELECT e.event_id,
+	   e.resource_group,
+	   e.at,
+	   e.from_state,
+	   e.to_state,
+	   e.generation,
+	   e.actor,
+	   e.message
+FROM ray.resource_group_event e
+WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+   OR e.resource_group IN (SELECT resource_group FROM ray._granted_groups);
+COMMENT ON VIEW ray.resource_group_events IS
+'The history of the resource groups the role may use (all, for ray_admin): state changes, scaling, node starts, exits and stops, each with its reason.';

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(100);
+SELECT plan(107);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -80,6 +80,33 @@ SELECT is_empty($$SELECT * FROM ray.nodes WHERE resource_group = 'tap-closed'$$,
 RESET ROLE;
 SET LOCAL ROLE tap_admin;
 SELECT isnt_empty($$SELECT * FROM ray.nodes WHERE resource_group = 'tap-closed'$$, 'an admin sees every node');
+RESET ROLE;
+-- the history of a group: for those who may use it, with its reasons
+CREATE TEMP TABLE tap_seen (seen text);
+GRANT ALL ON tap_seen TO tap_ben;
+CREATE FUNCTION pg_temp.tap_leak(message text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001
+AS $$ BEGIN INSERT INTO tap_seen VALUES (message); RETURN true; END $$;
+SELECT ray._group_note('tap', 'scaling worker group cpu up from 1 to 2 workers: Ray has demand it cannot place');
+SELECT ray._group_note('tap-closed', 'head node 1 exited: another team''s error');
+SET LOCAL ROLE tap_ben;
+SELECT isnt_empty($$SELECT * FROM ray.resource_group_events WHERE resource_group = 'tap' AND message LIKE 'scaling%'$$,
+				  'ben sees why a group he may use scaled');
+SELECT is_empty($$SELECT * FROM ray.resource_group_events WHERE resource_group = 'tap-closed'$$,
+				'ben does not see the events of a group he may not use');
+SELECT isnt_empty($$SELECT * FROM ray.resource_group_events WHERE pg_temp.tap_leak(message)$$,
+				  'a query with a cheap function of his own in its conditions ...');
+SELECT results_eq($$SELECT count(*) FILTER (WHERE seen LIKE '%another team%')::integer,
+						   count(*) FILTER (WHERE seen LIKE 'scaling%')::integer FROM tap_seen$$,
+				  $$VALUES (0, 1)$$,
+				  '... hands that function the events he may see, never those of a group he may not use');
+SELECT throws_ok($$SELECT * FROM ray.resource_group_event$$, '42501', NULL,
+				 'ben cannot read the event table itself');
+SELECT throws_ok($$SELECT * FROM ray._granted_groups$$, '42501', NULL,
+				 'ben cannot read the helper view of grants');
+RESET ROLE;
+SET LOCAL ROLE tap_admin;
+SELECT isnt_empty($$SELECT * FROM ray.resource_group_events WHERE resource_group = 'tap-closed'$$,
+				  'an admin sees the events of every group');
 RESET ROLE;
 SET LOCAL ROLE tap_ben;
 SELECT throws_ok($$SELECT ray.cluster_status('tap-closed')$$, '42501',
