@@ -156,7 +156,7 @@ BEGIN
 	END IF;
 	-- runs in the old cluster could be neither followed nor stopped any more
 	IF new_url IS DISTINCT FROM rg.endpoint THEN
-		PERFORM ray._guard_interruption(rg.name, 'pointing the group at another dashboard', false);
+		PERFORM ray._guard_interruption(rg.name, 'pointing the group at another dashboard', NULL);
 	END IF;
 
 	version := ray._http_ray_version(new_url, new_token, new_options ->> 'ca_file');

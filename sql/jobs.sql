@@ -295,11 +295,11 @@ COMMENT ON FUNCTION ray.job_logs(bigint) IS
  * What in the calling transaction would keep the background worker from
  * acting on a job until the transaction ends, so that ray.wait_job there
  * would wait in vain: the job queued in it (the worker cannot see it), the
- * job's row or its resource group's row changed or locked in it (the
- * worker's updates would block; ray.submit_job and ray.batch_inference lock
- * the group FOR SHARE), or a lock on a catalog table that the worker's
- * writes conflict with (LOCK TABLE in SHARE mode or stronger).  NULL when
- * nothing.  It says nothing of other transactions, so any ray_user may ask.
+ * job's row or its resource group's row changed or locked in it in a mode
+ * the worker's updates wait for (ray._row_held_here; the FOR KEY SHARE of
+ * ray.submit_job's lookup is not one), or a lock on a catalog table that
+ * the worker's writes conflict with (LOCK TABLE in SHARE mode or stronger).
+ * NULL when nothing.  It says nothing of other transactions, so any ray_user may ask.
  */
 CREATE OR REPLACE FUNCTION ray._wait_job_obstacle(job_id bigint, OUT obstacle text, OUT object text)
 RETURNS record

@@ -100,7 +100,9 @@ BEGIN
 			CASE WHEN cardinality(ids) = 1 THEN 'a job' ELSE cardinality(ids) || ' jobs' END, group_name
 			USING ERRCODE = 'object_in_use',
 				  DETAIL = format('Affected jobs: %s.', listed),
-				  HINT = 'Wait for them to finish, stop them with ray.stop_job(), or pass force => true to interrupt them.';
+				  -- a NULL force: the change has no force to offer
+				  HINT = CASE WHEN force IS NULL THEN 'Wait for them to finish, or stop them with ray.stop_job().'
+							  ELSE 'Wait for them to finish, stop them with ray.stop_job(), or pass force => true to interrupt them.' END;
 	END IF;
 	RAISE NOTICE '% interrupts %', effect,
 		CASE WHEN cardinality(ids) = 1 THEN 'job ' ELSE 'jobs ' END || listed;

@@ -13,7 +13,7 @@
  * a role it has, or to PUBLIC): ray._can_use without its admin case, for
  * the views below, which read it with their owner's rights (a function
  * would read the grants with the caller's).  pg_has_role asks about the
- * role that queries.  Granted to nobody.
+ * role that queries.  Not granted to ray_user (ray_admin reads every view).
  */
 CREATE OR REPLACE VIEW ray._granted_groups WITH (security_barrier = true) AS
 SELECT DISTINCT g.resource_group

@@ -161,7 +161,7 @@ wait_job_refuse_obstacle(int64 job_id)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("resource group \"%s\" was %s in this transaction, and the background worker cannot act on its jobs before it ends",
 						object, obstacle + 15),
-				 errdetail("ray.submit_job and ray.batch_inference lock the resource group of the job they queue until the transaction ends."),
+				 errdetail("The worker's changes to the group would wait for this transaction's lock on its row."),
 				 errhint("%s", hint)));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

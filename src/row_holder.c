@@ -7,8 +7,7 @@
  * ray.wait_job inside a transaction would wait in vain when the background
  * worker cannot act before that transaction ends: a job it queued is
  * invisible to the worker, and a job or resource group row it changed or
- * locked (ray.submit_job locks its group FOR SHARE) blocks the worker's
- * update.  Row locks are not in pg_locks, so the row's header says: its
+ * locked, in any mode but FOR KEY SHARE, blocks the worker's update.  Row locks are not in pg_locks, so the row's header says: its
  * xmin, or its xmax (a plain xid or a multixact's members), is one of this
  * transaction's xids.
  *
@@ -35,11 +34,14 @@
 PG_FUNCTION_INFO_V1(pg_ray_row_held_here);
 
 /*
- * row_holder_locked_here
- *		Whether a tuple's xmax says this transaction locked or updated it.
+ * row_holder_blocks_update
+ *		Whether a tuple's xmax says this transaction updated, deleted or
+ *		locked it in a mode that a plain UPDATE (FOR NO KEY UPDATE) waits
+ *		for: any lock but FOR KEY SHARE, which only foreign keys and
+ *		pg_ray's lookups for jobs take, and which the worker's updates pass.
  */
 static bool
-row_holder_locked_here(HeapTupleHeader header)
+row_holder_blocks_update(HeapTupleHeader header)
 {
 	uint16		infomask = header->t_infomask;
 	TransactionId xmax = HeapTupleHeaderGetRawXmax(header);
@@ -50,24 +52,28 @@ row_holder_locked_here(HeapTupleHeader header)
 	{
 		MultiXactMember *members;
 		int			count;
-		bool		mine = false;
+		bool		blocks = false;
 
 		count = GetMultiXactIdMembers(xmax, &members, false,
 									  HEAP_XMAX_IS_LOCKED_ONLY(infomask));
 		for (int i = 0; i < count; i++)
-			mine = mine || TransactionIdIsCurrentTransactionId(members[i].xid);
+			blocks = blocks || (members[i].status != MultiXactStatusForKeyShare &&
+								TransactionIdIsCurrentTransactionId(members[i].xid));
 		if (count > 0)
 			pfree(members);
-		return mine;
+		return blocks;
 	}
+	if (HEAP_XMAX_IS_LOCKED_ONLY(infomask) && HEAP_XMAX_IS_KEYSHR_LOCKED(infomask))
+		return false;
 	return TransactionIdIsCurrentTransactionId(xmax);
 }
 
 /*
  * pg_ray_row_held_here
  *		'changed' when this transaction made the row version at tid (an
- *		insert or an update), 'locked' when it holds a lock on it or has
- *		deleted it, NULL otherwise or when there is no tuple there.  Only
+ *		insert or an update), 'locked' when it has deleted it or holds a
+ *		lock on it that a plain UPDATE would wait for (not FOR KEY SHARE),
+ *		NULL otherwise or when there is no tuple there.  Only
  *		the extension's own functions call it (EXECUTE is granted to no
  *		role): it reads tuple headers without permission checks.
  */
@@ -95,7 +101,7 @@ pg_ray_row_held_here(PG_FUNCTION_ARGS)
 		if (!HeapTupleHeaderXminFrozen(tuple.t_data) &&
 			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple.t_data)))
 			held = "changed";
-		else if (row_holder_locked_here(tuple.t_data))
+		else if (row_holder_blocks_update(tuple.t_data))
 			held = "locked";
 		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 		ReleaseBuffer(buffer);

@@ -152,16 +152,33 @@ ROLLBACK;
 -- nor for a committed job while this transaction holds what the worker needs to move it
 SELECT ray.submit_job('same-tx', 'true') AS committed_job \gset
 BEGIN;
-SELECT ray.submit_job('same-tx', 'true') IS NOT NULL AS queued;
+SELECT ray.alter_resource_group('same-tx', options => '{"idle_timeout_seconds": 30}');
 SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+BEGIN;
+SELECT name FROM ray.resource_group WHERE name = 'same-tx' FOR SHARE;
+SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+-- what submit_job locks (FOR KEY SHARE) does not hold the worker up: that wait may go on
+BEGIN;
+SELECT ray.submit_job('same-tx', 'true') IS NOT NULL AS queued;
+\set VERBOSITY terse
+SELECT ray.wait_job(:committed_job, interval '10 milliseconds');
+\set VERBOSITY default
 ROLLBACK;
 BEGIN;
 UPDATE ray.job SET message = message WHERE job_id = :committed_job;
 SELECT ray.wait_job(:committed_job, interval '1 hour');
 ROLLBACK;
 BEGIN;
-SELECT job_id FROM ray.job WHERE job_id = :committed_job FOR KEY SHARE;
+SELECT job_id FROM ray.job WHERE job_id = :committed_job FOR SHARE;
 SELECT ray.wait_job(:committed_job, interval '1 hour');
+ROLLBACK;
+BEGIN;
+SELECT job_id FROM ray.job WHERE job_id = :committed_job FOR KEY SHARE;
+\set VERBOSITY terse
+SELECT ray.wait_job(:committed_job, interval '10 milliseconds');
+\set VERBOSITY default
 ROLLBACK;
 BEGIN;
 LOCK TABLE ray.job_event IN SHARE MODE;
