@@ -143,8 +143,10 @@ def test_a_head_spec_change_restarts_the_head_and_requeues_its_run(local_nodes: 
     with pytest.raises(psycopg.errors.ObjectInUse, match="restarting the head node would interrupt a job"):
         db.execute("SELECT ray.alter_resource_group(%s, head_spec => 'm.xlarge')", (GROUP,))
     db.execute("SELECT ray.alter_resource_group(%s, head_spec => 'm.xlarge', force => true)", (GROUP,))
+    # the head's slot stays; its process and Ray node are new
     wait_for(lambda: [n for n in nodes(db, GROUP) if n["kind"] == "head" and n["state"] == "ALIVE"
-                      and n["spec"] == "m.xlarge" and n["node_id"] != head_before["node_id"]],
+                      and n["spec"] == "m.xlarge" and n["pid"] != head_before["pid"]
+                      and n["ray_node_id"] not in (None, head_before["ray_node_id"])],
              "the head to restart with its new spec", 180)
     assert wait_for_state(db, job_id, FINAL, 240) == "SUCCEEDED"
     attempts, requeues = db.execute("SELECT attempts, ray_requeues FROM ray.job WHERE job_id = %s",
