@@ -241,9 +241,9 @@ COMMENT ON FUNCTION ray._check_priority(integer, text, oid) IS
 
 /*
  * Refuse a new job of the caller's when a quota's max_queued_jobs is
- * reached.  Submissions to a group with such a quota are counted one at a
- * time, behind a lock on its quota rows (which no user may lock), so that
- * two sessions cannot both take the last place; and only in READ
+ * reached.  The submissions a quota bounds are counted one at a time,
+ * behind a lock on its row (which no user may lock), so that two sessions
+ * cannot both take the last place; and only in READ
  * COMMITTED, where the count sees what the session before committed.
  */
 CREATE OR REPLACE FUNCTION ray._check_queued_quota(group_name text, submitter oid)
@@ -266,7 +266,10 @@ BEGIN
 				  DETAIL = format('A quota on resource group "%s" limits the queued jobs of the role; such a transaction would not see the jobs other sessions queued.', group_name),
 				  HINT = 'Submit in a READ COMMITTED transaction, or outside a transaction block.';
 	END IF;
+	-- only the quotas that bound the submitter: a submission left open by one team holds up no
+	-- other team's (in one order, so two submitters of overlapping quotas never deadlock)
 	PERFORM FROM ray.quota qt WHERE qt.resource_group = group_name AND qt.max_queued_jobs IS NOT NULL
+	  AND ray._quota_applies(submitter, qt.role_oid)
 	ORDER BY qt.role FOR UPDATE;
 	SELECT qt.role, qt.max_queued_jobs, n.queued INTO q
 	FROM ray.quota qt

@@ -277,9 +277,11 @@ AS $$
 DECLARE
 	id bigint;
 BEGIN
+	-- a job a user's open transaction holds (its stop_job) is skipped rather than waited
+	-- for: following its run, a later round finds it gone (ray._apply_run_missing)
 	FOR id IN SELECT job_id FROM ray.job
 			  WHERE resource_group = group_name AND state IN ('SUBMITTING', 'PENDING', 'RUNNING')
-			  ORDER BY job_id LOOP
+			  ORDER BY job_id FOR NO KEY UPDATE SKIP LOCKED LOOP
 		PERFORM ray._forget_run(id, why);
 	END LOOP;
 END

@@ -299,9 +299,11 @@ COMMENT ON FUNCTION ray.job_logs(bigint) IS
  * the worker's updates wait for (ray._row_held_here; the FOR KEY SHARE of
  * ray.submit_job's lookup is not one), or a lock on a catalog table that
  * the worker's writes conflict with (LOCK TABLE in SHARE mode or stronger).
- * NULL when nothing.  It says nothing of other transactions, so any ray_user may ask.
+ * NULL when nothing, and for a job that is not the caller's (an admin's:
+ * any), whose existence it does not tell.  ray.wait_job asks it through
+ * ray._wait_job_obstacle, which records the caller (pg_ray_api).
  */
-CREATE OR REPLACE FUNCTION ray._wait_job_obstacle(job_id bigint, OUT obstacle text, OUT object text)
+CREATE OR REPLACE FUNCTION ray._wait_job_obstacle_impl(job_id bigint, OUT obstacle text, OUT object text)
 RETURNS record
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -326,9 +328,17 @@ AS $$
 		WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
 		  AND c.relnamespace = 'ray'::regnamespace
 		  AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')) o
-	WHERE j.job_id = _wait_job_obstacle.job_id
+	WHERE j.job_id = _wait_job_obstacle_impl.job_id
+	  AND (j.owner_oid = ray._calling_role() OR ray._is_admin(ray._calling_role()))
 	ORDER BY o.rank, o.object
 	LIMIT 1
 $$;
+COMMENT ON FUNCTION ray._wait_job_obstacle_impl(bigint) IS
+'The work of ray._wait_job_obstacle, as the extension''s owner, for the caller that pg_ray_api recorded.';
+
+CREATE OR REPLACE FUNCTION ray._wait_job_obstacle(job_id bigint, OUT obstacle text, OUT object text)
+RETURNS record
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'pg_ray_api';
 COMMENT ON FUNCTION ray._wait_job_obstacle(bigint) IS
-'What in the calling transaction keeps the worker from acting on a job until it ends (for ray.wait_job), or NULL.';
+'What in the calling transaction keeps the worker from acting on one of the caller''s jobs until it ends (for ray.wait_job), or NULL.';

@@ -445,7 +445,7 @@ COMMENT ON FUNCTION ray._local_node_command(bigint, integer) IS
  */
 CREATE OR REPLACE FUNCTION ray._local_plan(host_gpus integer)
 RETURNS TABLE (action text, node_id bigint, pid integer, run_dir text, port_base integer,
-			   elapsed_ms bigint, argv text[], env text[], os_user name)
+			   elapsed_ms bigint, argv text[], env text[], os_user name, measure_disk boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -477,7 +477,12 @@ BEGIN
 				WHEN n.pid IS NULL AND NOT n.startable
 				THEN greatest((extract(epoch FROM n.next_start_at - now()) * 1000)::bigint, 0) END,
 		   cmd.argv, cmd.env,
-		   (SELECT g.os_user FROM ray.resource_group g WHERE g.name = n.resource_group)
+		   (SELECT g.os_user FROM ray.resource_group g WHERE g.name = n.resource_group),
+		   -- a running worker's disk use, every pg_ray.disk_check_interval
+		   n.kind = 'worker' AND n.pid IS NOT NULL AND n.stop_requested_at IS NULL
+		   AND current_setting('pg_ray.disk_check_interval')::interval > interval '0'
+		   AND (n.disk_measured_at IS NULL
+				OR n.disk_measured_at <= now() - current_setting('pg_ray.disk_check_interval')::interval)
 	FROM slot n
 	LEFT JOIN LATERAL ray._local_node_command(n.node_id, host_gpus) cmd
 		ON n.pid IS NULL AND n.stop_requested_at IS NULL AND n.startable
@@ -498,6 +503,7 @@ DECLARE
 BEGIN
 	UPDATE ray.node SET pid = leader_pid, started_at = clock_timestamp(), answered_at = NULL,
 		ray_node_id = NULL, ray_state = NULL, idle_since = NULL,
+		disk_used_bytes = NULL, disk_measured_at = NULL,
 		-- why it could not start before is over; why it last exited stays
 		last_exit = CASE WHEN last_exit LIKE 'could not start: %' THEN NULL ELSE last_exit END
 	WHERE node_id = id
@@ -515,6 +521,40 @@ END
 $$;
 COMMENT ON FUNCTION ray._local_node_started(bigint, integer, boolean) IS
 'Record the pid of a node''s process, started or adopted.';
+
+/*
+ * What a worker node's run directory takes on disk (Ray's temp dir: its
+ * sessions, logs, spilled objects and runtime environments), as
+ * pg_ray_launch counted it.  More than its worker group's disk_gb, and the
+ * node is replaced as Kubernetes evicts a pod over its ephemeral storage:
+ * stopped and removed, with its run directory (its tasks fail and Ray
+ * retries them elsewhere; a driver there is lost and requeued), while the
+ * worker group gets a new node, with an empty one, in its place.
+ */
+CREATE OR REPLACE FUNCTION ray._local_node_disk_used(id bigint, used_bytes bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n ray.node;
+	why text;
+BEGIN
+	UPDATE ray.node SET disk_used_bytes = used_bytes, disk_measured_at = now()
+	WHERE node_id = id AND kind = 'worker' AND pid IS NOT NULL AND stop_requested_at IS NULL
+	RETURNING * INTO n;
+	IF NOT FOUND OR used_bytes <= (n.config ->> 'disk_gb')::bigint * 1073741824 THEN
+		RETURN;
+	END IF;
+	why := format('its disk use of %s GB is over the %s GB of its worker group (disk_gb)',
+				  round(used_bytes / 1073741824.0, 1), n.config ->> 'disk_gb');
+	PERFORM ray._stop_node(id, why);
+	UPDATE ray.resource_group SET last_error = format('%s: %s', ray._node_label(n), why)
+	WHERE name = n.resource_group;
+END
+$$;
+COMMENT ON FUNCTION ray._local_node_disk_used(bigint, bigint) IS
+'Record what a worker node''s run directory takes on disk; replace the node if it is over its worker group''s disk_gb.';
 
 /*
  * A node's process ended without being asked to.  It is started again after

@@ -26,6 +26,7 @@ COMMENT ON VIEW ray._granted_groups IS
 /* The nodes of local resource groups as Ray and pg_ray see them. */
 -- a security barrier: the caller's conditions must not see rows of groups it may not use
 CREATE OR REPLACE VIEW ray.nodes WITH (security_barrier = true) AS
+SELECT * FROM (
 SELECT n.resource_group,
 	   n.node_id,
 	   n.kind,
@@ -47,11 +48,17 @@ SELECT n.resource_group,
 	   n.started_at,
 	   n.observed_at,
 	   n.stop_reason,
-	   n.last_exit
+	   n.last_exit,
+	   (n.config ->> 'disk_gb')::integer AS disk_gb,
+	   round(n.disk_used_bytes / 1073741824.0, 3) AS disk_used_gb,
+	   n.disk_measured_at
 FROM ray.node n
 -- a role sees the nodes of the groups it may use
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR n.resource_group IN (SELECT resource_group FROM ray._granted_groups);
+   OR n.resource_group IN (SELECT resource_group FROM ray._granted_groups)
+-- a fence: not even a leakproof condition of the caller's reaches the hidden rows (EXPLAIN
+-- ANALYZE would tell whether one matched)
+OFFSET 0) visible;
 COMMENT ON VIEW ray.nodes IS
 'Nodes of the local resource groups the role may use: what runs (pid, first port), what Ray reports (state, node id, resources) and why a node stops or stopped.';
 
@@ -61,6 +68,7 @@ COMMENT ON VIEW ray.nodes IS
  * sees only its own jobs (all for ray_admin).
  */
 CREATE OR REPLACE VIEW ray.queue WITH (security_barrier = true) AS
+SELECT * FROM (
 SELECT o.resource_group,
 	   o.queue_position,
 	   o.job_id,
@@ -75,7 +83,8 @@ SELECT o.resource_group,
 FROM ray._queue_order o
 JOIN ray.job j ON j.job_id = o.job_id
 WHERE j.owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
-   OR pg_has_role(current_user, 'ray_admin', 'USAGE');
+   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+OFFSET 0) visible;
 COMMENT ON VIEW ray.queue IS
 'Queued jobs of the current role (all for ray_admin) in the order they start in their group: priority, then fair share between roles, then submission; and what each waits for.';
 
@@ -120,6 +129,7 @@ COMMENT ON VIEW ray.jobs IS
  * the roles it belongs to; ray_admin all.
  */
 CREATE OR REPLACE VIEW ray.quotas WITH (security_barrier = true) AS
+SELECT * FROM (
 SELECT q.resource_group,
 	   q.role,
 	   q.max_running_jobs,
@@ -144,7 +154,8 @@ CROSS JOIN LATERAL (
 	WHERE j.resource_group = q.resource_group AND j.state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING')
 	  AND ray._quota_applies(j.owner_oid, q.role_oid)) u
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR ray._quota_applies((SELECT c.oid FROM pg_roles c WHERE c.rolname = current_user), q.role_oid);
+   OR ray._quota_applies((SELECT c.oid FROM pg_roles c WHERE c.rolname = current_user), q.role_oid)
+OFFSET 0) visible;
 COMMENT ON VIEW ray.quotas IS
 'Quotas of roles on resource groups (NULL: no limit), their shares in fair share, and what the role and its members have in Ray and queued now.';
 
@@ -206,6 +217,7 @@ COMMENT ON VIEW ray.models IS
  */
 -- a security barrier: the caller's conditions must not see events of groups it may not use
 CREATE OR REPLACE VIEW ray.resource_group_events WITH (security_barrier = true) AS
+SELECT * FROM (
 SELECT e.event_id,
 	   e.resource_group,
 	   e.at,
@@ -216,6 +228,10 @@ SELECT e.event_id,
 	   e.message
 FROM ray.resource_group_event e
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   OR e.resource_group IN (SELECT resource_group FROM ray._granted_groups);
+   -- the group of that name now, since it was created: not an earlier group's history
+   OR EXISTS (SELECT FROM ray.resource_group g
+			  WHERE g.name = e.resource_group AND e.at >= g.created_at
+				AND g.name IN (SELECT resource_group FROM ray._granted_groups))
+OFFSET 0) visible;
 COMMENT ON VIEW ray.resource_group_events IS
 'The history of the resource groups the role may use (all, for ray_admin): state changes, scaling, node starts, exits and stops, each with its reason.';

@@ -29,7 +29,10 @@ DECLARE
 	n integer := 0;
 BEGIN
 	PERFORM ray._drop_stray_run_roles();
-	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id LOOP
+	-- a job a user's open transaction holds (its stop_job) is left to the rounds, which
+	-- skip it too: no user holds the worker up for the others
+	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id
+			  FOR NO KEY UPDATE SKIP LOCKED LOOP
 		PERFORM ray._job_transition(id, 'SUBMITTING',
 			'the pg_ray worker restarted during submission; Ray will be asked whether this attempt exists before it is submitted again',
 			'pg_ray worker');
@@ -74,8 +77,10 @@ BEGIN
 		END IF;
 		-- a local group's nodes are stopped now, which ends its runs at once
 		IF rg.provider = 'local' THEN
+			-- (a job a user's open transaction holds waits for a later round)
 			FOR id IN SELECT job_id FROM ray.job WHERE resource_group = rg.name
-					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id LOOP
+					  AND state IN ('SUBMITTING', 'PENDING', 'RUNNING') ORDER BY job_id
+					  FOR NO KEY UPDATE SKIP LOCKED LOOP
 				PERFORM ray._job_transition(id, 'STOPPED',
 					format('interrupted: resource group "%s" was dropped and its nodes stopped', rg.name),
 					'pg_ray worker');

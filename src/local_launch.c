@@ -101,10 +101,10 @@ local_child_setup(int in_fd, int out_fd, int err_fd)
  *		the user renice it), so it is killed and reaped then (its real user
  *		is the server's) and the caller tries again in a later round.  It
  *		gets no descriptor of the server's but standard error, where it says
- *		why it refused.
+ *		why it refused, and out_fd, if not -1, as its standard output.
  */
 static int
-local_launch_wait(char **argv)
+local_launch_wait(char **argv, int out_fd)
 {
 	pid_t		pid;
 	int			status;
@@ -119,7 +119,7 @@ local_launch_wait(char **argv)
 	{
 		static char *const no_env[] = {NULL};
 
-		local_child_setup(null_fd, null_fd, 2);
+		local_child_setup(null_fd, out_fd >= 0 ? out_fd : null_fd, 2);
 		execve(argv[0], argv, no_env);
 		_exit(127);
 	}
@@ -176,7 +176,7 @@ local_kill(const LocalUser *user, int sig, const pid_t *pids, int count)
 	argv[3] = psprintf("%d", sig);
 	for (int i = 0; i < count; i++)
 		argv[4 + i] = psprintf("%d", (int) pids[i]);
-	status = local_launch_wait(argv);
+	status = local_launch_wait(argv, -1);
 	if (status != 0)
 		ereport(WARNING,
 				(errmsg("pg_ray could not signal the processes of OS user \"%s\": the launcher %s",
@@ -200,7 +200,7 @@ local_launch_kill_all(const LocalUser *user)
 	argv[1] = "kill-all";
 	argv[2] = (char *) user->name;
 	argv[3] = NULL;
-	return local_launch_wait(argv) == 0;
+	return local_launch_wait(argv, -1) == 0;
 }
 
 /*
@@ -225,11 +225,91 @@ local_launch_drivers(const LocalUser *user, int gcs_port, int sig)
 	argv[3] = psprintf("%d", sig);
 	argv[4] = psprintf("%d", gcs_port);
 	argv[5] = NULL;
-	status = local_launch_wait(argv);
+	status = local_launch_wait(argv, -1);
 	if (status != 0 && status != 1)
 		ereport(WARNING,
 				(errmsg("pg_ray could not look for the Ray job drivers of OS user \"%s\": the launcher %s",
 						user->name, status < 0 ? "did not finish" : "refused"),
 				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
 	return status == 1 || status < 0;
+}
+
+/*
+ * local_launch_disk_usage
+ *		The bytes of disk a node's run directory takes, as the launcher
+ *		counts them acting as the node's OS user (only that user may read
+ *		it), or -1 if it could not tell.  Its answer is one line, which a
+ *		pipe holds whole, so the launcher never waits on the pipe.
+ */
+int64
+local_launch_disk_usage(const LocalUser *user, const char *run_dir)
+{
+	char	   *argv[5];
+	int			pipe_fds[2];
+	int			status;
+	char		answer[32];
+	ssize_t		n;
+	char	   *end;
+	int64		bytes;
+
+	if (user->uid == geteuid() || pipe2(pipe_fds, O_CLOEXEC) != 0)
+		return -1;
+	argv[0] = local_launcher_path();
+	argv[1] = "disk-usage";
+	argv[2] = (char *) user->name;
+	argv[3] = (char *) run_dir;
+	argv[4] = NULL;
+	status = local_launch_wait(argv, pipe_fds[1]);
+	close(pipe_fds[1]);
+	n = status == 0 ? read(pipe_fds[0], answer, sizeof(answer) - 1) : -1;
+	close(pipe_fds[0]);
+	if (n <= 0)
+	{
+		ereport(WARNING,
+				(errmsg("pg_ray could not measure the disk use of \"%s\": the launcher %s",
+						run_dir, status < 0 ? "did not finish" : status != 0 ? "refused" : "said nothing"),
+				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
+		return -1;
+	}
+	answer[n] = '\0';
+	errno = 0;
+	bytes = strtoll(answer, &end, 10);
+	if (errno != 0 || end == answer || (*end != '\n' && *end != '\0') || bytes < 0)
+		return -1;
+	return bytes;
+}
+
+/*
+ * local_launch_remove_run_dir
+ *		Remove the run directory (and log) of a node whose slot is gone: the
+ *		launcher empties it as the node's OS user (only that user may), and
+ *		the directory and its log, in the server's OS user's directory, go
+ *		here.  Without it, each replaced worker would leave what it held on
+ *		disk (spilled objects, logs) behind for good.  What cannot be removed
+ *		is left, with a warning.
+ */
+void
+local_launch_remove_run_dir(const LocalUser *user, const char *run_dir)
+{
+	char	   *argv[5];
+	char	   *log_path = psprintf("%s.log", run_dir);
+
+	if (user->uid != geteuid())
+	{
+		argv[0] = local_launcher_path();
+		argv[1] = "empty-dir";
+		argv[2] = (char *) user->name;
+		argv[3] = (char *) run_dir;
+		argv[4] = NULL;
+		(void) local_launch_wait(argv, -1);
+	}
+	if (rmdir(run_dir) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("pg_ray could not remove the run directory \"%s\" of a removed node: %m", run_dir),
+				 errhint("Remove it by hand; see the line of pg_ray_launch above.")));
+	if (unlink(log_path) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("pg_ray could not remove \"%s\": %m", log_path)));
 }

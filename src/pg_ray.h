@@ -45,6 +45,7 @@ extern int	pg_ray_node_stop_timeout_ms;
 extern int	pg_ray_observe_interval_ms;
 extern int	pg_ray_scale_up_step;
 extern int	pg_ray_scale_cooldown_s;
+extern int	pg_ray_disk_check_interval_s;
 extern int	pg_ray_max_starting_jobs;
 extern int	pg_ray_max_ray_requeues;
 extern int	pg_ray_fair_share_window_s;

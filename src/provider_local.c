@@ -82,7 +82,8 @@ static List *local_terminated = NIL;
 static char *local_marker(const char *run_dir);
 static void local_start(int64 node_id, const char *run_dir, int port_base,
 						Datum argv_datum, Datum env_datum, const LocalUser *user);
-static void local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user);
+static void local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user,
+						bool measure_disk);
 static void local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base,
 					   int64 elapsed_ms, const LocalUser *user);
 static void local_sweep(const char *prefix, bool everything);
@@ -223,10 +224,12 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
 /*
  * local_check
  *		A running node: if its leader is gone, finish off what it left of
- *		its session (so its ports come free) and report the exit.
+ *		its session (so its ports come free) and report the exit.  If it
+ *		runs and measure_disk, report how much disk its run directory
+ *		takes (a worker node's disk_gb bounds it).
  */
 static void
-local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user)
+local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user, bool measure_disk)
 {
 	char	   *marker = local_marker(run_dir);
 	Oid			types[2] = {INT8OID, TEXTOID};
@@ -244,6 +247,18 @@ local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user
 		watch->user = *user;
 		local_watched = lappend(local_watched, watch);
 		MemoryContextSwitchTo(old);
+		if (measure_disk)
+		{
+			int64		bytes = local_launch_disk_usage(user, run_dir);
+
+			if (bytes >= 0)
+			{
+				Oid			disk_types[2] = {INT8OID, INT8OID};
+				Datum		disk_values[2] = {Int64GetDatum(node_id), Int64GetDatum(bytes)};
+
+				pg_ray_spi_exec("SELECT ray._local_node_disk_used($1, $2)", 2, disk_types, disk_values, NULL);
+			}
+		}
 		return;
 	}
 	(void) local_signal_node(pid, SIGKILL, marker, user);
@@ -306,6 +321,10 @@ local_stop(int64 node_id, pid_t pid, const char *run_dir, int port_base, int64 e
 	}
 	local_terminated = list_delete_int(local_terminated, (int) node_id);
 	pg_ray_spi_exec("SELECT ray._local_node_gone($1)", 1, types, values, NULL);
+	/* a slot removed takes its run directory with it; one restarted keeps it */
+	pg_ray_spi_exec("SELECT FROM ray.node WHERE node_id = $1", 1, types, values, NULL);
+	if (SPI_processed == 0)
+		local_launch_remove_run_dir(user, run_dir);
 	local_busy = true;
 }
 
@@ -400,6 +419,7 @@ typedef struct LocalAction
 	int			port_base;
 	int64		elapsed_ms;
 	const char *os_user;
+	bool		measure_disk;
 	HeapTuple	row;
 	TupleDesc	desc;
 } LocalAction;
@@ -429,7 +449,7 @@ local_act_one(void *arg)
 		local_start(a->node_id, a->run_dir, a->port_base, argv_datum, env_datum, &user);
 	}
 	else if (strcmp(a->action, "check") == 0)
-		local_check(a->node_id, a->pid, a->run_dir, &user);
+		local_check(a->node_id, a->pid, a->run_dir, &user, a->measure_disk);
 	else if (strcmp(a->action, "stop") == 0)
 		local_stop(a->node_id, a->pid, a->run_dir, a->port_base, a->elapsed_ms, &user);
 	else
@@ -527,8 +547,8 @@ pg_ray_local_round(bool first_round)
 		Oid			plan_types[1] = {INT4OID};
 		Datum		plan_values[1] = {Int32GetDatum(local_host_gpus())};
 
-		pg_ray_spi_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env, os_user "
-				   "FROM ray._local_plan($1)", 1, plan_types, plan_values, NULL);
+		pg_ray_spi_exec("SELECT action, node_id, pid, run_dir, port_base, elapsed_ms, argv, env, os_user, "
+						"measure_disk FROM ray._local_plan($1)", 1, plan_types, plan_values, NULL);
 	}
 	tuptable = SPI_tuptable;
 	n = SPI_processed;
@@ -546,6 +566,7 @@ pg_ray_local_round(bool first_round)
 		action.pid = isnull ? 0 : (pid_t) DatumGetInt32(value);
 		action.run_dir = SPI_getvalue(row, desc, 4);
 		action.port_base = DatumGetInt32(SPI_getbinval(row, desc, 5, &isnull));
+		action.measure_disk = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull)) && !isnull;
 		value = SPI_getbinval(row, desc, 6, &isnull);
 		action.elapsed_ms = isnull ? 0 : DatumGetInt64(value);
 		action.os_user = SPI_getvalue(row, desc, 9);

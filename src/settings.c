@@ -48,6 +48,7 @@ int			pg_ray_node_stop_timeout_ms = 15000;
 int			pg_ray_observe_interval_ms = 2000;
 int			pg_ray_scale_up_step = 1;
 int			pg_ray_scale_cooldown_s = 10;
+int			pg_ray_disk_check_interval_s = 30;
 int			pg_ray_max_starting_jobs = 4;
 int			pg_ray_max_ray_requeues = 10;
 int			pg_ray_fair_share_window_s = 3600;
@@ -313,6 +314,15 @@ pg_ray_define_gucs(void)
 							NULL,
 							&pg_ray_scale_cooldown_s,
 							10, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.disk_check_interval",
+							"How often the disk use of each worker node of a local group is measured; 0 turns it off.",
+							"A worker node whose run directory takes more than its worker group's disk_gb is replaced.",
+							&pg_ray_disk_check_interval_s,
+							30, 0, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

@@ -352,6 +352,9 @@ CREATE TABLE ray.node (
 	resources_used jsonb,
 	observed_at timestamptz,
 	created_at timestamptz NOT NULL DEFAULT now(),
+	-- what its run directory takes on disk, as pg_ray_launch last counted it (worker nodes)
+	disk_used_bytes bigint,
+	disk_measured_at timestamptz,
 	CONSTRAINT node_worker_group_check CHECK ((kind = 'worker') = (worker_group IS NOT NULL))
 );
 ALTER SEQUENCE ray.node_id_seq OWNED BY ray.node.node_id;

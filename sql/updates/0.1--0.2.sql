@@ -114,8 +114,11 @@ ALTER TABLE ray.resource_group
 	ADD CONSTRAINT resource_group_os_user_key UNIQUE (os_user),
 	ADD CONSTRAINT resource_group_os_user_check CHECK ((provider = 'local') = (os_user IS NOT NULL));
 
--- ray._local_plan says each node's OS user (0.1: none)
+-- ray._local_plan says each node's OS user (0.1: none), and whether to measure its disk use
 DROP FUNCTION ray._local_plan(integer);
+
+-- a worker node's disk use against its worker group's disk_gb (docs/sql.md, "Disk")
+ALTER TABLE ray.node ADD COLUMN disk_used_bytes bigint, ADD COLUMN disk_measured_at timestamptz;
 
 -- admission (docs/design.md, "Admission"): priorities, what each job asks for, and runs Ray's
 -- own machinery lost before their driver began, which spend no attempt; jobs queued by 0.1 ask

@@ -30,6 +30,15 @@
  *		kill every process of USER, over and over until none is left
  *		(exit 0) or a second has passed (exit 1): a group's first node
  *		starts only once nothing that ran as its user before is left.
+ *	pg_ray_launch disk-usage USER DIR
+ *		print the bytes of disk that DIR (a node's run directory, USER's)
+ *		and what is under it take, as USER sees them: links not followed,
+ *		other file systems not entered, what USER may not read not
+ *		counted.  A worker node's disk_gb is checked against it.
+ *	pg_ray_launch empty-dir USER DIR
+ *		remove everything under DIR (a removed node's run directory,
+ *		USER's), as USER: links removed, not followed.  The caller then
+ *		removes DIR itself, in its own directory.
  *
  * It is installed root:<server's group>, mode 0750, with the file
  * capabilities CAP_SETUID, CAP_SETGID and CAP_CHOWN (make install does so
@@ -57,6 +66,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -110,7 +120,8 @@ static void
 launch_usage(void)
 {
 	launch_fail("usage: pg_ray_launch start USER DIR [--remove RELPATH] -- PROGRAM [ARG...] | "
-				"signal USER SIGNAL PID... | drivers USER SIGNAL PORT | kill-all USER");
+				"signal USER SIGNAL PID... | drivers USER SIGNAL PORT | kill-all USER | "
+				"disk-usage USER DIR | empty-dir USER DIR");
 }
 
 /*
@@ -550,6 +561,101 @@ launch_kill_all(int argc, char **argv)
 	exit(1);
 }
 
+/* The walk's total (nftw's callback takes no argument of ours). */
+static unsigned long long launch_disk_bytes;
+
+/*
+ * launch_add_disk_use
+ *		nftw's callback: add what an entry takes on disk (its blocks, so a
+ *		sparse file counts what it holds, not its length).
+ */
+static int
+launch_add_disk_use(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void) path;
+	(void) ftw;
+	if (type != FTW_NS)
+		launch_disk_bytes += (unsigned long long) st->st_blocks * 512;
+	return 0;
+}
+
+/*
+ * launch_disk_usage
+ *		disk-usage USER DIR: see the header.  It acts with USER's effective
+ *		ids, so it reads nothing USER may not, and DIR must be USER's: the
+ *		number is all it tells.
+ */
+static void
+launch_disk_usage(int argc, char **argv)
+{
+	struct passwd user;
+	const char *dir;
+	struct stat st;
+
+	if (argc != 4)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	dir = argv[3];
+	if (dir[0] != '/')
+		launch_fail("run directory \"%s\" is not an absolute path", dir);
+	launch_act_as(&user);
+	if (lstat(dir, &st) != 0)
+		launch_fail("could not stat run directory \"%s\": %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != user.pw_uid)
+		launch_fail("run directory \"%s\" is not a directory of \"%s\"", dir, user.pw_name);
+	if (nftw(dir, launch_add_disk_use, 32, FTW_PHYS | FTW_MOUNT) != 0)
+		launch_fail("could not walk run directory \"%s\": %s", dir, strerror(errno));
+	printf("%llu\n", launch_disk_bytes);
+	exit(fflush(stdout) == 0 ? 0 : LAUNCH_FAILED);
+}
+
+/*
+ * launch_remove_entry
+ *		nftw's callback, depth first: remove an entry below the top.
+ */
+static int
+launch_remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void) st;
+	(void) type;
+	if (ftw->level > 0 && remove(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "pg_ray_launch: could not remove \"%s\": %s\n", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * launch_empty_dir
+ *		empty-dir USER DIR: see the header.  As USER's effective ids, so it
+ *		removes only what USER could.  Whether all went, the caller's
+ *		rmdir of DIR tells.
+ */
+static void
+launch_empty_dir(int argc, char **argv)
+{
+	struct passwd user;
+	const char *dir;
+	struct stat st;
+
+	if (argc != 4)
+		launch_usage();
+	user = launch_pool_user(argv[2]);
+	dir = argv[3];
+	if (dir[0] != '/')
+		launch_fail("run directory \"%s\" is not an absolute path", dir);
+	launch_act_as(&user);
+	if (lstat(dir, &st) != 0)
+	{
+		if (errno == ENOENT)
+			exit(0);
+		launch_fail("could not stat run directory \"%s\": %s", dir, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != user.pw_uid)
+		launch_fail("run directory \"%s\" is not a directory of \"%s\"", dir, user.pw_name);
+	if (nftw(dir, launch_remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+		launch_fail("could not walk run directory \"%s\": %s", dir, strerror(errno));
+	exit(0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -563,5 +669,9 @@ main(int argc, char **argv)
 		launch_drivers(argc, argv);
 	else if (strcmp(argv[1], "kill-all") == 0)
 		launch_kill_all(argc, argv);
+	else if (strcmp(argv[1], "disk-usage") == 0)
+		launch_disk_usage(argc, argv);
+	else if (strcmp(argv[1], "empty-dir") == 0)
+		launch_empty_dir(argc, argv);
 	launch_usage();
 }

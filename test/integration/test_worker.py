@@ -218,3 +218,58 @@ def test_the_worker_keeps_owners_names_those_of_their_roles(db: psycopg.Connecti
     finally:
         db.execute("DELETE FROM ray.job WHERE job_id = %s", (job_id,))
         db.execute("DROP ROLE IF EXISTS it_renamed, it_renamed2")
+
+
+def test_a_users_open_transaction_on_their_job_holds_up_no_round(db: psycopg.Connection, group: str) -> None:
+    """A user who keeps a lock on their own job (stop_job in a transaction left open) while
+    the worker must change it (its group was dropped) holds up that job, not the worker: the
+    rounds go on, without errors, for everyone else."""
+    db.execute("DROP ROLE IF EXISTS it_holder")
+    db.execute("CREATE ROLE it_holder LOGIN IN ROLE ray_user")
+    db.execute("SELECT ray.grant_usage(%s, 'it_holder')", (group,))
+    holder = connect(user="it_holder")
+    try:
+        job_id = holder.execute("SELECT ray.submit_job(%s, 'sleep 600')", (group,)).fetchone()[0]
+        # a run in Ray, as far as the catalog knows (no Ray here)
+        for state in ("SUBMITTING", "PENDING", "RUNNING"):
+            db.execute("SELECT ray._job_transition(%s, %s, 'test', 'test')", (job_id, state))
+        db.execute("SELECT ray.drop_resource_group(%s, force => true)", (group,))
+        holder.execute("BEGIN")
+        holder.execute("SELECT ray.stop_job(%s)", (job_id,))
+        before = worker_status(db)
+        wait_for(lambda: worker_status(db)["rounds"] >= before["rounds"] + 3, "three more rounds", 60)
+        after = worker_status(db)
+        assert after["round_errors"] == before["round_errors"], after["last_error"]
+        assert db.execute("SELECT state FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0] == "RUNNING"
+        holder.execute("ROLLBACK")
+        assert wait_for(lambda: db.execute("SELECT state FROM ray.job WHERE job_id = %s",
+                                           (job_id,)).fetchone()[0] == "STOPPED", "the job to be stopped")
+        drop_and_wait(db, group)
+    finally:
+        holder.close()
+        db.execute("DROP OWNED BY it_holder")
+        db.execute("DROP ROLE it_holder")
+
+
+def test_a_submission_left_open_holds_up_no_other_teams_quota(db: psycopg.Connection, group: str) -> None:
+    """Queued limits are counted behind a lock on the quota rows that bound the submitter only:
+    one team's submission left open does not make another team's wait (and fail after 10 s)."""
+    for role in ("it_qa", "it_qb"):
+        db.execute(f"DROP ROLE IF EXISTS {role}")
+        db.execute(f"CREATE ROLE {role} LOGIN IN ROLE ray_user")
+        db.execute("SELECT ray.grant_usage(%s, %s)", (group, role))
+        db.execute("SELECT ray.set_quota(%s, %s, max_queued_jobs => 5)", (group, role))
+    team_a, team_b = connect(user="it_qa"), connect(user="it_qb")
+    try:
+        team_a.execute("BEGIN")
+        team_a.execute("SELECT ray.submit_job(%s, 'true')", (group,))
+        team_b.execute("SET statement_timeout = '5s'")
+        assert team_b.execute("SELECT ray.submit_job(%s, 'true')", (group,)).fetchone()[0] > 0
+        team_a.execute("ROLLBACK")
+    finally:
+        team_a.close()
+        team_b.close()
+        db.execute("SELECT ray.drop_resource_group(%s, force => true)", (group,))
+        for role in ("it_qa", "it_qb"):
+            db.execute(f"DROP OWNED BY {role}")
+            db.execute(f"DROP ROLE {role}")

@@ -1,18 +1,19 @@
 """A local group with several worker groups, on real nodes: each worker group scales on its own
-demand, a worker type change restarts its workers as GPU workers (logical GPUs where the host has
-none) with one reading of the GPU distribution unit, and a head spec change restarts the head and
-requeues the run it interrupted."""
+demand, a worker over its disk_gb is replaced with an empty disk, a worker type change restarts
+its workers as GPU workers (logical GPUs where the host has none) with one reading of the GPU
+distribution unit, and a head spec change restarts the head and requeues the run it interrupted."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import wait_for, wait_for_state
+from conftest import reload_settings, wait_for, wait_for_state
 from test_local import events_since, group_token, last_event_id, nodes, wait_for_group_state
 
 GROUP = "it-wgs"
@@ -60,11 +61,12 @@ def driver_node(db: psycopg.Connection, job_id: int) -> str:
 
 @pytest.fixture(scope="module")
 def group(local_nodes: psycopg.Connection) -> str:
-    """A head and two CPU worker groups of different specs, each of 1 to 2 workers."""
+    """A head and two CPU worker groups of different specs, each of 1 to 2 workers; the small
+    workers have the least disk a worker group may have."""
     db = local_nodes
     db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
                (GROUP, '{"object_store_memory_mb": 100, "idle_timeout_seconds": 10}'))
-    db.execute("SELECT ray.add_worker_group(%s, 'small', 'CPU', 'small', 1, 2)", (GROUP,))
+    db.execute("SELECT ray.add_worker_group(%s, 'small', 'CPU', 'small', 1, 2, disk_gb => 30)", (GROUP,))
     db.execute("SELECT ray.add_worker_group(%s, 'big', 'CPU', 'm.xlarge', 1, 2)", (GROUP,))
     wait_for_group_state(db, "READY", GROUP)
     return GROUP
@@ -96,6 +98,55 @@ def test_each_worker_group_scales_on_its_own_demand(local_nodes: psycopg.Connect
     assert ups and all("worker group small up from 1 to 2" in m for m in ups), ups
     assert len(alive(db, "big")) == 1
     wait_for(lambda: settled(db, {"small": 1, "big": 1}), "the small workers to idle back to one", 120)
+
+
+# a task on a small worker that takes 31 GiB of its node's disk (fallocate: real blocks, at once)
+# and holds on; the driver, on the head, outlives the node's replacement
+FILL_DISK = (
+    "python -c \"import os, time, ray; ray.init()\n"
+    "@ray.remote(num_cpus=0, max_retries=0, resources={'pgray-worker-group:small': 0.001})\n"
+    "def fill():\n"
+    "    path = os.path.join(ray._private.worker.global_worker.node.get_session_dir_path(), 'fill')\n"
+    "    with open(path, 'wb') as f:\n"
+    "        os.posix_fallocate(f.fileno(), 0, 31 * 2 ** 30)\n"
+    "    time.sleep(600)\n"
+    "try:\n"
+    "    ray.get(fill.remote())\n"
+    "except Exception as error:\n"
+    "    print('the task ended with its node:', type(error).__name__)\""
+)
+
+
+def test_a_worker_over_its_disk_is_replaced_with_an_empty_one(local_nodes: psycopg.Connection,
+                                                              group: str) -> None:
+    """ray.nodes shows each worker's disk use against its disk_gb; one that goes over is
+    replaced, as Kubernetes evicts a pod over its ephemeral storage, and starts empty."""
+    db = local_nodes
+    reload_settings(db, disk_check_interval="1s")
+    try:
+        measured = wait_for(lambda: [n for n in alive(db, "small") if n["disk_used_gb"] is not None],
+                            "the small worker's disk use", 60)[0]
+        used, old_dir = db.execute("SELECT disk_used_bytes, run_dir FROM ray.node WHERE node_id = %s",
+                                   (measured["node_id"],)).fetchone()
+        assert measured["disk_gb"] == 30 and 0 < used < 30 * 2 ** 30, used
+        since = last_event_id(db)
+        job_id = db.execute("SELECT ray.submit_job(%s, %s)", (GROUP, FILL_DISK)).fetchone()[0]
+        wait_for(lambda: [m for _, _, m in events_since(db, since, GROUP)
+                          if "its disk use of 31." in m and "over the 30 GB of its worker group" in m],
+                 "the worker over its disk to be replaced", 180)
+        replaced = wait_for(lambda: [n for n in alive(db, "small")
+                                     if n["node_id"] != measured["node_id"] and n["disk_used_gb"] is not None],
+                            "a new small worker in its place, measured", 180)[0]
+        assert replaced["disk_used_gb"] < 1
+        # the old node's slot went, and its run directory (the 31 GiB) with it
+        wait_for(lambda: not [n for n in nodes(db, GROUP) if n["node_id"] == measured["node_id"]],
+                 "the old node's slot to go", 120)
+        assert os.path.isdir(os.path.dirname(old_dir)) and not os.path.exists(old_dir)
+        assert not os.path.exists(old_dir + ".log")
+        assert wait_for_state(db, job_id, FINAL, 180) == "SUCCEEDED"
+        wait_for_group_state(db, "READY", GROUP)
+    finally:
+        reload_settings(db, disk_check_interval=None)
 
 
 def test_a_worker_type_change_restarts_them_as_gpu_workers(local_nodes: psycopg.Connection,

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(26);
+SELECT plan(33);
 
 SELECT ray.create_resource_group('tap-a', 'small', options => '{"object_store_memory_mb": 100, "idle_timeout_seconds": 30}');
 SELECT ray.add_worker_group('tap-a', 'cpu', 'CPU', 'small', 1, 3);
@@ -52,6 +52,36 @@ SELECT ok((SELECT env @> ARRAY['CUDA_VISIBLE_DEVICES=0']
 		   FROM ray.node w, ray._local_node_command(w.node_id, 2)
 		   WHERE w.resource_group = 'tap-a' AND w.worker_group = 'gpu'),
 		  'on a host with GPUs, the first GPU worker gets the first GPU');
+
+-- a GPU worker group with a unit: one GPU in Ray per node, the same number everywhere
+SELECT is(ray._worker_node_gpus('GPU', 4, 0.5), 1, 'a node of a group with a GPU unit has one GPU in Ray');
+SELECT is(ray._worker_node_gpus('GPU', 1.5, NULL), 2, 'without a unit, its spec''s GPUs rounded up');
+SELECT is((SELECT gpus FROM ray._group_capacity('tap-a')), 2::numeric,
+		  'admission counts the GPU group at max_workers times one GPU');
+
+-- disk: a worker's use is recorded; over its disk_gb, the node is replaced with an empty disk
+UPDATE ray.node SET pid = 999999, started_at = now() WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
+SELECT ok((SELECT measure_disk FROM ray._local_plan(0) p JOIN ray.node n USING (node_id)
+		   WHERE n.resource_group = 'tap-a' AND n.worker_group = 'cpu'),
+		  'a running worker never measured is to be measured');
+SELECT ray._local_node_disk_used(node_id, 5 * 1073741824::bigint) FROM ray.node
+WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
+SELECT results_eq($$SELECT disk_gb, disk_used_gb, stop_reason IS NULL FROM ray.nodes
+					WHERE resource_group = 'tap-a' AND worker_group = 'cpu'$$,
+				  $$VALUES (100, 5.000, true)$$, 'ray.nodes shows the use against disk_gb; under it, nothing happens');
+SELECT ray._local_node_disk_used(node_id, 101 * 1073741824::bigint) FROM ray.node
+WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
+SELECT results_eq($$SELECT stop_reason, restart_after_stop FROM ray.node
+					WHERE resource_group = 'tap-a' AND worker_group = 'cpu'$$,
+				  $$VALUES ('its disk use of 101.0 GB is over the 100 GB of its worker group (disk_gb)', false)$$,
+				  'over it, the node is stopped, to be removed');
+SELECT ray._local_reconcile_nodes();
+SELECT is((SELECT count(*)::integer FROM ray.node WHERE resource_group = 'tap-a' AND worker_group = 'cpu'
+		   AND stop_requested_at IS NULL), 1, 'and the worker group gets a new node in its place');
+DELETE FROM ray.node WHERE resource_group = 'tap-a' AND worker_group = 'cpu' AND stop_requested_at IS NULL;
+UPDATE ray.node SET pid = NULL, started_at = NULL, stop_requested_at = NULL, stop_reason = NULL,
+	restart_after_stop = false, disk_used_bytes = NULL, disk_measured_at = NULL
+WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
 
 -- idempotence: a second plan changes nothing
 SELECT is((SELECT count(*)::integer FROM ray._local_plan(0) p JOIN ray.node USING (node_id)

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(107);
+SELECT plan(110);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -86,6 +86,17 @@ CREATE TEMP TABLE tap_seen (seen text);
 GRANT ALL ON tap_seen TO tap_ben;
 CREATE FUNCTION pg_temp.tap_leak(message text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001
 AS $$ BEGIN INSERT INTO tap_seen VALUES (message); RETURN true; END $$;
+-- a query's plan under EXPLAIN ANALYZE, with its literals taken out
+CREATE FUNCTION pg_temp.tap_plan(query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	line text;
+	plan text := '';
+BEGIN
+	FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query LOOP
+		plan := plan || regexp_replace(line, '''[^'']*''', '?', 'g') || E'\n';
+	END LOOP;
+	RETURN plan;
+END $$;
 SELECT ray._group_note('tap', 'scaling worker group cpu up from 1 to 2 workers: Ray has demand it cannot place');
 SELECT ray._group_note('tap-closed', 'head node 1 exited: another team''s error');
 SET LOCAL ROLE tap_ben;
@@ -99,6 +110,14 @@ SELECT results_eq($$SELECT count(*) FILTER (WHERE seen LIKE '%another team%')::i
 						   count(*) FILTER (WHERE seen LIKE 'scaling%')::integer FROM tap_seen$$,
 				  $$VALUES (0, 1)$$,
 				  '... hands that function the events he may see, never those of a group he may not use');
+SELECT is(pg_temp.tap_plan($$SELECT 1 FROM ray.resource_group_events
+							  WHERE resource_group = 'tap-closed' AND message >= 'head node 1 exited' COLLATE "C"$$),
+		  pg_temp.tap_plan($$SELECT 1 FROM ray.resource_group_events
+							  WHERE resource_group = 'tap-closed' AND message >= 'zzz' COLLATE "C"$$),
+		  'EXPLAIN ANALYZE of a query on hidden events tells nothing of what they hold');
+SELECT is(pg_temp.tap_plan($$SELECT 1 FROM ray.nodes WHERE resource_group = 'tap-closed' AND last_exit >= 'exit 1' COLLATE "C"$$),
+		  pg_temp.tap_plan($$SELECT 1 FROM ray.nodes WHERE resource_group = 'tap-closed' AND last_exit >= 'zzz' COLLATE "C"$$),
+		  'nor of hidden nodes');
 SELECT throws_ok($$SELECT * FROM ray.resource_group_event$$, '42501', NULL,
 				 'ben cannot read the event table itself');
 SELECT throws_ok($$SELECT * FROM ray._granted_groups$$, '42501', NULL,
@@ -108,6 +127,18 @@ SET LOCAL ROLE tap_admin;
 SELECT isnt_empty($$SELECT * FROM ray.resource_group_events WHERE resource_group = 'tap-closed'$$,
 				  'an admin sees the events of every group');
 RESET ROLE;
+-- a group created again under a dropped group's name: its grantees see its history, not the old one's
+SELECT ray._group_note('tap-closed', 'the old group''s event');
+UPDATE ray.resource_group_event SET at = at - interval '1 day' WHERE resource_group = 'tap-closed';
+UPDATE ray.resource_group SET created_at = now() WHERE name = 'tap-closed';
+SELECT ray._group_note('tap-closed', 'the new group''s event');
+SELECT ray.grant_usage('tap-closed', 'tap_ben');
+SET LOCAL ROLE tap_ben;
+SELECT results_eq($$SELECT message FROM ray.resource_group_events WHERE resource_group = 'tap-closed'$$,
+				  ARRAY['the new group''s event'],
+				  'a grantee of a group sees its events since it was created, not those of an earlier group of its name');
+RESET ROLE;
+SELECT ray.revoke_usage('tap-closed', 'tap_ben');
 SET LOCAL ROLE tap_ben;
 SELECT throws_ok($$SELECT ray.cluster_status('tap-closed')$$, '42501',
 				 'permission denied for resource group "tap-closed"',
