@@ -37,6 +37,7 @@ OBJS = \
 	src/local_launch.o \
 	src/local_proc.o \
 	src/local_spawn.o \
+	src/local_disk.o \
 	src/provider_local.o
 
 # The extension's SQL (docs/design.md, "The SQL sources and releases").

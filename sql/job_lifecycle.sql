@@ -476,7 +476,11 @@ BEGIN
 			 OR (job.retry_on_failure AND job.attempts - job.ray_requeues < job.max_attempts)) THEN
 		PERFORM ray._requeue_or_fail(id, format('Ray reported %s: %s',
 			coalesce(ray_error_type, 'a failure'), why),
-			CASE WHEN ray._is_start_failure(ray_error_type, ray_message) THEN 'not started'
+			-- a supervisor that died before the run was seen running never ran the driver,
+			-- which alone could have killed it: Ray lost a start (a node that died unseen)
+			CASE WHEN ray._is_start_failure(ray_error_type, ray_message)
+					  OR (ray_error_type = 'JOB_SUPERVISOR_ACTOR_DIED' AND job.state IN ('SUBMITTING', 'PENDING'))
+				 THEN 'not started'
 				 WHEN ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost THEN 'lost'
 				 ELSE 'failed' END);
 		RETURN;

@@ -525,7 +525,8 @@ COMMENT ON FUNCTION ray._local_node_started(bigint, integer, boolean) IS
 /*
  * What a worker node's run directory takes on disk (Ray's temp dir: its
  * sessions, logs, spilled objects and runtime environments), as
- * pg_ray_launch counted it.  More than its worker group's disk_gb, and the
+ * pg_ray_launch counted it (NULL: it could not, and the node is counted
+ * again after pg_ray.disk_check_interval).  More than its worker group's disk_gb, and the
  * node is replaced as Kubernetes evicts a pod over its ephemeral storage:
  * stopped and removed, with its run directory (its tasks fail and Ray
  * retries them elsewhere; a driver there is lost and requeued), while the
@@ -540,10 +541,11 @@ DECLARE
 	n ray.node;
 	why text;
 BEGIN
-	UPDATE ray.node SET disk_used_bytes = used_bytes, disk_measured_at = now()
+	UPDATE ray.node SET disk_used_bytes = coalesce(used_bytes, disk_used_bytes), disk_measured_at = now()
 	WHERE node_id = id AND kind = 'worker' AND pid IS NOT NULL AND stop_requested_at IS NULL
 	RETURNING * INTO n;
-	IF NOT FOUND OR used_bytes <= (n.config ->> 'disk_gb')::bigint * 1073741824 THEN
+	IF NOT FOUND OR used_bytes IS NULL
+		OR used_bytes <= coalesce((n.config ->> 'disk_gb')::bigint, 2000) * 1073741824 THEN
 		RETURN;
 	END IF;
 	why := format('its disk use of %s GB is over the %s GB of its worker group (disk_gb)',

@@ -228,10 +228,12 @@ SELECT e.event_id,
 	   e.message
 FROM ray.resource_group_event e
 WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
-   -- the group of that name now, since it was created: not an earlier group's history
+   -- the group of that name now, from its creation event on: not an earlier group's history
    OR EXISTS (SELECT FROM ray.resource_group g
-			  WHERE g.name = e.resource_group AND e.at >= g.created_at
-				AND g.name IN (SELECT resource_group FROM ray._granted_groups))
+			  WHERE g.name = e.resource_group
+				AND g.name IN (SELECT resource_group FROM ray._granted_groups)
+				AND e.event_id >= (SELECT max(c.event_id) FROM ray.resource_group_event c
+								   WHERE c.resource_group = g.name AND c.from_state IS NULL))
 OFFSET 0) visible;
 COMMENT ON VIEW ray.resource_group_events IS
 'The history of the resource groups the role may use (all, for ray_admin): state changes, scaling, node starts, exits and stops, each with its reason.';

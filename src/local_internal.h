@@ -45,8 +45,10 @@ extern char *local_launcher_path(void);
 extern void local_kill(const LocalUser *user, int sig, const pid_t *pids, int count);
 extern bool local_launch_drivers(const LocalUser *user, int gcs_port, int sig);
 extern bool local_launch_kill_all(const LocalUser *user);
-extern int64 local_launch_disk_usage(const LocalUser *user, const char *run_dir);
+extern pid_t local_launch_start(char **argv, int out_fd);
 extern void local_launch_remove_run_dir(const LocalUser *user, const char *run_dir);
+extern void local_disk_measure(int64 node_id, const LocalUser *user, const char *run_dir);
+extern bool local_disk_collect(void);
 
 /* local_proc.c */
 extern char *local_cmdline(pid_t pid, char *buf, size_t size);

@@ -93,24 +93,16 @@ local_child_setup(int in_fd, int out_fd, int err_fd)
 }
 
 /*
- * local_launch_wait
- *		Run the launcher with argv (argv[0] its path) and wait for it, at
- *		most LOCAL_LAUNCH_WAIT_MS by the clock; its exit status, or -1 if it
- *		could not be run, was killed, or is not done by then: the pool user
- *		may slow it down (it acts with that user's effective ids, which let
- *		the user renice it), so it is killed and reaped then (its real user
- *		is the server's) and the caller tries again in a later round.  It
- *		gets no descriptor of the server's but standard error, where it says
- *		why it refused, and out_fd, if not -1, as its standard output.
+ * local_launch_start
+ *		Start the launcher with argv (argv[0] its path), with no descriptor
+ *		of the server's but standard error and out_fd, if not -1, as its
+ *		standard output, and no environment; its pid, or -1.
  */
-static int
-local_launch_wait(char **argv, int out_fd)
+pid_t
+local_launch_start(char **argv, int out_fd)
 {
 	pid_t		pid;
-	int			status;
 	int			null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	TimestampTz deadline;
-	long		nap_us = 100;
 
 	if (null_fd < 0)
 		return -1;
@@ -124,6 +116,28 @@ local_launch_wait(char **argv, int out_fd)
 		_exit(127);
 	}
 	close(null_fd);
+	return pid;
+}
+
+/*
+ * local_launch_wait
+ *		Run the launcher with argv (argv[0] its path) and wait for it, at
+ *		most LOCAL_LAUNCH_WAIT_MS by the clock; its exit status, or -1 if it
+ *		could not be run, was killed, or is not done by then: the pool user
+ *		may slow it down (it acts with that user's effective ids, which let
+ *		the user renice it), so it is killed and reaped then (its real user
+ *		is the server's) and the caller tries again in a later round.  It
+ *		gets no descriptor of the server's but standard error, where it says
+ *		why it refused, and out_fd, if not -1, as its standard output.
+ */
+static int
+local_launch_wait(char **argv, int out_fd)
+{
+	pid_t		pid = local_launch_start(argv, out_fd);
+	int			status;
+	TimestampTz deadline;
+	long		nap_us = 100;
+
 	if (pid < 0)
 		return -1;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LOCAL_LAUNCH_WAIT_MS);
@@ -232,51 +246,6 @@ local_launch_drivers(const LocalUser *user, int gcs_port, int sig)
 						user->name, status < 0 ? "did not finish" : "refused"),
 				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
 	return status == 1 || status < 0;
-}
-
-/*
- * local_launch_disk_usage
- *		The bytes of disk a node's run directory takes, as the launcher
- *		counts them acting as the node's OS user (only that user may read
- *		it), or -1 if it could not tell.  Its answer is one line, which a
- *		pipe holds whole, so the launcher never waits on the pipe.
- */
-int64
-local_launch_disk_usage(const LocalUser *user, const char *run_dir)
-{
-	char	   *argv[5];
-	int			pipe_fds[2];
-	int			status;
-	char		answer[32];
-	ssize_t		n;
-	char	   *end;
-	int64		bytes;
-
-	if (user->uid == geteuid() || pipe2(pipe_fds, O_CLOEXEC) != 0)
-		return -1;
-	argv[0] = local_launcher_path();
-	argv[1] = "disk-usage";
-	argv[2] = (char *) user->name;
-	argv[3] = (char *) run_dir;
-	argv[4] = NULL;
-	status = local_launch_wait(argv, pipe_fds[1]);
-	close(pipe_fds[1]);
-	n = status == 0 ? read(pipe_fds[0], answer, sizeof(answer) - 1) : -1;
-	close(pipe_fds[0]);
-	if (n <= 0)
-	{
-		ereport(WARNING,
-				(errmsg("pg_ray could not measure the disk use of \"%s\": the launcher %s",
-						run_dir, status < 0 ? "did not finish" : status != 0 ? "refused" : "said nothing"),
-				 errhint("See the line of pg_ray_launch above, and docs/operations.md on installing it.")));
-		return -1;
-	}
-	answer[n] = '\0';
-	errno = 0;
-	bytes = strtoll(answer, &end, 10);
-	if (errno != 0 || end == answer || (*end != '\n' && *end != '\0') || bytes < 0)
-		return -1;
-	return bytes;
 }
 
 /*

@@ -225,8 +225,8 @@ local_start(int64 node_id, const char *run_dir, int port_base, Datum argv_datum,
  * local_check
  *		A running node: if its leader is gone, finish off what it left of
  *		its session (so its ports come free) and report the exit.  If it
- *		runs and measure_disk, report how much disk its run directory
- *		takes (a worker node's disk_gb bounds it).
+ *		runs and measure_disk, start measuring how much disk its run
+ *		directory takes (a worker node's disk_gb bounds it; local_disk.c).
  */
 static void
 local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user, bool measure_disk)
@@ -248,17 +248,7 @@ local_check(int64 node_id, pid_t pid, const char *run_dir, const LocalUser *user
 		local_watched = lappend(local_watched, watch);
 		MemoryContextSwitchTo(old);
 		if (measure_disk)
-		{
-			int64		bytes = local_launch_disk_usage(user, run_dir);
-
-			if (bytes >= 0)
-			{
-				Oid			disk_types[2] = {INT8OID, INT8OID};
-				Datum		disk_values[2] = {Int64GetDatum(node_id), Int64GetDatum(bytes)};
-
-				pg_ray_spi_exec("SELECT ray._local_node_disk_used($1, $2)", 2, disk_types, disk_values, NULL);
-			}
-		}
+			local_disk_measure(node_id, user, run_dir);
 		return;
 	}
 	(void) local_signal_node(pid, SIGKILL, marker, user);
@@ -542,6 +532,9 @@ pg_ray_local_round(bool first_round)
 	/* the list is rebuilt from this round's plan */
 	local_free_watched();
 	local_busy = false;
+	/* what the disk probes of earlier rounds found; while some run, the next round comes soon */
+	if (local_disk_collect())
+		local_busy = true;
 
 	{
 		Oid			plan_types[1] = {INT4OID};

@@ -33,12 +33,14 @@
  *	pg_ray_launch disk-usage USER DIR
  *		print the bytes of disk that DIR (a node's run directory, USER's)
  *		and what is under it take, as USER sees them: links not followed,
- *		other file systems not entered, what USER may not read not
- *		counted.  A worker node's disk_gb is checked against it.
+ *		other file systems not entered, what USER may not read and what
+ *		lies more than 64 levels down not counted.  A worker node's
+ *		disk_gb is checked against it.
  *	pg_ray_launch empty-dir USER DIR
  *		remove everything under DIR (a removed node's run directory,
- *		USER's), as USER: links removed, not followed.  The caller then
- *		removes DIR itself, in its own directory.
+ *		USER's), as USER, whatever its depth or modes: links removed, not
+ *		followed.  The caller then removes DIR itself, in its own
+ *		directory.
  *
  * It is installed root:<server's group>, mode 0750, with the file
  * capabilities CAP_SETUID, CAP_SETGID and CAP_CHOWN (make install does so
@@ -66,7 +68,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -561,98 +562,221 @@ launch_kill_all(int argc, char **argv)
 	exit(1);
 }
 
-/* The walk's total (nftw's callback takes no argument of ours). */
-static unsigned long long launch_disk_bytes;
+/* How deep the walks of a run directory go: a descriptor per level. */
+#define LAUNCH_MAX_DEPTH 64
 
 /*
- * launch_add_disk_use
- *		nftw's callback: add what an entry takes on disk (its blocks, so a
- *		sparse file counts what it holds, not its length).
+ * launch_user_dir
+ *		For the subcommands that walk a node's run directory (USER DIR):
+ *		take on USER's effective ids and open DIR, an absolute path to a
+ *		directory of USER's, not a link.  Returns its descriptor, or -1
+ *		(acting as USER) if DIR does not exist.
  */
 static int
-launch_add_disk_use(const char *path, const struct stat *st, int type, struct FTW *ftw)
+launch_user_dir(int argc, char **argv, struct passwd *user)
 {
-	(void) path;
-	(void) ftw;
-	if (type != FTW_NS)
-		launch_disk_bytes += (unsigned long long) st->st_blocks * 512;
-	return 0;
+	const char *dir;
+	struct stat st;
+	int			fd;
+
+	if (argc != 4)
+		launch_usage();
+	*user = launch_pool_user(argv[2]);
+	dir = argv[3];
+	if (dir[0] != '/')
+		launch_fail("run directory \"%s\" is not an absolute path", dir);
+	launch_act_as(user);
+	/* out of the caller's directory, which the walk has no business in */
+	if (chdir("/") != 0)
+		launch_fail("could not change to the root directory: %s", strerror(errno));
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+	{
+		if (errno == ENOENT)
+			return -1;
+		launch_fail("could not open run directory \"%s\": %s", dir, strerror(errno));
+	}
+	if (fstat(fd, &st) != 0 || st.st_uid != user->pw_uid)
+		launch_fail("run directory \"%s\" is not a directory of \"%s\"", dir, user->pw_name);
+	return fd;
+}
+
+/*
+ * launch_open_subdir
+ *		Open the directory name under dir_fd, without following a link and
+ *		only on dir_fd's file system, or -1.  Takes dir_fd's device.
+ */
+static int
+launch_open_subdir(int dir_fd, const char *name, dev_t device)
+{
+	int			fd = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_dev != device))
+	{
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/*
+ * launch_count_dir
+ *		The bytes of disk (blocks, so a sparse file counts what it holds)
+ *		that what is under dir_fd takes, depth first, a descriptor per
+ *		level down to LAUNCH_MAX_DEPTH; an entry that goes meanwhile, or
+ *		that cannot be read, is passed over.  Closes dir_fd.
+ */
+static unsigned long long
+launch_count_dir(int dir_fd, dev_t device, int depth)
+{
+	DIR		   *dir = fdopendir(dir_fd);
+	struct dirent *de;
+	unsigned long long bytes = 0;
+
+	if (dir == NULL)
+	{
+		close(dir_fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) != NULL)
+	{
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+			fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		bytes += (unsigned long long) st.st_blocks * 512;
+		if (S_ISDIR(st.st_mode) && st.st_dev == device && depth < LAUNCH_MAX_DEPTH)
+		{
+			int			sub_fd = launch_open_subdir(dirfd(dir), de->d_name, device);
+
+			if (sub_fd >= 0)
+				bytes += launch_count_dir(sub_fd, device, depth + 1);
+		}
+	}
+	closedir(dir);
+	return bytes;
 }
 
 /*
  * launch_disk_usage
  *		disk-usage USER DIR: see the header.  It acts with USER's effective
  *		ids, so it reads nothing USER may not, and DIR must be USER's: the
- *		number is all it tells.
+ *		number is all it tells.  Levels below LAUNCH_MAX_DEPTH are not
+ *		counted (Ray's own go some 20 deep).
  */
 static void
 launch_disk_usage(int argc, char **argv)
 {
 	struct passwd user;
-	const char *dir;
+	int			dir_fd = launch_user_dir(argc, argv, &user);
 	struct stat st;
 
-	if (argc != 4)
-		launch_usage();
-	user = launch_pool_user(argv[2]);
-	dir = argv[3];
-	if (dir[0] != '/')
-		launch_fail("run directory \"%s\" is not an absolute path", dir);
-	launch_act_as(&user);
-	if (lstat(dir, &st) != 0)
-		launch_fail("could not stat run directory \"%s\": %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode) || st.st_uid != user.pw_uid)
-		launch_fail("run directory \"%s\" is not a directory of \"%s\"", dir, user.pw_name);
-	if (nftw(dir, launch_add_disk_use, 32, FTW_PHYS | FTW_MOUNT) != 0)
-		launch_fail("could not walk run directory \"%s\": %s", dir, strerror(errno));
-	printf("%llu\n", launch_disk_bytes);
+	if (dir_fd < 0)
+		launch_fail("run directory \"%s\" does not exist", argv[3]);
+	if (fstat(dir_fd, &st) != 0)
+		launch_fail("could not stat run directory \"%s\": %s", argv[3], strerror(errno));
+	printf("%llu\n", (unsigned long long) st.st_blocks * 512 + launch_count_dir(dir_fd, st.st_dev, 1));
 	exit(fflush(stdout) == 0 ? 0 : LAUNCH_FAILED);
 }
 
+/* What empty-dir could not remove, told once at the end. */
+static unsigned long launch_left;
+static int	launch_first_error;
+
 /*
- * launch_remove_entry
- *		nftw's callback, depth first: remove an entry below the top.
+ * launch_empty_subdir
+ *		Remove what is under dir_fd, depth first, as its owner: a directory
+ *		is opened to its owner (chmod) before it is entered, so none that
+ *		the tenant closed is left.  A directory at LAUNCH_MAX_DEPTH is moved
+ *		up under top_fd (same file system) instead, and emptied in a later
+ *		pass, so that any depth is removed with a bounded number of
+ *		descriptors.  Closes dir_fd.  Whether it moved anything up.
  */
-static int
-launch_remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static bool
+launch_empty_subdir(int dir_fd, int top_fd, dev_t device, int depth)
 {
-	(void) st;
-	(void) type;
-	if (ftw->level > 0 && remove(path) != 0 && errno != ENOENT)
-		fprintf(stderr, "pg_ray_launch: could not remove \"%s\": %s\n", path, strerror(errno));
-	return 0;
+	DIR		   *dir = fdopendir(dir_fd);
+	struct dirent *de;
+	bool		moved = false;
+	static unsigned long moves;
+
+	if (dir == NULL)
+	{
+		close(dir_fd);
+		return false;
+	}
+	while ((de = readdir(dir)) != NULL)
+	{
+		struct stat st;
+		int			failed = 0;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+			fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && st.st_dev == device)
+		{
+			int			sub_fd;
+
+			(void) fchmodat(dirfd(dir), de->d_name, S_IRWXU, 0);
+			if (depth >= LAUNCH_MAX_DEPTH)
+			{
+				char		name[64];
+
+				snprintf(name, sizeof(name), ".pg_ray_deep_%lu", moves++);
+				if (renameat(dirfd(dir), de->d_name, top_fd, name) == 0)
+				{
+					moved = true;
+					continue;
+				}
+			}
+			else if ((sub_fd = launch_open_subdir(dirfd(dir), de->d_name, device)) >= 0)
+				moved = launch_empty_subdir(sub_fd, top_fd, device, depth + 1) || moved;
+			if (unlinkat(dirfd(dir), de->d_name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+				failed = errno;
+		}
+		else if (unlinkat(dirfd(dir), de->d_name, 0) != 0 && errno != ENOENT)
+			failed = errno;
+		if (failed != 0 && launch_left++ == 0)
+			launch_first_error = failed;
+	}
+	closedir(dir);
+	return moved;
 }
 
 /*
  * launch_empty_dir
  *		empty-dir USER DIR: see the header.  As USER's effective ids, so it
- *		removes only what USER could.  Whether all went, the caller's
- *		rmdir of DIR tells.
+ *		removes only what USER could.  Pass after pass while deep
+ *		directories were moved up; what is left is told in one line (never
+ *		a line per entry: the tenant chose the names and how many), and the
+ *		caller's rmdir of DIR tells whether all went.  A DIR already gone is
+ *		no error.
  */
 static void
 launch_empty_dir(int argc, char **argv)
 {
 	struct passwd user;
-	const char *dir;
+	int			dir_fd = launch_user_dir(argc, argv, &user);
 	struct stat st;
+	bool		moved = true;
 
-	if (argc != 4)
-		launch_usage();
-	user = launch_pool_user(argv[2]);
-	dir = argv[3];
-	if (dir[0] != '/')
-		launch_fail("run directory \"%s\" is not an absolute path", dir);
-	launch_act_as(&user);
-	if (lstat(dir, &st) != 0)
+	if (dir_fd < 0)
+		exit(0);
+	if (fstat(dir_fd, &st) != 0)
+		launch_fail("could not stat run directory \"%s\": %s", argv[3], strerror(errno));
+	while (moved)
 	{
-		if (errno == ENOENT)
-			exit(0);
-		launch_fail("could not stat run directory \"%s\": %s", dir, strerror(errno));
+		/* a description of its own: a dup would share the last pass's position */
+		int			pass_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		launch_left = 0;
+		moved = pass_fd >= 0 && launch_empty_subdir(pass_fd, dir_fd, st.st_dev, 1);
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != user.pw_uid)
-		launch_fail("run directory \"%s\" is not a directory of \"%s\"", dir, user.pw_name);
-	if (nftw(dir, launch_remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
-		launch_fail("could not walk run directory \"%s\": %s", dir, strerror(errno));
+	if (launch_left > 0)
+		launch_fail("could not remove %lu entries under \"%s\" (the first: %s)",
+					launch_left, argv[3], strerror(launch_first_error));
 	exit(0);
 }
 

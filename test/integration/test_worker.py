@@ -233,13 +233,29 @@ def test_a_users_open_transaction_on_their_job_holds_up_no_round(db: psycopg.Con
         # a run in Ray, as far as the catalog knows (no Ray here)
         for state in ("SUBMITTING", "PENDING", "RUNNING"):
             db.execute("SELECT ray._job_transition(%s, %s, 'test', 'test')", (job_id, state))
+        # the worker waits before a round while the group is dropped and the user holds the job
+        db.execute("SELECT ray.create_resource_group('it-bystander')")
+        db.execute("ALTER SYSTEM SET pg_ray.fault_pause_at = 'before_round'")
+        db.execute("SELECT pg_reload_conf()")
+        db.execute("SELECT ray.submit_job('it-bystander', 'true')")
+        wait_for(lambda: db.execute(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_ray worker'"
+            " AND query = 'pg_ray: paused at fault point before_round')").fetchone()[0], "the worker to pause")
         db.execute("SELECT ray.drop_resource_group(%s, force => true)", (group,))
         holder.execute("BEGIN")
         holder.execute("SELECT ray.stop_job(%s)", (job_id,))
+        db.execute("ALTER SYSTEM RESET pg_ray.fault_pause_at")
+        db.execute("SELECT pg_reload_conf()")
+        # another user's submissions wake the worker: each commit, a round
         before = worker_status(db)
-        wait_for(lambda: worker_status(db)["rounds"] >= before["rounds"] + 3, "three more rounds", 60)
+        for _ in range(3):
+            seen = worker_status(db)
+            db.execute("SELECT ray.submit_job('it-bystander', 'true')")
+            wait_for(lambda: (now := worker_status(db))["rounds"] + now["round_errors"]
+                     > seen["rounds"] + seen["round_errors"], "a round", 60)
         after = worker_status(db)
         assert after["round_errors"] == before["round_errors"], after["last_error"]
+        assert after["rounds"] >= before["rounds"] + 3
         assert db.execute("SELECT state FROM ray.job WHERE job_id = %s", (job_id,)).fetchone()[0] == "RUNNING"
         holder.execute("ROLLBACK")
         assert wait_for(lambda: db.execute("SELECT state FROM ray.job WHERE job_id = %s",
@@ -247,6 +263,10 @@ def test_a_users_open_transaction_on_their_job_holds_up_no_round(db: psycopg.Con
         drop_and_wait(db, group)
     finally:
         holder.close()
+        db.execute("ALTER SYSTEM RESET pg_ray.fault_pause_at")
+        db.execute("SELECT pg_reload_conf()")
+        db.execute("SELECT ray.drop_resource_group('it-bystander', force => true) FROM ray.resource_group "
+                   "WHERE name = 'it-bystander' AND delete_requested_at IS NULL")
         db.execute("DROP OWNED BY it_holder")
         db.execute("DROP ROLE it_holder")
 

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -209,3 +214,68 @@ def test_a_head_spec_change_restarts_the_head_and_requeues_its_run(local_nodes: 
     messages = [m for (m,) in db.execute(
         "SELECT message FROM ray.resource_group_events WHERE resource_group = %s", (GROUP,)).fetchall()]
     assert any("head spec small -> m.xlarge" in m for m in messages), messages
+
+
+LAUNCHER = subprocess.check_output(["pg_config", "--pkglibdir"], text=True).strip() + "/pg_ray_launch"
+
+
+def launch(*args: str) -> subprocess.CompletedProcess:
+    """Run the launcher as the server's OS user, the only one that may."""
+    return subprocess.run(["runuser", "-u", "postgres", "--", LAUNCHER, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_launcher_counts_and_empties_a_hostile_run_directory(tmp_path: Path) -> None:
+    """What a tenant may leave in its run directory: a chain deeper than the walks go, a
+    directory it closed to itself, a link to a file of someone else's, a name with a newline.
+    disk-usage counts what it can (the blocks, as the user), empty-dir removes it all, follows
+    no link, and tells what it could not remove in one line, never a line per entry."""
+    user = "pgray-g31"
+    uid, gid = pwd.getpwnam(user).pw_uid, pwd.getpwnam(user).pw_gid
+    outside = tmp_path / "not-the-tenants"
+    outside.write_text("keep me")
+    base = Path(tempfile.mkdtemp(prefix="launch-", dir="/tmp"))
+    run_dir = base / "n1"
+    try:
+        os.chmod(base, 0o711)
+        run_dir.mkdir(mode=0o700)
+        deep = run_dir
+        for _ in range(200):
+            deep = deep / "d"
+        deep.mkdir(parents=True)
+        (deep / "bottom").write_bytes(b"x" * 4096)
+        closed = run_dir / "closed"
+        closed.mkdir()
+        (closed / "inside").write_bytes(os.urandom(1 << 20))
+        (run_dir / "link").symlink_to(outside)
+        (run_dir / "new\nline").write_text("x")
+        with open(run_dir / "sparse", "wb") as f:
+            f.truncate(1 << 30)
+        for root, dirs, files in os.walk(run_dir):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, gid)
+        os.chown(run_dir, uid, gid)
+        os.chmod(closed, 0)
+
+        counted = launch("disk-usage", user, str(run_dir))
+        assert counted.returncode == 0, counted.stderr
+        # the sparse gigabyte counts what it holds; the closed directory's megabyte is not read
+        assert 0 < int(counted.stdout) < 1 << 20
+        emptied = launch("empty-dir", user, str(run_dir))
+        assert emptied.returncode == 0, emptied.stderr
+        assert os.listdir(run_dir) == [] and outside.read_text() == "keep me"
+
+        # what the user may not remove (a file of root's in its directory) is told once
+        (run_dir / "roots").mkdir()
+        for i in range(50):
+            (run_dir / "roots" / f"f{i}").write_text("x")
+        os.chown(run_dir / "roots", 0, 0)
+        refused = launch("empty-dir", user, str(run_dir))
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "could not remove 51 entries" in refused.stderr
+        # and another user's directory, or a link, is refused outright
+        assert launch("disk-usage", user, str(tmp_path)).returncode == 2
+        (base / "alias").symlink_to(run_dir)
+        assert launch("empty-dir", user, str(base / "alias")).returncode == 2
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(68);
+SELECT plan(69);
 
 CREATE ROLE tap_team IN ROLE ray_user;
 CREATE ROLE tap_ann IN ROLE tap_team;
@@ -212,12 +212,21 @@ SELECT ray._apply_job_info(current_setting('tap.user')::bigint, 1, 'FAILED', 'ex
 SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.user')::bigint),
 		  'FAILED 0', 'a failure of the user''s code still fails');
 SELECT set_config('tap.died', ray.submit_job('tap-overload', 'true', max_attempts => 2)::text, true);
+SELECT set_config('tap.died_pending', ray.submit_job('tap-overload', 'true', max_attempts => 2)::text, true);
 SELECT set_config('tap.env', ray.submit_job('tap-overload', 'true')::text, true);
 SELECT ray._begin_attempts(4);
+SELECT ray._job_transition(current_setting('tap.died')::bigint, s, 'test', 'test')
+FROM unnest(ARRAY['PENDING', 'RUNNING']) s;
 SELECT ray._apply_job_info(current_setting('tap.died')::bigint, 1, 'FAILED', 'Job supervisor actor died',
 						   'JOB_SUPERVISOR_ACTOR_DIED', NULL, 1, 2, NULL);
 SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.died')::bigint),
-		  'QUEUED 0', 'a supervisor that died (the driver can kill it) is lost and spends the attempt');
+		  'QUEUED 0', 'a supervisor that died while its run was running (the driver can kill it) is lost and spends the attempt');
+SELECT ray._job_transition(current_setting('tap.died_pending')::bigint, 'PENDING', 'test', 'test');
+SELECT ray._apply_job_info(current_setting('tap.died_pending')::bigint, 1, 'FAILED',
+						   'Job supervisor actor died: the actor''s node was terminated unexpectedly',
+						   'JOB_SUPERVISOR_ACTOR_DIED', NULL, 1, 2, NULL);
+SELECT is((SELECT state || ' ' || ray_requeues FROM ray.job WHERE job_id = current_setting('tap.died_pending')::bigint),
+		  'QUEUED 1', 'one that died before its run was seen running never ran the driver: requeued without spending an attempt');
 SELECT ray._apply_job_info(current_setting('tap.env')::bigint, 1, 'FAILED',
 						   'runtime_env setup failed: No matching distribution found for timedout; timed out',
 						   'RUNTIME_ENV_SETUP_FAILURE', NULL, 1, 2, NULL);

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(33);
+SELECT plan(34);
 
 SELECT ray.create_resource_group('tap-a', 'small', options => '{"object_store_memory_mb": 100, "idle_timeout_seconds": 30}');
 SELECT ray.add_worker_group('tap-a', 'cpu', 'CPU', 'small', 1, 3);
@@ -69,6 +69,13 @@ WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
 SELECT results_eq($$SELECT disk_gb, disk_used_gb, stop_reason IS NULL FROM ray.nodes
 					WHERE resource_group = 'tap-a' AND worker_group = 'cpu'$$,
 				  $$VALUES (100, 5.000, true)$$, 'ray.nodes shows the use against disk_gb; under it, nothing happens');
+SELECT ray._local_node_disk_used(node_id, NULL) FROM ray.node
+WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
+SELECT results_eq($$SELECT disk_used_gb, stop_reason IS NULL, NOT measure_disk FROM ray.nodes n
+					JOIN ray._local_plan(0) p USING (node_id)
+					WHERE n.resource_group = 'tap-a' AND n.worker_group = 'cpu'$$,
+				  $$VALUES (5.000, true, true)$$,
+				  'a measurement that failed keeps the last number, and waits for the interval like any other');
 SELECT ray._local_node_disk_used(node_id, 101 * 1073741824::bigint) FROM ray.node
 WHERE resource_group = 'tap-a' AND worker_group = 'cpu';
 SELECT results_eq($$SELECT stop_reason, restart_after_stop FROM ray.node

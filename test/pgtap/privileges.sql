@@ -129,13 +129,15 @@ SELECT isnt_empty($$SELECT * FROM ray.resource_group_events WHERE resource_group
 RESET ROLE;
 -- a group created again under a dropped group's name: its grantees see its history, not the old one's
 SELECT ray._group_note('tap-closed', 'the old group''s event');
-UPDATE ray.resource_group_event SET at = at - interval '1 day' WHERE resource_group = 'tap-closed';
-UPDATE ray.resource_group SET created_at = now() WHERE name = 'tap-closed';
+-- as ray.create_resource_group of the new group writes it
+INSERT INTO ray.resource_group_event (resource_group, from_state, to_state, generation, actor, message)
+VALUES ('tap-closed', NULL, 'CREATING', 1, 'tap_admin', 'resource group created');
 SELECT ray._group_note('tap-closed', 'the new group''s event');
 SELECT ray.grant_usage('tap-closed', 'tap_ben');
 SET LOCAL ROLE tap_ben;
-SELECT results_eq($$SELECT message FROM ray.resource_group_events WHERE resource_group = 'tap-closed'$$,
-				  ARRAY['the new group''s event'],
+SELECT results_eq($$SELECT message FROM ray.resource_group_events WHERE resource_group = 'tap-closed'
+					ORDER BY event_id$$,
+				  ARRAY['resource group created', 'the new group''s event'],
 				  'a grantee of a group sees its events since it was created, not those of an earlier group of its name');
 RESET ROLE;
 SELECT ray.revoke_usage('tap-closed', 'tap_ben');
