@@ -129,12 +129,18 @@ local_disk_answer(LocalDiskProbe *probe)
  *		Inside a round's transaction: record what the finished probes said,
  *		and give up on those past their time (killed: their pipe is still
  *		open, so they still run and their pid is theirs; the worker reaps
- *		them with its nodes).  Whether probes are still running.
+ *		them with its nodes).  The probes are settled (descriptors closed,
+ *		the array compacted) before anything is recorded, so that an error
+ *		while recording leaves no closed descriptor behind to be read or
+ *		closed again.  Whether probes are still running.
  */
 bool
 local_disk_collect(void)
 {
 	int			kept = 0;
+	int			finished = 0;
+	int64		finished_ids[LOCAL_DISK_PROBES];
+	int64		finished_bytes[LOCAL_DISK_PROBES];
 
 	for (int i = 0; i < local_disk_probe_count; i++)
 	{
@@ -172,8 +178,33 @@ local_disk_collect(void)
 			continue;
 		}
 		close(probe->fd);
-		local_disk_record(probe->node_id, bytes);
+		finished_ids[finished] = probe->node_id;
+		finished_bytes[finished++] = bytes;
 	}
 	local_disk_probe_count = kept;
+	for (int i = 0; i < finished; i++)
+		local_disk_record(finished_ids[i], finished_bytes[i]);
 	return kept > 0;
+}
+
+/*
+ * local_disk_forget
+ *		Give up on every probe (the extension was dropped and created anew:
+ *		node ids start again, and an old answer would be taken for a new
+ *		node's).  Those still running are killed.
+ */
+void
+local_disk_forget(void)
+{
+	for (int i = 0; i < local_disk_probe_count; i++)
+	{
+		LocalDiskProbe *probe = &local_disk_probes[i];
+		char		byte;
+
+		/* still running (its pipe open and nothing in it): its pid is its own */
+		if (read(probe->fd, &byte, 1) < 0 && errno == EAGAIN)
+			(void) kill(probe->pid, SIGKILL);
+		close(probe->fd);
+	}
+	local_disk_probe_count = 0;
 }

@@ -49,6 +49,7 @@ extern pid_t local_launch_start(char **argv, int out_fd);
 extern void local_launch_remove_run_dir(const LocalUser *user, const char *run_dir);
 extern void local_disk_measure(int64 node_id, const LocalUser *user, const char *run_dir);
 extern bool local_disk_collect(void);
+extern void local_disk_forget(void);
 
 /* local_proc.c */
 extern char *local_cmdline(pid_t pid, char *buf, size_t size);

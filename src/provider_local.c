@@ -669,6 +669,7 @@ pg_ray_local_forget(void)
 		local_prefix[0] = '\0';
 	}
 	local_free_watched();
+	local_disk_forget();
 	list_free(local_terminated);
 	local_terminated = NIL;
 	local_busy = false;

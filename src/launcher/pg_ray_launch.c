@@ -589,6 +589,12 @@ launch_user_dir(int argc, char **argv, struct passwd *user)
 	/* out of the caller's directory, which the walk has no business in */
 	if (chdir("/") != 0)
 		launch_fail("could not change to the root directory: %s", strerror(errno));
+	/*
+	 * Opened to its owner, should the tenant have closed it: DIR lies in the
+	 * caller's directory, where the tenant cannot put a link in its place.
+	 */
+	if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == user->pw_uid)
+		(void) chmod(dir, S_IRWXU);
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 	{
@@ -719,13 +725,19 @@ launch_empty_subdir(int dir_fd, int top_fd, dev_t device, int depth)
 		{
 			int			sub_fd;
 
-			(void) fchmodat(dirfd(dir), de->d_name, S_IRWXU, 0);
+			(void) fchmodat(dirfd(dir), de->d_name, S_IRWXU, AT_SYMLINK_NOFOLLOW);
 			if (depth >= LAUNCH_MAX_DEPTH)
 			{
 				char		name[64];
+				int			renamed;
 
-				snprintf(name, sizeof(name), ".pg_ray_deep_%lu", moves++);
-				if (renameat(dirfd(dir), de->d_name, top_fd, name) == 0)
+				/* a name of the tenant's in the way is never replaced: the next one is tried */
+				do
+				{
+					snprintf(name, sizeof(name), ".pg_ray_deep_%lu", moves++);
+					renamed = renameat2(dirfd(dir), de->d_name, top_fd, name, RENAME_NOREPLACE);
+				} while (renamed != 0 && errno == EEXIST && moves % 1000 != 0);
+				if (renamed == 0)
 				{
 					moved = true;
 					continue;

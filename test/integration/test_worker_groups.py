@@ -227,7 +227,8 @@ def launch(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_launcher_counts_and_empties_a_hostile_run_directory(tmp_path: Path) -> None:
     """What a tenant may leave in its run directory: a chain deeper than the walks go, a
-    directory it closed to itself, a link to a file of someone else's, a name with a newline.
+    directory it closed to itself (and the run directory too), a link to a file of someone
+    else's, a name with a newline, a name in the way of the walk's own.
     disk-usage counts what it can (the blocks, as the user), empty-dir removes it all, follows
     no link, and tells what it could not remove in one line, never a line per entry."""
     user = "pgray-g31"
@@ -251,11 +252,16 @@ def test_the_launcher_counts_and_empties_a_hostile_run_directory(tmp_path: Path)
         (run_dir / "new\nline").write_text("x")
         with open(run_dir / "sparse", "wb") as f:
             f.truncate(1 << 30)
+        # a name the deep chain's moves would take, planted in the way
+        (run_dir / ".pg_ray_deep_0").mkdir()
+        (run_dir / ".pg_ray_deep_0" / "planted").write_text("x")
         for root, dirs, files in os.walk(run_dir):
             for name in dirs + files:
                 os.lchown(os.path.join(root, name), uid, gid)
         os.chown(run_dir, uid, gid)
         os.chmod(closed, 0)
+        # and the run directory itself closed to its owner
+        os.chmod(run_dir, 0)
 
         counted = launch("disk-usage", user, str(run_dir))
         assert counted.returncode == 0, counted.stderr
