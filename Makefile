@@ -33,6 +33,7 @@ OBJS = \
 	src/run_read.o \
 	src/run_secret.o \
 	src/publish.o \
+	src/purge.o \
 	src/fault.o \
 	src/local_launch.o \
 	src/local_proc.o \
@@ -71,12 +72,14 @@ SQL_FUNCTIONS = \
 	sql/admission.sql \
 	sql/worker_rounds.sql \
 	sql/job_lifecycle.sql \
+	sql/usage.sql \
 	sql/local_nodes.sql \
 	sql/cluster_status.sql \
 	sql/models.sql \
 	sql/batch_plan.sql \
 	sql/batch_runs.sql \
 	sql/publish.sql \
+	sql/history.sql \
 	sql/triggers.sql \
 	sql/views.sql
 SQL_PRIVILEGES = sql/privileges.sql

@@ -483,6 +483,7 @@ BEGIN
 				 THEN 'not started'
 				 WHEN ray._is_infrastructure_failure(ray_error_type, ray_message) OR runner_lost THEN 'lost'
 				 ELSE 'failed' END);
+		PERFORM ray._job_run_times(id, attempt, start_ms, end_ms);
 		RETURN;
 	END IF;
 
@@ -509,6 +510,8 @@ BEGIN
 			CASE WHEN target = 'PUBLISHING' THEN 'the run succeeded in Ray; publishing its rows'
 				 ELSE nullif(why, '') END, 'pg_ray worker');
 	END IF;
+	-- the run as Ray timed it, for its usage
+	PERFORM ray._job_run_times(id, attempt, start_ms, end_ms);
 	-- Ray's clock for the times, but the first attempt's start is kept
 	UPDATE ray.job SET
 		started_at = CASE WHEN never_started AND start_ms > 0 AND started_at IS NOT NULL

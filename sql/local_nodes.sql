@@ -508,6 +508,7 @@ BEGIN
 		last_exit = CASE WHEN last_exit LIKE 'could not start: %' THEN NULL ELSE last_exit END
 	WHERE node_id = id
 	RETURNING * INTO n;
+	PERFORM ray._node_life_began(id, adopted);
 	IF n.kind = 'head' THEN
 		UPDATE ray.resource_group SET
 			dashboard_url = format('http://127.0.0.1:%s', n.port_base + 1),
@@ -588,6 +589,7 @@ BEGIN
 					   OR n.started_at < now() - interval '60 seconds' THEN 1
 				ELSE n.start_failures + 1 END;
 	delay := least(60, (2 ^ least(failures - 1, 6))::integer) - 1;
+	PERFORM ray._node_life_ended(id, ray._node_end_time(n));
 	UPDATE ray.node SET pid = NULL, last_exit = why, start_failures = failures,
 		next_start_at = now() + make_interval(secs => delay),
 		answered_at = NULL, ray_state = 'DEAD'
@@ -648,6 +650,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
+	PERFORM ray._node_life_ended(id, clock_timestamp());
 	desired := ray._node_desired_config(n.resource_group, n.kind, n.worker_group);
 	IF n.restart_after_stop AND desired IS NOT NULL
 		AND (SELECT delete_requested_at FROM ray.resource_group WHERE name = n.resource_group) IS NULL THEN

@@ -10,17 +10,21 @@
 
 REVOKE ALL ON ALL TABLES IN SCHEMA ray FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA ray FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ray FROM PUBLIC;
+-- procedures too (ray.purge_history): ALL FUNCTIONS leaves them out
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA ray FROM PUBLIC;
 
 GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_group,
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
-	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas, ray.resource_group_events TO ray_user;
+	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas, ray.resource_group_events,
+	ray.usage, ray.job_usage, ray.usage_by_role TO ray_user;
 GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
 -- and the passwords of batch inference runs, by the worker only
 REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
+-- usage is kept until an admin deletes what is no longer billed (docs/operations.md, "Usage")
+GRANT DELETE ON ray.node_lifetime, ray.job_run_usage TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
 	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer, text),
@@ -72,3 +76,6 @@ GRANT EXECUTE ON FUNCTION
 	ray.set_quota(text, name, integer, numeric, numeric, integer, numeric, integer),
 	ray.drop_quota(text, name)
 TO ray_admin;
+-- the purge runs as its caller (it commits), and its batches as the extension's owner
+GRANT EXECUTE ON PROCEDURE ray.purge_history(interval, bigint, bigint) TO ray_admin;
+GRANT EXECUTE ON FUNCTION ray._purge_history_batch(timestamptz, integer) TO ray_admin;

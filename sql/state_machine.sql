@@ -37,12 +37,14 @@ DECLARE
 	}';
 	terminal boolean := to_state IN ('SUCCEEDED', 'FAILED', 'STOPPED');
 	previous text;
+	previous_since timestamptz;
 BEGIN
 	SELECT * INTO job FROM ray.job WHERE job_id = id FOR NO KEY UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'job % does not exist', id USING ERRCODE = 'undefined_object';
 	END IF;
 	previous := job.state;
+	previous_since := job.state_changed_at;
 	IF NOT (allowed -> job.state) ? to_state THEN
 		RAISE EXCEPTION 'job % cannot go from % to %', id, job.state, to_state
 			USING ERRCODE = 'internal_error';
@@ -58,6 +60,14 @@ BEGIN
 	RETURNING * INTO job;
 	INSERT INTO ray.job_event (job_id, from_state, to_state, attempt, actor, message)
 	VALUES (id, previous, to_state, job.attempts, actor, why);
+	-- an attempt that stops running in Ray is metered (ray.job_usage)
+	IF previous = 'RUNNING' THEN
+		PERFORM ray._job_run_ended(job, previous_since);
+	END IF;
+	-- a working directory is uploaded for each attempt: once none can come, it goes
+	IF terminal THEN
+		DELETE FROM ray.job_package WHERE job_package.job_id = id;
+	END IF;
 	-- an attempt that ends takes its run's role and staging table with it
 	IF job.kind = 'batch_inference' AND (terminal OR to_state = 'QUEUED') THEN
 		PERFORM ray._end_batch_attempt(id);

@@ -232,8 +232,132 @@ WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
    OR EXISTS (SELECT FROM ray.resource_group g
 			  WHERE g.name = e.resource_group
 				AND g.name IN (SELECT resource_group FROM ray._granted_groups)
-				AND e.event_id >= (SELECT max(c.event_id) FROM ray.resource_group_event c
-								   WHERE c.resource_group = g.name AND c.from_state IS NULL))
+				-- (all of it once retention purged the creation event, and every earlier one)
+				AND e.event_id >= coalesce((SELECT max(c.event_id) FROM ray.resource_group_event c
+											WHERE c.resource_group = g.name AND c.from_state IS NULL), 0))
 OFFSET 0) visible;
 COMMENT ON VIEW ray.resource_group_events IS
 'The history of the resource groups the role may use (all, for ray_admin): state changes, scaling, node starts, exits and stops, each with its reason.';
+
+/* ------------------------------------------------------------------------
+ * Usage (docs/operations.md, "Usage")
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Node lifetimes cut at the hours they span (in the session's time zone),
+ * with the seconds of each piece; an open lifetime counts until now.
+ * Unfiltered: ray.usage shows it to whom may see each group.
+ */
+CREATE OR REPLACE VIEW ray._node_hours AS
+SELECT l.*, h.hour,
+	   extract(epoch FROM least(h.hour + interval '1 hour', coalesce(l.ended_at, greatest(l.started_at, now())))
+						  - greatest(h.hour, l.started_at)) AS seconds
+FROM ray.node_lifetime l
+CROSS JOIN LATERAL generate_series(date_trunc('hour', l.started_at), coalesce(l.ended_at, greatest(l.started_at, now())),
+								   interval '1 hour') h(hour);
+COMMENT ON VIEW ray._node_hours IS
+'Node lifetimes cut at the hours they span, with the seconds of each piece (for ray.usage).';
+
+/*
+ * What the nodes of each group and worker group used, hour by hour: the
+ * groups a role may use (all, and those dropped, for ray_admin).  A group
+ * made under a dropped group's name shows from its creation on.
+ */
+CREATE OR REPLACE VIEW ray.usage WITH (security_barrier = true) AS
+SELECT * FROM (
+SELECT u.resource_group,
+	   u.kind AS node_kind,
+	   u.worker_group,
+	   u.hour,
+	   count(DISTINCT u.lifetime_id) AS nodes,
+	   round(sum(u.seconds), 3) AS node_seconds,
+	   round(sum(u.seconds * u.num_cpus), 3) AS cpu_seconds,
+	   round(sum(u.seconds * u.num_gpus), 3) AS gpu_seconds,
+	   round(sum(u.seconds * u.memory_mb / 1024.0), 3) AS memory_gb_seconds,
+	   round(sum(u.seconds * coalesce(u.disk_gb, 0) / 3600.0), 6) AS disk_gb_hours,
+	   round(sum(u.seconds * u.cpu_units / 3600.0), 6) AS compute_unit_hours
+FROM ray._node_hours u
+WHERE u.seconds > 0
+  AND (pg_has_role(current_user, 'ray_admin', 'USAGE')
+	   OR EXISTS (SELECT FROM ray.resource_group g
+				  WHERE g.name = u.resource_group AND u.started_at >= g.created_at
+					AND g.name IN (SELECT resource_group FROM ray._granted_groups)))
+GROUP BY u.resource_group, u.kind, u.worker_group, u.hour
+OFFSET 0) visible;
+COMMENT ON VIEW ray.usage IS
+'What the nodes of each resource group and worker group used, hour by hour: node, CPU, GPU and memory seconds, disk GB-hours and compute units.';
+
+/*
+ * Every run of a job in Ray: those that ended (ray.job_run_usage) and those
+ * running now, until now.  Unfiltered: the views below show each role its
+ * own.
+ */
+CREATE OR REPLACE VIEW ray._job_runs AS
+SELECT u.job_id, u.attempt, u.owner, u.owner_oid, u.resource_group, u.worker_group, u.kind,
+	   u.cpus, u.gpus, u.memory_bytes, u.started_at, u.ended_at
+FROM ray.job_run_usage u
+UNION ALL
+SELECT j.job_id, j.attempts, j.owner, j.owner_oid, j.resource_group, j.worker_group, j.kind,
+	   j.cpus_asked, j.gpus_asked, coalesce(j.entrypoint_memory, 0), j.state_changed_at, NULL
+FROM ray.job j
+WHERE j.state = 'RUNNING';
+COMMENT ON VIEW ray._job_runs IS
+'Every run of a job in Ray, ended or running now (for ray.job_usage and ray.usage_by_role).';
+
+/*
+ * Each job's run time in Ray (all its attempts) times what it asked for:
+ * a role's own jobs (all for ray_admin), including those whose history
+ * retention has purged.
+ */
+CREATE OR REPLACE VIEW ray.job_usage WITH (security_barrier = true) AS
+SELECT * FROM (
+SELECT r.job_id,
+	   r.owner,
+	   r.resource_group,
+	   r.worker_group,
+	   r.kind,
+	   count(*) AS runs,
+	   min(r.started_at) AS first_started_at,
+	   CASE WHEN bool_and(r.ended_at IS NOT NULL) THEN max(r.ended_at) END AS last_ended_at,
+	   round(sum(r.seconds), 3) AS run_seconds,
+	   round(sum(r.seconds * r.cpus), 3) AS cpu_seconds,
+	   round(sum(r.seconds * r.gpus), 3) AS gpu_seconds,
+	   round(sum(r.seconds * r.memory_bytes / 1073741824.0), 3) AS memory_gb_seconds
+FROM (SELECT x.*, extract(epoch FROM coalesce(x.ended_at, greatest(x.started_at, now())) - x.started_at) AS seconds
+	  FROM ray._job_runs x) r
+WHERE r.owner_oid = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
+   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+GROUP BY r.job_id, r.owner, r.resource_group, r.worker_group, r.kind
+OFFSET 0) visible;
+COMMENT ON VIEW ray.job_usage IS
+'Each job''s run time in Ray times the CPUs, GPUs and memory it asked for: the role''s own jobs (all for ray_admin).';
+
+/*
+ * What each role's jobs used, day by day (in the session's time zone), per
+ * resource group: a run that spans midnight counts on both days.  A role
+ * sees its own rows (all for ray_admin).
+ */
+CREATE OR REPLACE VIEW ray.usage_by_role WITH (security_barrier = true) AS
+SELECT * FROM (
+SELECT r.owner AS role,
+	   d.day::date AS day,
+	   r.resource_group,
+	   count(DISTINCT r.job_id) AS jobs,
+	   round(sum(s.seconds), 3) AS run_seconds,
+	   round(sum(s.seconds * r.cpus), 3) AS cpu_seconds,
+	   round(sum(s.seconds * r.gpus), 3) AS gpu_seconds,
+	   round(sum(s.seconds * r.memory_bytes / 1073741824.0), 3) AS memory_gb_seconds
+FROM ray._job_runs r
+CROSS JOIN LATERAL generate_series(date_trunc('day', r.started_at), coalesce(r.ended_at, greatest(r.started_at, now())),
+								   interval '1 day') d(day)
+CROSS JOIN LATERAL (
+	SELECT extract(epoch FROM least(d.day + interval '1 day', coalesce(r.ended_at, greatest(r.started_at, now())))
+						   - greatest(d.day, r.started_at)) AS seconds) s
+WHERE (s.seconds > 0 OR d.day = date_trunc('day', r.started_at))
+  AND (r.owner_oid = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
+	   OR pg_has_role(current_user, 'ray_admin', 'USAGE'))
+GROUP BY r.owner, d.day, r.resource_group
+OFFSET 0) visible;
+COMMENT ON VIEW ray.usage_by_role IS
+'What each role''s jobs used day by day per resource group: jobs, run time and CPU, GPU and memory seconds (the role''s own rows; all for ray_admin).';

@@ -49,6 +49,8 @@ extern int	pg_ray_disk_check_interval_s;
 extern int	pg_ray_max_starting_jobs;
 extern int	pg_ray_max_ray_requeues;
 extern int	pg_ray_fair_share_window_s;
+extern int	pg_ray_history_retention_s;
+extern int	pg_ray_purge_interval_s;
 extern bool pg_ray_local_nodes;
 extern bool pg_ray_stop_nodes_at_shutdown;
 extern char *pg_ray_runner_host;

@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -52,6 +54,8 @@ int			pg_ray_disk_check_interval_s = 30;
 int			pg_ray_max_starting_jobs = 4;
 int			pg_ray_max_ray_requeues = 10;
 int			pg_ray_fair_share_window_s = 3600;
+int			pg_ray_history_retention_s = 30 * 86400;
+int			pg_ray_purge_interval_s = 3600;
 bool		pg_ray_local_nodes = true;
 bool		pg_ray_stop_nodes_at_shutdown = false;
 char	   *pg_ray_runner_host = NULL;
@@ -350,6 +354,24 @@ pg_ray_define_gucs(void)
 							NULL,
 							&pg_ray_fair_share_window_s,
 							3600, 1, 30 * 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.history_retention",
+							"How long finished jobs and resource group events are kept.",
+							"Older ones are purged, with their events and logs, by ray.purge_history and by the worker every pg_ray.purge_interval; usage is kept apart.",
+							&pg_ray_history_retention_s,
+							30 * 86400, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_ray.purge_interval",
+							"How often the background worker purges the history older than pg_ray.history_retention; 0 turns it off.",
+							NULL,
+							&pg_ray_purge_interval_s,
+							3600, 0, 30 * 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

@@ -9,7 +9,8 @@
  * arrives, or a retry timeout after a failed round passes.  The sleep also
  * watches the sockets of the requests to Ray in flight (http.c) and the next
  * status poll, so answers are applied as they arrive.  While idle, with no
- * runs to follow, it runs no queries at all.  SIGTERM is PostgreSQL's own
+ * runs to follow, it runs no queries but the history purge's, once every
+ * pg_ray.purge_interval (purge.c).  SIGTERM is PostgreSQL's own
  * die(), SIGHUP reloads the configuration, and the postmaster restarts the
  * worker after a crash.
  *
@@ -38,6 +39,7 @@
 #include "pg_ray.h"
 #include "provider_local.h"
 #include "publish.h"
+#include "purge.h"
 #include "shmem.h"
 #include "wakeup.h"
 #include "worker.h"
@@ -110,6 +112,7 @@ pg_ray_worker_main(Datum main_arg)
 		long		retry_ms;
 		long		local_ms;
 		long		publish_ms;
+		long		purge_ms;
 		int			rc;
 
 		MemoryContextReset(worker_context);
@@ -130,6 +133,10 @@ pg_ray_worker_main(Datum main_arg)
 			need_round = false;
 		}
 
+		/* a batch of the history purge, between rounds (purge.c) */
+		if (!last_failed && pg_ray_purge_next_ms() == 0)
+			(void) pg_ray_worker_try(pg_ray_purge_step, false);
+
 		/* sleep until a commit, a socket of a request to Ray, a poll or a retry */
 		timeout_ms = pg_ray_dispatch_next_poll_ms();
 		local_ms = pg_ray_local_next_check_ms();
@@ -138,6 +145,9 @@ pg_ray_worker_main(Datum main_arg)
 		publish_ms = pg_ray_publish_next_ms();
 		if (publish_ms >= 0 && (timeout_ms < 0 || publish_ms < timeout_ms))
 			timeout_ms = publish_ms;
+		purge_ms = pg_ray_purge_next_ms();
+		if (purge_ms >= 0 && (timeout_ms < 0 || purge_ms < timeout_ms))
+			timeout_ms = purge_ms;
 		if (last_failed)
 		{
 			/* polls and cool-downs wait for the retry: a round serves them */

@@ -171,3 +171,86 @@ DROP FUNCTION ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint,
 DROP FUNCTION ray.batch_inference(text, text, text, text, text[], text[], text, text, boolean, jsonb);
 DROP FUNCTION ray._submit_batch_inference(text, jsonb);
 DROP FUNCTION ray._is_infrastructure_failure(text);
+
+-- usage metering (docs/operations.md, "Usage"): node lifetimes and job runs, from now on;
+-- a node running now is counted from its start
+/* ------------------------------------------------------------------------
+ * Usage: what ran, for how long, with what.  Kept apart from the history
+ * that pg_ray.history_retention purges, and outliving the groups, nodes and
+ * jobs it tells of (docs/operations.md, "Usage").
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Each life of a node of a local group, from the start of its process to
+ * the end of its last one, with the size it had.  The worker opens a row
+ * when it starts a node and closes it when the node's processes are gone;
+ * a node that outlives a restart of the worker or the server keeps its row
+ * open, so it is counted once.
+ */
+CREATE SEQUENCE ray.node_lifetime_id_seq;
+
+CREATE TABLE ray.node_lifetime (
+	lifetime_id bigint PRIMARY KEY DEFAULT nextval('ray.node_lifetime_id_seq'),
+	resource_group text NOT NULL,	-- no foreign key: usage outlives the group
+	kind text NOT NULL CONSTRAINT node_lifetime_kind_check CHECK (kind IN ('head', 'worker')),
+	worker_group text,
+	node_id bigint NOT NULL,		-- the slot in ray.node while it lasts
+	spec text NOT NULL,
+	num_cpus numeric NOT NULL,
+	num_gpus numeric NOT NULL,		-- physical GPUs: a share of one with a distribution unit
+	memory_mb bigint NOT NULL,
+	disk_gb integer,				-- a worker's worker group's disk_gb
+	cpu_units numeric NOT NULL,
+	started_at timestamptz NOT NULL,
+	ended_at timestamptz,
+	CONSTRAINT node_lifetime_worker_group_check CHECK ((kind = 'worker') = (worker_group IS NOT NULL)),
+	CONSTRAINT node_lifetime_ends_after_start CHECK (ended_at >= started_at)
+);
+ALTER SEQUENCE ray.node_lifetime_id_seq OWNED BY ray.node_lifetime.lifetime_id;
+CREATE UNIQUE INDEX node_lifetime_open_idx ON ray.node_lifetime (node_id) WHERE ended_at IS NULL;
+CREATE INDEX ON ray.node_lifetime (resource_group, started_at);
+COMMENT ON TABLE ray.node_lifetime IS
+'Each life of a local Ray node: its group, size and start and end, from which ray.usage meters groups.';
+
+/*
+ * Each attempt of a job that ran in Ray, from its start to its end (Ray's
+ * own times when it reports them), with what the job asked for.  Written
+ * when the attempt stops running; ray.job_usage adds the attempts running
+ * now.
+ */
+CREATE TABLE ray.job_run_usage (
+	job_id bigint NOT NULL,			-- no foreign key: usage outlives the job's history
+	attempt integer NOT NULL,
+	owner name NOT NULL,
+	owner_oid oid,
+	resource_group text NOT NULL,
+	worker_group text,
+	kind text NOT NULL,
+	cpus numeric NOT NULL,
+	gpus numeric NOT NULL,
+	memory_bytes bigint NOT NULL,
+	started_at timestamptz NOT NULL,
+	ended_at timestamptz NOT NULL,
+	PRIMARY KEY (job_id, attempt),
+	CONSTRAINT job_run_usage_ends_after_start CHECK (ended_at >= started_at)
+);
+CREATE INDEX ON ray.job_run_usage (owner_oid, started_at);
+COMMENT ON TABLE ray.job_run_usage IS
+'Each attempt of a job that ran in Ray: its owner, times and the CPUs, GPUs and memory it asked for.';
+INSERT INTO ray.node_lifetime (resource_group, kind, worker_group, node_id, spec, num_cpus, num_gpus,
+							   memory_mb, disk_gb, cpu_units, started_at)
+SELECT n.resource_group, n.kind, n.worker_group, n.node_id, s.name,
+	   s.num_cpus, CASE WHEN n.kind = 'worker' AND s.resource_type = 'GPU' THEN s.num_gpus ELSE 0 END,
+	   s.memory_mb, (SELECT w.disk_gb FROM ray.worker_group w
+					 WHERE w.resource_group = n.resource_group AND w.name = n.worker_group),
+	   s.cpu_units, coalesce(n.started_at, now())
+FROM ray.node n JOIN ray.node_spec s ON s.name = n.config ->> 'spec'
+WHERE n.pid IS NOT NULL AND n.kind IN ('head', 'worker');
+SELECT pg_catalog.pg_extension_config_dump('ray.node_lifetime', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.node_lifetime_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ray.job_run_usage', '');
+
+-- working directories go once no attempt can need them: when their job has finished
+DELETE FROM ray.job_package p USING ray.job j
+WHERE j.job_id = p.job_id AND j.state IN ('SUCCEEDED', 'FAILED', 'STOPPED');
