@@ -75,8 +75,8 @@ CREATE OR REPLACE PROCEDURE ray.purge_history(older_than interval DEFAULT NULL,
 LANGUAGE plpgsql
 AS $$
 DECLARE
-	keep interval := pg_catalog.coalesce(older_than,
-										 pg_catalog.current_setting('pg_ray.history_retention')::pg_catalog.interval);
+	keep interval := coalesce(older_than,
+						  pg_catalog.current_setting('pg_ray.history_retention')::pg_catalog.interval);
 	cutoff timestamptz;
 	batch record;
 BEGIN

@@ -109,6 +109,17 @@ def wait_for_worker(other_than: int | None = None) -> int:
     return wait_for(worker_pid, "the pg_ray worker to run")
 
 
+def restart_server_immediately() -> None:
+    """Stop the test cluster's server as a crash would (pg_ctl -m immediate), start it
+    again and wait for the pg_ray worker."""
+    bindir = subprocess.check_output(["pg_config", "--bindir"], text=True).strip()
+    subprocess.run(["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(TEST_DIR / "data"),
+                    "-m", "immediate", "-w", "stop"], check=True, capture_output=True,
+                   env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    subprocess.run([str(ROOT / "scripts/test-cluster"), "start"], check=True, capture_output=True)
+    wait_for_worker()
+
+
 @pytest.fixture
 def db() -> Iterator[psycopg.Connection]:
     """A superuser connection to the database the worker runs in, with pg_ray installed."""

@@ -35,7 +35,8 @@ from typing import Any, Iterator
 import psycopg
 import pytest
 
-from conftest import ROOT, TEST_DIR, RayHead, as_role, connect, wait_for, wait_for_state, wait_for_worker
+from conftest import (ROOT, RayHead, as_role, connect, restart_server_immediately, wait_for,
+                      wait_for_state, wait_for_worker)
 
 ENTRYPOINT = "python -c \"import time; print('crash-matrix', flush=True); time.sleep(2)\""
 RESULTS: list[tuple[str, str, str, str]] = []
@@ -82,11 +83,7 @@ def crash(victim: str) -> None:
                             (GROUP, "head" if victim == "ray head" else "worker")).fetchone()[0]
         os.killpg(pid, signal.SIGKILL)
     else:
-        subprocess.run(["runuser", "-u", "postgres", "--", "pg_ctl", "-D", str(TEST_DIR / "data"),
-                        "-m", "immediate", "-w", "stop"], check=True, capture_output=True,
-                       env={**os.environ, "PATH": f"{subprocess.check_output(['pg_config', '--bindir'], text=True).strip()}:{os.environ['PATH']}"})
-        subprocess.run([str(ROOT / "scripts/test-cluster"), "start"], check=True, capture_output=True)
-        wait_for_worker()
+        restart_server_immediately()
     # a worker restarted by the crash may hold at the point again until it reloads
     with wait_for(lambda: connect(), "the server after the crash") as c:
         c.execute("SELECT pg_reload_conf()")

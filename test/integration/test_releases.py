@@ -292,8 +292,21 @@ def test_update_keeps_every_row_and_gives_the_catalog_of_a_fresh_install(release
         unpinned = db.execute("SELECT count(*) FROM ray.batch_run b JOIN ray.job j USING (job_id)"
                               " WHERE j.state NOT IN ('SUCCEEDED', 'FAILED', 'STOPPED')"
                               " AND NOT b.plan -> 'model' ? 'registered_at'").fetchone()[0]
+        # each node running is metered from its start (0.2)
+        lifetimes = dict(db.execute(
+            "SELECT l.node_id, l.started_at = n.started_at AND l.ended_at IS NULL"
+            " FROM ray.node_lifetime l JOIN ray.node n USING (node_id)").fetchall())
+        running_nodes = {r[0] for r in db.execute(
+            "SELECT node_id FROM ray.node WHERE pid IS NOT NULL AND kind IN ('head', 'worker')")}
         updated = catalog(db)
+    # finished jobs' working directories go: no attempt can need them (0.2)
+    finished = {json.loads(r)["job_id"] for r in before["ray.job"]
+                if json.loads(r)["state"] in ("SUCCEEDED", "FAILED", "STOPPED")}
+    kept_packages = [r for r in before["ray.job_package"] if json.loads(r)["job_id"] not in finished]
+    assert len(kept_packages) < len(before["ray.job_package"])
+    before["ray.job_package"] = kept_packages
     assert without_role_oids(after) == without_role_oids(before)
+    assert running_nodes and set(lifetimes) == running_nodes and all(lifetimes.values())
     assert disk and all(d == (None, None) for d in disk)
     local = [user for provider, user in os_users.values() if provider == "local"]
     assert local and all(local) and len(set(local)) == len(local)
