@@ -34,6 +34,7 @@ OBJS = \
 	src/run_secret.o \
 	src/publish.o \
 	src/purge.o \
+	src/metrics_targets.o \
 	src/fault.o \
 	src/local_launch.o \
 	src/local_proc.o \
@@ -74,6 +75,7 @@ SQL_FUNCTIONS = \
 	sql/job_lifecycle.sql \
 	sql/usage.sql \
 	sql/local_nodes.sql \
+	sql/metrics.sql \
 	sql/cluster_status.sql \
 	sql/models.sql \
 	sql/batch_plan.sql \
@@ -307,3 +309,14 @@ install-node-starter:
 	$(INSTALL_DATA) src/node/pg_ray_node.py '$(DESTDIR)$(datadir)/extension/pg_ray/pg_ray_node.py'
 
 .PHONY: install-node-starter
+
+# What monitoring needs (monitoring/, docs/operations.md "Monitoring"): the
+# queries file of prometheus-postgres-exporter and the Grafana dashboards,
+# in share/extension/pg_ray/monitoring.
+install: install-monitoring
+
+install-monitoring:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/pg_ray/monitoring'
+	$(INSTALL_DATA) $(wildcard monitoring/*.yaml monitoring/*.json) '$(DESTDIR)$(datadir)/extension/pg_ray/monitoring/'
+
+.PHONY: install-monitoring

@@ -301,7 +301,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rg ray.resource_group;
-	host text;
 BEGIN
 	-- not waited for (an admin's open change): the answer is set aside and asked for again
 	SELECT * INTO rg FROM ray.resource_group WHERE name = group_name FOR NO KEY UPDATE NOWAIT;
@@ -321,12 +320,12 @@ BEGIN
 			WHERE name = group_name;
 			RETURN;
 		END IF;
-		host := substring(coalesce(rg.endpoint, rg.dashboard_url) from '^https?://(\[[^]]+\]|[^:/]+)');
 		UPDATE ray.resource_group SET
 			ray_version = coalesce(version, ray_version),
 			observed_generation = generation,
 			dashboard_url = coalesce(endpoint, dashboard_url),
-			client_address = coalesce(options ->> 'client_address', format('ray://%s:10001', host)),
+			-- as registered: a guess (the dashboard's host, Ray's default port) may be another's
+			client_address = options ->> 'client_address',
 			unreachable_since = NULL
 		WHERE name = group_name;
 		IF rg.state <> 'READY' THEN

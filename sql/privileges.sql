@@ -17,11 +17,14 @@ GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_g
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
 	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas, ray.resource_group_events,
 	ray.usage, ray.job_usage, ray.usage_by_role TO ray_user;
-GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin, ray_monitor;
 -- tokens are written by ray.register_cluster and read by the worker only
-REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
+REVOKE ALL ON ray.resource_group_secret FROM ray_admin, ray_monitor;
 -- and the passwords of batch inference runs, by the worker only
-REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
+REVOKE ALL ON ray.batch_run_secret FROM ray_admin, ray_monitor;
+-- ray_monitor reads what an admin reads, and changes nothing
+GRANT USAGE ON SCHEMA ray TO ray_monitor;
+GRANT EXECUTE ON FUNCTION ray.worker_status(), ray._quota_applies(oid, oid) TO ray_monitor;
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 -- usage is kept until an admin deletes what is no longer billed (docs/operations.md, "Usage")
 GRANT DELETE ON ray.node_lifetime, ray.job_run_usage TO ray_admin;

@@ -54,7 +54,7 @@ SELECT n.resource_group,
 	   n.disk_measured_at
 FROM ray.node n
 -- a role sees the nodes of the groups it may use
-WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+WHERE pg_has_role(current_user, 'ray_monitor', 'USAGE')
    OR n.resource_group IN (SELECT resource_group FROM ray._granted_groups)
 -- a fence: not even a leakproof condition of the caller's reaches the hidden rows (EXPLAIN
 -- ANALYZE would tell whether one matched)
@@ -83,7 +83,7 @@ SELECT o.resource_group,
 FROM ray._queue_order o
 JOIN ray.job j ON j.job_id = o.job_id
 WHERE j.owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
-   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+   OR pg_has_role(current_user, 'ray_monitor', 'USAGE')
 OFFSET 0) visible;
 COMMENT ON VIEW ray.queue IS
 'Queued jobs of the current role (all for ray_admin) in the order they start in their group: priority, then fair share between roles, then submission; and what each waits for.';
@@ -153,7 +153,7 @@ CROSS JOIN LATERAL (
 	FROM ray.job j
 	WHERE j.resource_group = q.resource_group AND j.state IN ('QUEUED', 'SUBMITTING', 'PENDING', 'RUNNING')
 	  AND ray._quota_applies(j.owner_oid, q.role_oid)) u
-WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+WHERE pg_has_role(current_user, 'ray_monitor', 'USAGE')
    OR ray._quota_applies((SELECT c.oid FROM pg_roles c WHERE c.rolname = current_user), q.role_oid)
 OFFSET 0) visible;
 COMMENT ON VIEW ray.quotas IS
@@ -187,7 +187,10 @@ SELECT
 	g.last_error,
 	g.owner,
 	g.created_at,
-	g.state_changed_at
+	g.state_changed_at,
+	-- a local group's head's Ray metrics (each node's are in pg_ray.metrics_targets_file)
+	(SELECT format('http://127.0.0.1:%s/metrics', h.port_base + 5) FROM ray.node h
+	 WHERE h.resource_group = g.name AND h.kind = 'head' AND h.pid IS NOT NULL) AS metrics_url
 FROM ray.resource_group g
 LEFT JOIN ray.worker_group w ON w.resource_group = g.name
 GROUP BY g.name;
@@ -227,7 +230,7 @@ SELECT e.event_id,
 	   e.actor,
 	   e.message
 FROM ray.resource_group_event e
-WHERE pg_has_role(current_user, 'ray_admin', 'USAGE')
+WHERE pg_has_role(current_user, 'ray_monitor', 'USAGE')
    -- the group of that name now, from its creation event on: not an earlier group's history
    OR EXISTS (SELECT FROM ray.resource_group g
 			  WHERE g.name = e.resource_group
@@ -279,7 +282,7 @@ SELECT u.resource_group,
 	   round(sum(u.seconds * u.cpu_units / 3600.0), 6) AS compute_unit_hours
 FROM ray._node_hours u
 WHERE u.seconds > 0
-  AND (pg_has_role(current_user, 'ray_admin', 'USAGE')
+  AND (pg_has_role(current_user, 'ray_monitor', 'USAGE')
 	   OR EXISTS (SELECT FROM ray.resource_group g
 				  WHERE g.name = u.resource_group AND u.started_at >= g.created_at
 					AND g.name IN (SELECT resource_group FROM ray._granted_groups)))
@@ -327,7 +330,7 @@ SELECT r.job_id,
 FROM (SELECT x.*, extract(epoch FROM coalesce(x.ended_at, greatest(x.started_at, now())) - x.started_at) AS seconds
 	  FROM ray._job_runs x) r
 WHERE r.owner_oid = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
-   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+   OR pg_has_role(current_user, 'ray_monitor', 'USAGE')
 GROUP BY r.job_id, r.owner, r.resource_group, r.worker_group, r.kind
 OFFSET 0) visible;
 COMMENT ON VIEW ray.job_usage IS
@@ -356,7 +359,7 @@ CROSS JOIN LATERAL (
 						   - greatest(d.day, r.started_at)) AS seconds) s
 WHERE (s.seconds > 0 OR d.day = date_trunc('day', r.started_at))
   AND (r.owner_oid = (SELECT o.oid FROM pg_roles o WHERE o.rolname = current_user)
-	   OR pg_has_role(current_user, 'ray_admin', 'USAGE'))
+	   OR pg_has_role(current_user, 'ray_monitor', 'USAGE'))
 GROUP BY r.owner, d.day, r.resource_group
 OFFSET 0) visible;
 COMMENT ON VIEW ray.usage_by_role IS

@@ -29,6 +29,11 @@ DECLARE
 	n integer := 0;
 BEGIN
 	PERFORM ray._drop_stray_run_roles();
+	-- a node's life is open exactly while its slot has a process; one open without (a restored
+	-- backup's: the old server's nodes, which this database does not run) ends now
+	UPDATE ray.node_lifetime l SET ended_at = greatest(l.started_at, now())
+	WHERE l.ended_at IS NULL
+	  AND NOT EXISTS (SELECT FROM ray.node n WHERE n.node_id = l.node_id AND n.pid IS NOT NULL);
 	-- a job a user's open transaction holds (its stop_job) is left to the rounds, which
 	-- skip it too: no user holds the worker up for the others
 	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id

@@ -56,6 +56,7 @@ extern bool pg_ray_stop_nodes_at_shutdown;
 extern char *pg_ray_runner_host;
 extern int	pg_ray_runner_sslmode;
 extern char *pg_ray_runner_sslrootcert;
+extern char *pg_ray_metrics_targets_file;
 extern char *pg_ray_fault_pause_at;
 
 #endif							/* PG_RAY_H */

@@ -61,6 +61,7 @@ bool		pg_ray_stop_nodes_at_shutdown = false;
 char	   *pg_ray_runner_host = NULL;
 int			pg_ray_runner_sslmode = 2;
 char	   *pg_ray_runner_sslrootcert = NULL;
+char	   *pg_ray_metrics_targets_file = NULL;
 char	   *pg_ray_fault_pause_at = NULL;
 
 /* libpq's sslmode values, for the runs' connections (pg_ray.runner_sslmode) */
@@ -412,6 +413,15 @@ pg_ray_define_gucs(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("pg_ray.metrics_targets_file",
+							   "A Prometheus file_sd file the worker keeps listing the metrics port of every running local Ray node; empty: none.",
+							   "Written by the server's OS user whenever the nodes change, labelled with their resource group, worker group and kind.",
+							   &pg_ray_metrics_targets_file,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pg_ray.runner_sslrootcert",
 							   "The file, on the cluster's nodes, of the CA that signed this server's certificate.",

@@ -37,7 +37,7 @@
 static PgRaySharedState *pg_ray_state = NULL;
 
 static void pg_ray_shared_detach_worker(int code, Datum arg);
-static bool shmem_caller_is_admin(void);
+static bool shmem_caller_sees_all(void);
 
 PG_FUNCTION_INFO_V1(pg_ray_worker_status);
 
@@ -198,16 +198,16 @@ pg_ray_jobs_changed(void)
 }
 
 /*
- * shmem_caller_is_admin
- *		Whether the current user has the privileges of ray_admin (superusers
- *		do).
+ * shmem_caller_sees_all
+ *		Whether the current user sees what an admin sees: it has the
+ *		privileges of ray_monitor (ray_admin has them; superusers do).
  */
 static bool
-shmem_caller_is_admin(void)
+shmem_caller_sees_all(void)
 {
-	Oid			admin = get_role_oid("ray_admin", true);
+	Oid			monitor = get_role_oid("ray_monitor", true);
 
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+	return superuser() || (OidIsValid(monitor) && has_privs_of_role(GetUserId(), monitor));
 }
 
 /*
@@ -248,7 +248,7 @@ pg_ray_worker_status(PG_FUNCTION_ARGS)
 	values[9] = Int64GetDatum((int64) copy.round_errors);
 	values[10] = CStringGetTextDatum(copy.last_error);
 	/* a round's error may name another team's group or job: for admins only */
-	nulls[10] = copy.last_error[0] == '\0' || !shmem_caller_is_admin();
+	nulls[10] = copy.last_error[0] == '\0' || !shmem_caller_sees_all();
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

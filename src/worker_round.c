@@ -28,6 +28,7 @@
 #include "utils/snapmgr.h"
 
 #include "dispatch.h"
+#include "metrics_targets.h"
 #include "pg_ray.h"
 #include "provider_local.h"
 #include "publish.h"
@@ -81,6 +82,8 @@ pg_ray_worker_round(bool first_round)
 			pgstat_report_activity(STATE_RUNNING, "pg_ray: managing local Ray nodes");
 			pg_ray_local_round(first_round);
 		}
+		pgstat_report_activity(STATE_RUNNING, "pg_ray: writing the metrics targets");
+		pg_ray_metrics_targets_round();
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: publishing batch inference results");
 		pg_ray_publish_round();
 		pgstat_report_activity(STATE_RUNNING, "pg_ray: planning requests to Ray");

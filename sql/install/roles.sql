@@ -34,8 +34,10 @@ $guard$;
 
 /*
  * Roles.  ray_admin manages resource groups and sees every job; ray_user
- * submits jobs on the groups it was granted.  Roles are cluster-wide, so a
- * second database's extension (or a re-creation) finds them already there.
+ * submits jobs on the groups it was granted; ray_monitor sees what an admin
+ * sees and changes nothing (monitoring, BI tools), and ray_admin has it.
+ * Roles are cluster-wide, so a second database's extension (or a
+ * re-creation) finds them already there.
  */
 DO $roles$
 BEGIN
@@ -47,6 +49,12 @@ BEGIN
 	END IF;
 	IF NOT pg_catalog.pg_has_role('ray_admin', 'ray_user', 'MEMBER') THEN
 		GRANT ray_user TO ray_admin;
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_monitor') THEN
+		CREATE ROLE ray_monitor NOLOGIN;
+	END IF;
+	IF NOT pg_catalog.pg_has_role('ray_admin', 'ray_monitor', 'MEMBER') THEN
+		GRANT ray_monitor TO ray_admin;
 	END IF;
 	-- every batch inference run's login role, for pg_hba.conf (+ray_run)
 	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_run') THEN

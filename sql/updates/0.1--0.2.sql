@@ -11,6 +11,18 @@
  * Copyright (c) 2026, pg_ray developers
  */
 
+-- ray_monitor sees what an admin sees and changes nothing (monitoring, BI tools); ray_admin has it
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'ray_monitor') THEN
+		CREATE ROLE ray_monitor NOLOGIN;
+	END IF;
+	IF NOT pg_catalog.pg_has_role('ray_admin', 'ray_monitor', 'MEMBER') THEN
+		GRANT ray_monitor TO ray_admin;
+	END IF;
+END
+$roles$;
+
 -- batch runs are dumped with their jobs (0.1 left them out of a backup)
 SELECT pg_catalog.pg_extension_config_dump('ray.batch_run', '');
 
@@ -50,19 +62,19 @@ SET grantee_oid = CASE WHEN grantee = 'public' THEN 0 ELSE (SELECT r.oid FROM pg
 DROP POLICY job_owner_or_admin ON ray.job;
 CREATE POLICY job_owner_or_admin ON ray.job FOR SELECT
 	USING (owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
-		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+		   OR pg_has_role(current_user, 'ray_monitor', 'USAGE'));
 
 DROP POLICY model_owner_or_admin ON ray.model;
 CREATE POLICY model_owner_grantee_or_admin ON ray.model FOR SELECT
 	USING (owner_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user)
-		   OR pg_has_role(current_user, 'ray_admin', 'USAGE')
+		   OR pg_has_role(current_user, 'ray_monitor', 'USAGE')
 		   OR EXISTS (SELECT FROM ray.model_grant g WHERE g.model = name AND g.granted_by_oid = owner_oid));
 
 ALTER TABLE ray.model_grant ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_grant_of_party_or_admin ON ray.model_grant FOR SELECT
 	USING (granted_by_oid = (SELECT r.oid FROM pg_roles r WHERE r.rolname = current_user) OR grantee_oid = 0
 		   OR EXISTS (SELECT FROM pg_roles r WHERE r.oid = grantee_oid AND pg_has_role(current_user, r.oid, 'USAGE'))
-		   OR pg_has_role(current_user, 'ray_admin', 'USAGE'));
+		   OR pg_has_role(current_user, 'ray_monitor', 'USAGE'));
 
 -- ray._drop_run_role says whether it could drop the role (0.1: void)
 DROP FUNCTION ray._drop_run_role(name);

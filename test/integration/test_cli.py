@@ -7,6 +7,7 @@ printed, and what it did in the database."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import socket
@@ -18,7 +19,7 @@ from typing import Iterator
 import psycopg
 import pytest
 
-from conftest import CLIENT as BIN, client_env, cluster_settings, run_client, wait_for, wait_for_state
+from conftest import CLIENT as BIN, RayHead, client_env, cluster_settings, run_client, wait_for, wait_for_state
 
 ROLES = ("cli_alice", "cli_bob", "cli_carol")
 run = run_client
@@ -137,7 +138,7 @@ def test_working_dir_in_runtime_env_is_zipped_and_json_output(db: psycopg.Connec
 
 
 def test_zip_file_uri_and_help_words_of_the_entrypoint(db: psycopg.Connection, ray_group: str,
-                                                       tmp_path: Path) -> None:
+                                                       ray_head: RayHead, tmp_path: Path) -> None:
     # a .zip goes as it is, as Ray takes one
     archive = tmp_path / "app.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -145,8 +146,11 @@ def test_zip_file_uri_and_help_words_of_the_entrypoint(db: psycopg.Connection, r
     result = run("job", "submit", "-g", ray_group, "--working-dir", str(archive), "--", "python", "hello.py")
     assert result.returncode == 0 and "from the zip" in result.stdout, result.stderr
     job = submitted_id(result.stderr)
-    assert db.execute("SELECT content FROM ray.job_package WHERE job_id = %s", (job,)).fetchone()[0] == \
-        archive.read_bytes()
+    [submission] = ray_head.submissions_of(job)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:40]
+    assert submission["runtime_env"]["working_dir"] == f"gcs://_ray_pkg_{digest}.zip"
+    # once the job has finished, no attempt needs it: it is not kept
+    assert db.execute("SELECT count(*) FROM ray.job_package WHERE job_id = %s", (job,)).fetchone()[0] == 0
 
     # a remote working_dir is Ray's to fetch: left in runtime_env; and the
     # entrypoint's own --help (no "--" needed) is the entrypoint's

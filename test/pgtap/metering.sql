@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(32);
+SELECT plan(33);
 SET LOCAL timezone = 'UTC';
 
 CREATE ROLE tap_meter_ann IN ROLE ray_user;
@@ -62,6 +62,16 @@ DELETE FROM ray.node_lifetime WHERE node_id = pg_temp.node('cpu') AND lifetime_i
 UPDATE ray.node_lifetime SET ended_at = NULL WHERE lifetime_id = (SELECT lifetime_id FROM first_life);
 SELECT ray._local_node_started(pg_temp.node('cpu'), 105, false);
 SELECT is(pg_temp.open_lives('cpu'), 1, 'a stale open lifetime ends when its slot starts a new process');
+
+-- a life left open by a node of a restored backup (no slot runs it) ends when the worker starts
+INSERT INTO ray.node_lifetime (resource_group, kind, worker_group, node_id, spec, num_cpus, num_gpus, memory_mb,
+							   disk_gb, cpu_units, started_at)
+VALUES ('tap-m', 'worker', 'cpu', -99, 'x', 1, 0, 1024, 100, 1, now() - interval '1 day');
+SELECT ray._worker_recover();
+SELECT results_eq($$SELECT node_id, ended_at IS NOT NULL FROM ray.node_lifetime
+					WHERE resource_group = 'tap-m' AND (ended_at IS NULL OR node_id = -99) ORDER BY node_id$$,
+				  format($$VALUES (-99::bigint, true), (%s, false), (%s, false)$$, pg_temp.node('head'), pg_temp.node('cpu')),
+				  'the worker''s start ends a life no running slot has, and keeps those of running nodes');
 
 -- 2. A node found dead that this worker never saw alive ended when Ray last saw it
 SELECT is(ray._node_end_time(jsonb_populate_record(n,

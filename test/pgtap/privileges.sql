@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(110);
+SELECT plan(121);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -418,6 +418,25 @@ CREATE ROLE tap_carl3;
 INSERT INTO ray.job (owner, resource_group, entrypoint, owner_oid) VALUES ('tap_carl3', 'tap', 'restored unbound', NULL);
 SELECT is((SELECT owner_oid FROM ray.job WHERE entrypoint = 'restored unbound'), NULL,
 		  'a restored row bound to no role stays so, whatever role has its name');
+
+-- ray_monitor sees what an admin sees, and changes nothing
+CREATE ROLE tap_monitor IN ROLE ray_monitor;
+SELECT ok(pg_has_role('ray_admin', 'ray_monitor', 'MEMBER'), 'ray_admin has ray_monitor');
+SELECT set_config('tap.all_jobs', (SELECT count(*) FROM ray.job)::text, true);
+SET LOCAL ROLE tap_monitor;
+SELECT is((SELECT count(*) FROM ray.jobs), current_setting('tap.all_jobs')::bigint, 'a monitor sees every job');
+SELECT ok(current_setting('tap.all_jobs')::bigint > 1, '... of several roles');
+SELECT ok((SELECT count(*) FROM ray.resource_group_events WHERE resource_group = 'tap') > 0,
+		  'and the history of groups it was not granted');
+SELECT lives_ok($$SELECT * FROM ray.queue, ray.quotas, ray.nodes, ray.usage, ray.job_usage, ray.usage_by_role,
+				  ray.worker_status()$$, 'it reads every view and the worker''s status');
+SELECT throws_ok($$SELECT ray.submit_job('tap', 'true')$$, '42501', NULL, 'but submits nothing');
+SELECT throws_ok($$SELECT ray.create_resource_group('tap-mon')$$, '42501', NULL, 'creates no group');
+SELECT throws_ok($$SELECT ray.stop_job(1)$$, '42501', NULL, 'stops no job');
+SELECT throws_ok($$DELETE FROM ray.job$$, '42501', NULL, 'and writes no table');
+SELECT throws_ok($$SELECT * FROM ray.resource_group_secret$$, '42501', NULL, 'nor reads a token');
+SELECT throws_ok($$CALL ray.purge_history()$$, '42501', NULL, 'nor purges the history');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
