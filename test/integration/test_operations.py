@@ -1,10 +1,13 @@
 """Operations on a real server: history retention purges in batches while users submit, and
 the worker purges by itself; usage metering equals the lifetimes of real local nodes, measured
-from their processes, across an immediate restart of PostgreSQL."""
+from their processes, across an immediate restart of PostgreSQL; a group's Ray Client address
+takes a client of the pinned Ray (a virtualenv of its own) with the group's token, and no client
+without it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -173,3 +176,53 @@ def test_usage_equals_node_lifetimes_across_an_immediate_restart(local_nodes: ps
     for node, kind in kinds.items():
         assert abs(metered[kind] - (ends[node] - starts[node])) < 1, (kind, metered[kind], ends[node] - starts[node])
     db.close()
+
+
+CLIENT_PYTHON = Path(os.environ.get("PG_RAY_CLIENT_VENV", "/opt/pg_ray/client-venv")) / "bin" / "python"
+# a task that needs a CPU: the head has none, so it runs on a worker node, whose Ray node id it says
+CLIENT_TASK = """
+import sys, ray
+ray.init(sys.argv[1])
+@ray.remote(num_cpus=1)
+def where():
+    return ray.get_runtime_context().get_node_id()
+print("ran on", ray.get(where.remote(), timeout=120))
+"""
+CLIENT_CONNECT_ONCE = """
+import sys, ray
+ray.util.connect(sys.argv[1].removeprefix("ray://"), connection_retries=0)
+print("connected")
+"""
+
+
+def run_client_python(script: str, address: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CLIENT_PYTHON), "-c", script, address], capture_output=True, text=True,
+                          timeout=180, cwd="/tmp", env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env})
+
+
+def test_the_ray_client_address_takes_the_token_and_runs_tasks_on_workers(
+        local_nodes: psycopg.Connection) -> None:
+    db = local_nodes
+    group = "it-client"
+    db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
+               (group, '{"object_store_memory_mb": 100}'))
+    db.execute("SELECT ray.add_worker_group(%s, 'cpu', 'CPU', 'small', 1, 1)", (group,))
+    wait_for_group_state(db, "READY", group)
+    address = db.execute("SELECT client_address FROM ray.resource_groups WHERE name = %s", (group,)).fetchone()[0]
+    port = db.execute("SELECT port_base + 2 FROM ray.node WHERE resource_group = %s AND kind = 'head'",
+                      (group,)).fetchone()[0]
+    assert address == f"ray://127.0.0.1:{port}"
+    token = db.execute("SELECT token FROM ray.resource_group_secret WHERE resource_group = %s",
+                       (group,)).fetchone()[0]
+
+    refused = run_client_python(CLIENT_CONNECT_ONCE, address)
+    assert refused.returncode != 0 and "connected" not in refused.stdout, refused.stdout
+    assert "ConnectionError" in refused.stderr, refused.stderr[-2000:]
+    wrong = run_client_python(CLIENT_CONNECT_ONCE, address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * len(token))
+    assert wrong.returncode != 0 and "connected" not in wrong.stdout
+
+    ran = run_client_python(CLIENT_TASK, address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    worker = db.execute("SELECT ray_node_id FROM ray.nodes WHERE resource_group = %s AND kind = 'worker'",
+                        (group,)).fetchone()[0]
+    assert f"ran on {worker}" in ran.stdout, ran.stdout
