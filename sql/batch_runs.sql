@@ -44,7 +44,8 @@ BEGIN
 	-- the verifier, not the password: a statement's text can reach the log
 	EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE ray_run',
 				   run_role, ray._scram_verifier(run_password));
-	EXECUTE format('GRANT USAGE ON SCHEMA ray TO %I', run_role);
+	-- (the schema it reaches through ray_run: a grant of its own would be caught in the extension's
+	-- initial privileges by an update that ran meanwhile, and outlive the role in every dump)
 	-- the columns in the order of the target that the run may create, so that it can be this table
 	-- not analyzed by autovacuum: it would run as the table's owner, this superuser
 	EXECUTE format('CREATE TABLE %s (%s, %I %s) WITH (autovacuum_enabled = off)', staging,

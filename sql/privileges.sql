@@ -22,9 +22,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin, ray_monitor;
 REVOKE ALL ON ray.resource_group_secret FROM ray_admin, ray_monitor;
 -- and the passwords of batch inference runs, by the worker only
 REVOKE ALL ON ray.batch_run_secret FROM ray_admin, ray_monitor;
--- ray_monitor reads what an admin reads, and changes nothing
-GRANT USAGE ON SCHEMA ray TO ray_monitor;
-GRANT EXECUTE ON FUNCTION ray.worker_status(), ray._quota_applies(oid, oid) TO ray_monitor;
+
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
 -- usage is kept until an admin deletes what is no longer billed (docs/operations.md, "Usage")
 GRANT DELETE ON ray.node_lifetime, ray.job_run_usage TO ray_admin;
@@ -82,3 +80,11 @@ TO ray_admin;
 -- the purge runs as its caller (it commits), and its batches as the extension's owner
 GRANT EXECUTE ON PROCEDURE ray.purge_history(interval, bigint, bigint) TO ray_admin;
 GRANT EXECUTE ON FUNCTION ray._purge_history_batch(timestamptz, integer) TO ray_admin;
+
+-- a run's login role reaches its functions through ray_run, never with grants of its own (which an
+-- update would record among the extension's initial privileges, for a role that soon goes)
+GRANT USAGE ON SCHEMA ray TO ray_run;
+-- ray_monitor reads what an admin reads, and changes nothing (granted last: an update from 0.1
+-- appends it to the privileges 0.1 granted, and a fresh install must list them in that order)
+GRANT USAGE ON SCHEMA ray TO ray_monitor;
+GRANT EXECUTE ON FUNCTION ray.worker_status(), ray._quota_applies(oid, oid) TO ray_monitor;

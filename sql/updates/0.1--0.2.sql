@@ -23,6 +23,24 @@ BEGIN
 END
 $roles$;
 
+-- the login roles of batch runs reach schema ray through ray_run (0.1 granted each its own USAGE,
+-- which a statement of an update that grants on the schema records among the extension's initial
+-- privileges, where it outlives the role: pg_dump then revokes from a role that does not exist)
+GRANT USAGE ON SCHEMA ray TO ray_run;
+DO $runs$
+DECLARE
+	run_role name;
+BEGIN
+	FOR run_role IN SELECT r.rolname FROM pg_catalog.pg_roles r
+					JOIN pg_catalog.pg_auth_members m ON m.member = r.oid
+					WHERE m.roleid = 'ray_run'::regrole
+					  AND EXISTS (SELECT FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+								  WHERE n.nspname = 'ray' AND a.grantee = r.oid) LOOP
+		EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA ray FROM %I', run_role);
+	END LOOP;
+END
+$runs$;
+
 -- batch runs are dumped with their jobs (0.1 left them out of a backup)
 SELECT pg_catalog.pg_extension_config_dump('ray.batch_run', '');
 

@@ -10,7 +10,7 @@ import psycopg
 from conftest import ROOT
 
 # what a unit in the docs is, in the base unit PostgreSQL reports
-TIME_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}
+TIME_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 SIZE_B = {"B": 1, "kB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
 

@@ -202,7 +202,8 @@ def run_client_python(script: str, address: str, **env: str) -> subprocess.Compl
 
 def test_the_ray_client_address_takes_the_token_and_runs_tasks_on_workers(
         local_nodes: psycopg.Connection) -> None:
-    db = local_nodes
+    # (a connection of its own: the fixture's may have gone with a restart of the server)
+    db = connect()
     group = "it-client"
     db.execute("SELECT ray.create_resource_group(%s, 'small', options => %s)",
                (group, '{"object_store_memory_mb": 100}'))
