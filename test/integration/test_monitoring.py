@@ -28,10 +28,6 @@ GROUP = "it-mon"
 EXPORTER_PORT = 19187
 PROMETHEUS_PORT = 19090
 
-pytestmark = pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("prometheus-postgres-exporter")),
-                                reason="scripts/install-deps installs prometheus and prometheus-postgres-exporter")
-
-
 def prometheus_query(query: str) -> list[dict[str, Any]]:
     url = f"http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -43,6 +39,8 @@ def prometheus_query(query: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def monitoring(local_nodes: psycopg.Connection) -> Iterator[Path]:
     """The exporter and Prometheus, scraping every second; yields the targets file."""
+    for program in ("prometheus", "prometheus-postgres-exporter"):
+        assert shutil.which(program), f"{program} is missing: scripts/install-deps installs it"
     db = local_nodes
     work = Path(tempfile.mkdtemp(prefix="pgray_prom_", dir="/tmp"))
     postgres = pwd.getpwnam("postgres")
