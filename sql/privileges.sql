@@ -17,15 +17,13 @@ GRANT SELECT ON ray.job, ray.job_event, ray.job_log, ray.node_spec, ray.worker_g
 	ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes,
 	ray.model, ray.models, ray.model_grant, ray.queue, ray.quotas, ray.resource_group_events,
 	ray.usage, ray.job_usage, ray.usage_by_role TO ray_user;
-GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin, ray_monitor;
+GRANT SELECT ON ALL TABLES IN SCHEMA ray TO ray_admin;
 -- tokens are written by ray.register_cluster and read by the worker only
-REVOKE ALL ON ray.resource_group_secret FROM ray_admin, ray_monitor;
+REVOKE ALL ON ray.resource_group_secret FROM ray_admin;
 -- and the passwords of batch inference runs, by the worker only
-REVOKE ALL ON ray.batch_run_secret FROM ray_admin, ray_monitor;
+REVOKE ALL ON ray.batch_run_secret FROM ray_admin;
 
 GRANT INSERT, UPDATE, DELETE ON ray.node_spec TO ray_admin;
--- usage is kept until an admin deletes what is no longer billed (docs/operations.md, "Usage")
-GRANT DELETE ON ray.node_lifetime, ray.job_run_usage TO ray_admin;
 
 GRANT EXECUTE ON FUNCTION
 	ray.submit_job(text, text, jsonb, jsonb, numeric, numeric, bigint, jsonb, integer, boolean, bytea, integer, text),
@@ -86,5 +84,18 @@ GRANT EXECUTE ON FUNCTION ray._purge_history_batch(timestamptz, integer) TO ray_
 GRANT USAGE ON SCHEMA ray TO ray_run;
 -- ray_monitor reads what an admin reads, and changes nothing (granted last: an update from 0.1
 -- appends it to the privileges 0.1 granted, and a fresh install must list them in that order)
+-- It reads the views, and of the tables only what they and the usage need: not what users hand
+-- in (runtime_env, metadata, working directories, models, logs) nor groups' options, which may
+-- hold secrets, as a monitoring login's password is kept in more places than an admin's.
 GRANT USAGE ON SCHEMA ray TO ray_monitor;
+GRANT SELECT ON ray.jobs, ray.job_events, ray.resource_groups, ray.worker_groups, ray.nodes, ray.queue,
+	ray.quotas, ray.resource_group_events, ray.usage, ray.job_usage, ray.usage_by_role,
+	ray.node_spec, ray.worker_group, ray.node_lifetime, ray.job_run_usage, ray.job_event
+TO ray_monitor;
+-- (ray.jobs and ray.job_events read ray.job as their caller)
+GRANT SELECT (job_id, owner, owner_oid, resource_group, kind, state, attempts, max_attempts, submitted_at,
+			  started_at, finished_at, message, entrypoint, ray_submission_id, error_type, driver_exit_code,
+			  rows_processed, rows_total, target_table, rows_written, stop_requested_at, stopped_by, priority,
+			  cpus_asked, gpus_asked, ray_requeues)
+ON ray.job TO ray_monitor;
 GRANT EXECUTE ON FUNCTION ray.worker_status(), ray._quota_applies(oid, oid) TO ray_monitor;

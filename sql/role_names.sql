@@ -83,6 +83,7 @@ BEGIN
 	PERFORM ray._sync_role_name_column('ray.job', NULL, 'owner', 'owner_oid');
 	PERFORM ray._sync_role_name_column('ray.model', NULL, 'owner', 'owner_oid');
 	PERFORM ray._sync_role_name_column('ray.quota', ARRAY['resource_group'], 'role', 'role_oid');
+	PERFORM ray._sync_role_name_column('ray.job_run_usage', NULL, 'owner', 'owner_oid');
 	RETURN true;
 EXCEPTION WHEN lock_not_available OR unique_violation THEN
 	RAISE WARNING 'pg_ray could not bring the names of owners and grantees up to date: %', SQLERRM

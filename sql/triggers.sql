@@ -38,12 +38,15 @@ CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.model_grant
 	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('grantee', 'grantee_oid', 'granted_by', 'granted_by_oid');
 CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.quota
 	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('role', 'role_oid');
+CREATE OR REPLACE TRIGGER bind_roles BEFORE INSERT ON ray.job_run_usage
+	FOR EACH ROW EXECUTE FUNCTION ray._bind_roles('owner', 'owner_oid');
 -- rows that logical replication applies are bound as well (it runs replica triggers only)
 ALTER TABLE ray.job ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.model ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.resource_group_grant ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.model_grant ENABLE ALWAYS TRIGGER bind_roles;
 ALTER TABLE ray.quota ENABLE ALWAYS TRIGGER bind_roles;
+ALTER TABLE ray.job_run_usage ENABLE ALWAYS TRIGGER bind_roles;
 
 /*
  * Wake the worker at commit whenever desired state changes.  The node spec

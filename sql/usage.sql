@@ -113,18 +113,40 @@ COMMENT ON FUNCTION ray._job_run_ended(ray.job, timestamptz) IS
 
 /*
  * Ray's own start and end of an attempt's driver (milliseconds since the
- * epoch), for the run recorded: a run seen only once it had finished was
- * RUNNING in pg_ray for no time at all.
+ * epoch), for its run: a run seen only once it had finished was RUNNING in
+ * pg_ray for no time at all, and one that failed and was requeued before it
+ * was seen running has no run recorded yet.  Ray's times come from the
+ * cluster, where a job's own code runs: they are taken only between the
+ * job's submission and now, else pg_ray's own are kept.
  */
 CREATE OR REPLACE FUNCTION ray._job_run_times(id bigint, run_attempt integer, start_ms bigint, end_ms bigint)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-	UPDATE ray.job_run_usage
-	SET started_at = to_timestamp(start_ms / 1000.0),
-		ended_at = greatest(to_timestamp(end_ms / 1000.0), to_timestamp(start_ms / 1000.0))
-	WHERE job_id = id AND attempt = run_attempt AND start_ms > 0 AND end_ms > 0
+DECLARE
+	job ray.job;
+	started timestamptz;
+	ended timestamptz;
+BEGIN
+	SELECT * INTO job FROM ray.job WHERE job_id = id;
+	IF NOT FOUND OR start_ms IS NULL OR end_ms IS NULL
+		OR start_ms < extract(epoch FROM job.submitted_at) * 1000 - 60000
+		OR end_ms < start_ms
+		OR end_ms > extract(epoch FROM clock_timestamp()) * 1000 + 60000 THEN
+		RETURN;
+	END IF;
+	started := to_timestamp(start_ms / 1000.0);
+	ended := least(to_timestamp(end_ms / 1000.0), clock_timestamp());
+	UPDATE ray.job_run_usage SET started_at = started, ended_at = greatest(ended, started)
+	WHERE job_id = id AND attempt = run_attempt;
+	IF NOT FOUND THEN
+		job.attempts := run_attempt;
+		PERFORM ray._job_run_ended(job, started);
+		UPDATE ray.job_run_usage SET ended_at = greatest(ended, started)
+		WHERE job_id = id AND attempt = run_attempt;
+	END IF;
+END
 $$;
 COMMENT ON FUNCTION ray._job_run_times(bigint, integer, bigint, bigint) IS
-'Set a recorded run''s times to those Ray reported for its driver.';
+'Set a run''s times to those Ray reported for its driver (within the job''s submission and now), recording the run if it was never seen running.';

@@ -29,11 +29,6 @@ DECLARE
 	n integer := 0;
 BEGIN
 	PERFORM ray._drop_stray_run_roles();
-	-- a node's life is open exactly while its slot has a process; one open without (a restored
-	-- backup's: the old server's nodes, which this database does not run) ends now
-	UPDATE ray.node_lifetime l SET ended_at = greatest(l.started_at, now())
-	WHERE l.ended_at IS NULL
-	  AND NOT EXISTS (SELECT FROM ray.node n WHERE n.node_id = l.node_id AND n.pid IS NOT NULL);
 	-- a job a user's open transaction holds (its stop_job) is left to the rounds, which
 	-- skip it too: no user holds the worker up for the others
 	FOR id IN SELECT job_id FROM ray.job WHERE state = 'SUBMITTING' ORDER BY job_id
@@ -71,6 +66,16 @@ BEGIN
 	IF roles IS DISTINCT FROM current_setting('pg_ray_worker.roles_synced', true) AND ray._sync_role_names() THEN
 		PERFORM set_config('pg_ray_worker.roles_synced', roles, false);
 	END IF;
+
+	-- A node's life is open exactly while its slot has a process.  One open without is a
+	-- restored backup's (the old server's node, which this database does not run): it ends
+	-- when its group's history last tells of anything, not now (the time between the dump and
+	-- the restore was not this database's).
+	UPDATE ray.node_lifetime l
+	SET ended_at = least(now(), greatest(l.started_at,
+		(SELECT max(e.at) FROM ray.resource_group_event e WHERE e.resource_group = l.resource_group)))
+	WHERE l.ended_at IS NULL
+	  AND NOT EXISTS (SELECT FROM ray.node n WHERE n.node_id = l.node_id AND n.pid IS NOT NULL);
 
 	-- Dropped groups: DELETING, then gone once none of their jobs is unfinished.
 	-- One a transaction still holds (a submission that failed on it, left

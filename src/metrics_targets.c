@@ -76,7 +76,17 @@ metrics_targets_write(const char *path, const char *content, char **why)
 	size_t		length = strlen(content);
 	int			fd;
 
-	fd = OpenTransientFile(temporary, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	/*
+	 * A new file, never one found there: in a directory others may write, a
+	 * link planted under the temporary name must not make the server's OS
+	 * user write through it.
+	 */
+	if (unlink(temporary) != 0 && errno != ENOENT)
+	{
+		*why = psprintf("could not remove \"%s\": %m", temporary);
+		return false;
+	}
+	fd = OpenTransientFile(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | PG_BINARY);
 	if (fd < 0)
 	{
 		*why = psprintf("could not open \"%s\": %m", temporary);

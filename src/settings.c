@@ -363,7 +363,7 @@ pg_ray_define_gucs(void)
 							"How long finished jobs and resource group events are kept.",
 							"Older ones are purged, with their events and logs, by ray.purge_history and by the worker every pg_ray.purge_interval; usage is kept apart.",
 							&pg_ray_history_retention_s,
-							30 * 86400, 1, INT_MAX,
+							30 * 86400, 86400, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);

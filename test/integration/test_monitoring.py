@@ -117,6 +117,26 @@ def test_the_targets_file_lists_every_live_node(local_nodes: psycopg.Connection,
     assert oct(monitoring.stat().st_mode & 0o777) == oct(0o644)
 
 
+def test_the_worker_never_writes_through_a_link_planted_at_the_targets_file(
+        local_nodes: psycopg.Connection, monitoring: Path, group: str) -> None:
+    """The server's OS user writes the file: a link planted under the name it writes first
+    must not make it overwrite what the link points at."""
+    db = local_nodes
+    victim = monitoring.parent / "victim.conf"
+    victim.write_text("keep me\n")
+    postgres = pwd.getpwnam("postgres")
+    os.chown(victim, postgres.pw_uid, postgres.pw_gid)
+    elsewhere = monitoring.parent / "elsewhere.json"
+    os.symlink(victim, str(elsewhere) + ".tmp")
+    try:
+        reload_settings(db, metrics_targets_file=str(elsewhere))
+        wait_for(lambda: elsewhere.exists() and json.loads(elsewhere.read_text()), "the targets file elsewhere")
+        assert not elsewhere.is_symlink()
+        assert victim.read_text() == "keep me\n"
+    finally:
+        reload_settings(db, metrics_targets_file=str(monitoring))
+
+
 def test_prometheus_has_pg_rays_job_counts_and_rays_node_metrics(local_nodes: psycopg.Connection,
                                                                  monitoring: Path, group: str) -> None:
     db = local_nodes

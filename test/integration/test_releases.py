@@ -44,7 +44,8 @@ USER = "up_alice"
 # and a restore binds them to the roles of those names in the new cluster (ray._bind_roles).
 ROLE_OIDS = {"ray.job": {"owner_oid": "owner"}, "ray.model": {"owner_oid": "owner"},
              "ray.resource_group_grant": {"grantee_oid": "grantee"},
-             "ray.model_grant": {"grantee_oid": "grantee", "granted_by_oid": "granted_by"}}
+             "ray.model_grant": {"grantee_oid": "grantee", "granted_by_oid": "granted_by"},
+             "ray.job_run_usage": {"owner_oid": "owner"}}
 
 
 def without_role_oids(rows: dict[str, list[str]]) -> dict[str, list[str]]:

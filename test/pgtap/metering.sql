@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(33);
+SELECT plan(37);
 SET LOCAL timezone = 'UTC';
 
 CREATE ROLE tap_meter_ann IN ROLE ray_user;
@@ -63,15 +63,21 @@ UPDATE ray.node_lifetime SET ended_at = NULL WHERE lifetime_id = (SELECT lifetim
 SELECT ray._local_node_started(pg_temp.node('cpu'), 105, false);
 SELECT is(pg_temp.open_lives('cpu'), 1, 'a stale open lifetime ends when its slot starts a new process');
 
--- a life left open by a node of a restored backup (no slot runs it) ends when the worker starts
+-- a life left open by a node of a restored backup (no slot runs it) ends in the worker's next round,
+-- when its group's history last told of anything
 INSERT INTO ray.node_lifetime (resource_group, kind, worker_group, node_id, spec, num_cpus, num_gpus, memory_mb,
 							   disk_gb, cpu_units, started_at)
-VALUES ('tap-m', 'worker', 'cpu', -99, 'x', 1, 0, 1024, 100, 1, now() - interval '1 day');
-SELECT ray._worker_recover();
+VALUES ('tap-m', 'worker', 'cpu', -99, 'x', 1, 0, 1024, 100, 1, now() - interval '1 day'),
+	   ('tap-gone', 'worker', 'cpu', -98, 'x', 1, 0, 1024, 100, 1, now() - interval '3 days');
+INSERT INTO ray.resource_group_event (resource_group, at, to_state, generation, actor)
+VALUES ('tap-gone', now() - interval '2 days', 'READY', 1, 'restored');
+SELECT ray._worker_reconcile();
 SELECT results_eq($$SELECT node_id, ended_at IS NOT NULL FROM ray.node_lifetime
 					WHERE resource_group = 'tap-m' AND (ended_at IS NULL OR node_id = -99) ORDER BY node_id$$,
 				  format($$VALUES (-99::bigint, true), (%s, false), (%s, false)$$, pg_temp.node('head'), pg_temp.node('cpu')),
-				  'the worker''s start ends a life no running slot has, and keeps those of running nodes');
+				  'a round ends a life no running slot has, and keeps those of running nodes');
+SELECT is((SELECT ended_at FROM ray.node_lifetime WHERE node_id = -98), now() - interval '2 days',
+		  'at the last time its group''s history tells of, not now');
 
 -- 2. A node found dead that this worker never saw alive ended when Ray last saw it
 SELECT is(ray._node_end_time(jsonb_populate_record(n,
@@ -163,6 +169,7 @@ UPDATE ray.job SET attempts = attempts + 1 WHERE job_id = :ann_job;
 SELECT ray._job_transition(:ann_job, 'SUBMITTING', 't', 't') IS NOT NULL,
 	   ray._job_transition(:ann_job, 'RUNNING', 't', 't') IS NOT NULL,
 	   ray._job_transition(:ann_job, 'SUCCEEDED', 't', 't') IS NOT NULL;
+UPDATE ray.job SET submitted_at = '2026-01-01 09:00+00' WHERE job_id = :ann_job;
 SELECT ray._job_run_times(:ann_job, 2, 1767261600000, 1767261630500);
 SELECT results_eq(format($$SELECT u.attempt, u.cpus, u.gpus, u.memory_bytes,
 								  CASE WHEN u.attempt = 1 THEN abs(extract(epoch FROM u.started_at - j.started_at)) < 0.001
@@ -177,13 +184,34 @@ SET LOCAL ROLE tap_meter_ann;
 SELECT results_eq($$SELECT job_id, owner::text COLLATE "default", runs FROM ray.job_usage$$,
 				  format($$VALUES (%s::bigint, 'tap_meter_ann'::text, 2::bigint)$$, :ann_job),
 				  'a role sees its own jobs'' usage, every run of them, and no one else''s');
-SELECT ok((SELECT cpu_seconds = 2 * run_seconds AND memory_gb_seconds = run_seconds AND last_ended_at IS NOT NULL
-				   AND run_seconds > 30
+SELECT ok((SELECT abs(cpu_seconds - 2 * run_seconds) <= 0.002 AND abs(memory_gb_seconds - run_seconds) <= 0.001
+				   AND last_ended_at IS NOT NULL AND run_seconds > 30
 		   FROM ray.job_usage), 'run time times CPUs and memory asked');
 RESET ROLE;
 SET LOCAL ROLE tap_meter_admin;
 SELECT is((SELECT count(*)::integer FROM ray.job_usage WHERE job_id IN (:ann_job, :ben_job)), 2, 'an admin sees every role''s');
 RESET ROLE;
+
+-- Ray's times only between the job's submission and now; a run never seen running is recorded from them
+SELECT ray._job_run_times(:ann_job, 2, 1, 2);
+SELECT ray._job_run_times(:ann_job, 2, 1767261600000, 9223372036854775807);
+SELECT ray._job_run_times(:ann_job, 2, 1767261600000, 1767261500000);
+SELECT is((SELECT ended_at FROM ray.job_run_usage WHERE job_id = :ann_job AND attempt = 2),
+		  timestamptz '2026-01-01 10:00:30.5+00', 'times before the submission, past now or ending before they start are not taken');
+UPDATE ray.job SET submitted_at = '2026-01-01 09:00+00' WHERE job_id = :ben_job;
+SELECT ray._job_transition(:ben_job, 'QUEUED', 'failed before it was seen running', 't') IS NOT NULL;
+DELETE FROM ray.job_run_usage WHERE job_id = :ben_job;
+SELECT ray._job_run_times(:ben_job, 1, 1767261600000, 1767261660000);
+SELECT results_eq(format($$SELECT attempt, owner::text COLLATE "default", started_at, ended_at FROM ray.job_run_usage WHERE job_id = %s$$, :ben_job),
+				  $$VALUES (1, 'tap_meter_ben'::text, timestamptz '2026-01-01 10:00+00', timestamptz '2026-01-01 10:01+00')$$,
+				  'a run Ray timed that pg_ray never saw running is recorded from Ray''s times');
+-- usage rows are bound to their owner's role like jobs
+ALTER ROLE tap_meter_ben RENAME TO tap_meter_ben2;
+SELECT ray._sync_role_names();
+SELECT is((SELECT owner::text FROM ray.job_run_usage WHERE job_id = :ben_job), 'tap_meter_ben2',
+		  'a renamed role''s usage takes its new name');
+ALTER ROLE tap_meter_ben2 RENAME TO tap_meter_ben;
+SELECT ray._sync_role_names();
 
 -- 6. By role and day
 DELETE FROM ray.job_run_usage WHERE job_id = :ann_job AND attempt = 1;

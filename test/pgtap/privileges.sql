@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS pg_ray;
-SELECT plan(121);
+SELECT plan(126);
 
 CREATE ROLE tap_admin IN ROLE ray_admin;
 CREATE ROLE tap_ann IN ROLE ray_user;
@@ -435,6 +435,11 @@ SELECT throws_ok($$SELECT ray.create_resource_group('tap-mon')$$, '42501', NULL,
 SELECT throws_ok($$SELECT ray.stop_job(1)$$, '42501', NULL, 'stops no job');
 SELECT throws_ok($$DELETE FROM ray.job$$, '42501', NULL, 'and writes no table');
 SELECT throws_ok($$SELECT * FROM ray.resource_group_secret$$, '42501', NULL, 'nor reads a token');
+SELECT throws_ok($$SELECT runtime_env FROM ray.job$$, '42501', NULL, 'nor what users hand in: runtime_env');
+SELECT throws_ok($$SELECT options FROM ray.resource_group$$, '42501', NULL, 'groups'' options');
+SELECT throws_ok($$SELECT log FROM ray.job_log$$, '42501', NULL, 'logs');
+SELECT throws_ok($$SELECT content FROM ray.job_package$$, '42501', NULL, 'working directories');
+SELECT throws_ok($$SELECT data FROM ray.model$$, '42501', NULL, 'or models');
 SELECT throws_ok($$CALL ray.purge_history()$$, '42501', NULL, 'nor purges the history');
 RESET ROLE;
 
